@@ -1,0 +1,122 @@
+"""Typed views of ``params.yaml``.
+
+Each stage parses only its own section into a msgspec ``Struct`` at the edge and
+passes it down explicitly. Unknown keys are rejected so a typo in params.yaml is
+an error that names the key, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import msgspec
+import yaml
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ConfigError(ValueError):
+    """params.yaml is missing, malformed, or breaks a rule; the message says where."""
+
+
+class IngestParams(msgspec.Struct, forbid_unknown_fields=True):
+    # Symbols of bokeh_sampledata.stocks to ingest (real daily OHLCV, 2000-2013).
+    bundled: list[str] = msgspec.field(default_factory=lambda: ["AAPL", "GOOG", "IBM", "MSFT", "FB"])
+    bundled_timeframe: str = "1d"
+    # User files named {PAIR}_{TIMEFRAME}.csv|parquet dropped here are ingested too.
+    raw_dir: str = "data/raw"
+    # Timezone that naive timestamps in raw files are in (aware ones are converted).
+    naive_timezone: str = "UTC"
+    on_invalid: Literal["error", "drop"] = "error"
+
+
+class IndicatorSpec(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    params: dict[str, int | float] = msgspec.field(default_factory=dict)
+
+
+class FeaturizeParams(msgspec.Struct, forbid_unknown_fields=True):
+    indicators: list[IndicatorSpec] = msgspec.field(default_factory=list)
+    # Candles averaged for the scale that makes candle features price-free;
+    # 10 matches TA-Lib's own candle-size averages.
+    scale_window: int = 10
+    # "path/to/file.py:function" or "package.module:function" entries.
+    custom: list[str] = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.scale_window < 1:
+            raise ValueError("featurize.scale_window must be >= 1")
+
+
+class AutolabelParams(msgspec.Struct, forbid_unknown_fields=True):
+    # TA-Lib CDL* function names; earlier entries win where spans overlap.
+    patterns: list[str] = msgspec.field(default_factory=list)
+
+
+class SplitParams(msgspec.Struct, forbid_unknown_fields=True):
+    method: Literal["temporal", "random"] = "temporal"
+    train: float = 0.7
+    val: float = 0.15
+    test: float = 0.15
+
+    def __post_init__(self) -> None:
+        for name in ("train", "val", "test"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"dataset.split.{name} must be within [0, 1]")
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"dataset.split.train + val + test must be 1.0, got {total:g}")
+
+
+class DatasetParams(msgspec.Struct, forbid_unknown_fields=True):
+    encoding: Literal["window", "bio"] = "window"
+    window_size: int = 5
+    context: int = 5
+    min_confidence: float = 0.5
+    merge: Literal["human_priority", "programmatic_priority", "both"] = "human_priority"
+    # Negative (O) windows per positive window; 0 or less keeps every unannotated candle.
+    negative_ratio: float = 1.0
+    seed: int = 42
+    # Feature columns (fnmatch patterns) fed to the model, in this order.
+    features: list[str] = msgspec.field(default_factory=lambda: ["*_rel", "body_direction"])
+    split: SplitParams = msgspec.field(default_factory=SplitParams)
+
+    def __post_init__(self) -> None:
+        if self.window_size < 1:
+            raise ValueError("dataset.window_size must be >= 1")
+        if self.context < 0:
+            raise ValueError("dataset.context must be >= 0")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError("dataset.min_confidence must be within [0, 1]")
+        if not self.features:
+            raise ValueError("dataset.features must list at least one column pattern")
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def read_params(path: Path = PARAMS_FILE) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (run from the repository root)") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def parse_section(data: dict, section: str, cls: type[S], path: Path = PARAMS_FILE) -> S:
+    """Convert one params section into its Struct; errors name the key path."""
+    try:
+        return msgspec.convert(data.get(section) or {}, cls)
+    except msgspec.ValidationError as exc:
+        # msgspec reports "... - at `$.split.train`"; point at params.yaml's key instead.
+        msg = str(exc).replace("`$", f"`{section}")
+        raise ConfigError(f"{path}: section '{section}': {msg}") from None
+
+
+def load_section(section: str, cls: type[S], path: Path = PARAMS_FILE) -> S:
+    return parse_section(read_params(path), section, cls, path)

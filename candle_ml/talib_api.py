@@ -1,0 +1,22 @@
+"""Import TA-Lib once, with an error that says how to install it."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+
+class TalibMissingError(ImportError):
+    pass
+
+
+def import_talib() -> ModuleType:
+    try:
+        import talib
+        from talib import abstract  # noqa: F401  (fails when the C library is missing)
+    except ImportError as exc:
+        raise TalibMissingError(
+            f"TA-Lib cannot be imported ({exc}). Install it with `pip install ta-lib` "
+            "(PyPI wheels for Linux/macOS/Windows bundle the C library); when building from source, "
+            "install the TA-Lib C library first (https://ta-lib.org/install/)."
+        ) from None
+    return talib
