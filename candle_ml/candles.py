@@ -1,0 +1,234 @@
+"""The canonical candle schema and its validation.
+
+One schema everywhere (files under data/candles/, the server's request bodies):
+``time`` (Int64, Unix seconds UTC, strictly increasing) and Float64
+``open, high, low, close, volume``. Validation is vectorized: each rule is one
+boolean mask, so a bad row is reported by file, row, field and rule.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+log = logging.getLogger(__name__)
+
+PRICE_COLUMNS = ("open", "high", "low", "close")
+CANDLE_COLUMNS = ("time", *PRICE_COLUMNS, "volume")
+CANDLE_SCHEMA = {"time": pl.Int64, **{c: pl.Float64 for c in (*PRICE_COLUMNS, "volume")}}
+
+# Lower-cased source header -> canonical name.
+COLUMN_ALIASES = {
+    **{a: "time" for a in ("time", "date", "datetime", "timestamp", "ts", "date_time", "time_utc", "timestamp_utc")},
+    **{a: "open" for a in ("open", "o", "open_price")},
+    **{a: "high" for a in ("high", "h", "high_price")},
+    **{a: "low" for a in ("low", "l", "low_price")},
+    **{a: "close" for a in ("close", "c", "close_price", "last")},
+    **{a: "volume" for a in ("volume", "v", "vol", "tick_volume", "tickvol")},
+}
+
+SERIES_FILE_RE = re.compile(r"^(?P<pair>[A-Za-z0-9.\-]+)_(?P<timeframe>[A-Za-z0-9]+)$")
+_TZ_SUFFIX_RE = r"(?:Z|[+-]\d{2}:?\d{2})$"
+
+
+class CandleError(ValueError):
+    """Input candles break a rule; the message names the source, row, field and rule."""
+
+
+@dataclass
+class ValidationReport:
+    rows_in: int
+    rows_out: int
+    dropped_by_rule: dict[str, int] = field(default_factory=dict)
+    volume_filled: int = 0
+
+
+def series_key(pair: str, timeframe: str) -> str:
+    return f"{pair}_{timeframe}"
+
+
+def parse_series_filename(path: Path) -> tuple[str, str]:
+    """``EURUSD_1h.csv`` -> ("EURUSD", "1h"); the pair is upper-cased."""
+    match = SERIES_FILE_RE.match(path.stem)
+    if not match:
+        raise CandleError(
+            f"{path.name}: file name must be {{PAIR}}_{{TIMEFRAME}}.csv|parquet "
+            "(letters, digits, '.' or '-' in PAIR; e.g. EURUSD_1h.csv)"
+        )
+    return match["pair"].upper(), match["timeframe"]
+
+
+def canonical_columns(columns: list[str], source: str) -> dict[str, str]:
+    """Map source headers onto the canonical names (case-insensitive aliases)."""
+    mapping: dict[str, str] = {}
+    for col in columns:
+        canon = COLUMN_ALIASES.get(col.strip().lower().replace(" ", "_"))
+        if canon is None:
+            continue
+        if canon in mapping.values():
+            other = next(k for k, v in mapping.items() if v == canon)
+            raise CandleError(f"{source}: columns '{other}' and '{col}' both mean '{canon}'; keep one")
+        mapping[col] = canon
+    missing = [c for c in ("time", *PRICE_COLUMNS) if c not in mapping.values()]
+    if missing:
+        raise CandleError(
+            f"{source}: missing required column(s) {', '.join(missing)} "
+            f"(found: {', '.join(columns)}; accepted names include Date/Datetime/timestamp, Open, High, Low, Close, Volume)"
+        )
+    return mapping
+
+
+def parse_times(values: pd.Series, naive_timezone: str = "UTC") -> np.ndarray:
+    """Timestamps of any common form -> Unix seconds (float, NaN where unparseable).
+
+    Integers are epoch seconds (or milliseconds when > 1e11); strings and datetimes
+    are parsed, naive ones taken to be in ``naive_timezone``.
+    """
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        secs = values.astype("float64").to_numpy(copy=True)
+        secs = np.where(np.abs(secs) > 1e11, secs / 1000.0, secs)
+        return np.where(np.isfinite(secs) & (secs == np.floor(secs)), secs, np.nan)
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values):
+        ts = values if isinstance(values.dtype, pd.DatetimeTZDtype) else values.dt.tz_localize(naive_timezone)
+        ts = ts.dt.tz_convert("UTC")
+    else:
+        text = values.astype("string").str.strip()
+        aware = text.str.contains(_TZ_SUFFIX_RE, regex=True).fillna(False).to_numpy(dtype=bool)
+        ts = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+        if aware.any():
+            ts[aware] = pd.to_datetime(text[aware], utc=True, errors="coerce", format="mixed")
+        if (~aware).any():
+            naive = pd.to_datetime(text[~aware], errors="coerce", format="mixed")
+            ts[~aware] = naive.dt.tz_localize(naive_timezone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+    ns = ts.to_numpy(dtype="datetime64[ns]").astype("int64").astype("float64")
+    return np.where(ts.isna().to_numpy(), np.nan, np.floor(ns / 1e9))
+
+
+def read_series_file(path: Path, naive_timezone: str = "UTC") -> tuple[pd.DataFrame, np.ndarray]:
+    """Read a user CSV/Parquet file into canonical columns.
+
+    Returns the frame (times still unvalidated, as float seconds with NaN for
+    unparseable ones) and the raw time strings for error messages.
+    """
+    if path.suffix.lower() == ".csv":
+        raw = pd.read_csv(path)
+    elif path.suffix.lower() in (".parquet", ".pq"):
+        raw = pd.read_parquet(path)
+    else:
+        raise CandleError(f"{path.name}: unsupported file type (use .csv or .parquet)")
+    mapping = canonical_columns([str(c) for c in raw.columns], path.name)
+    raw = raw.rename(columns=mapping)[list(mapping.values())]
+    frame = pd.DataFrame({"time": parse_times(raw["time"], naive_timezone)})
+    for col in (*PRICE_COLUMNS, "volume"):
+        if col in raw:
+            frame[col] = pd.to_numeric(raw[col], errors="coerce").astype("float64")
+    return frame, raw["time"].astype("string").to_numpy()
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.10g}"
+
+
+def validate_candles(
+    frame: pd.DataFrame | pl.DataFrame,
+    source: str,
+    on_invalid: str = "error",
+    raw_times: np.ndarray | None = None,
+) -> tuple[pl.DataFrame, ValidationReport]:
+    """Check every rule of the canonical schema; return clean candles and a report.
+
+    ``on_invalid="error"`` raises :class:`CandleError` naming the first bad row
+    (1-based data row), its field and the rule; ``"drop"`` removes every bad row
+    and counts them per rule. A missing volume column or value becomes 0 with a warning.
+    """
+    if isinstance(frame, pl.DataFrame):
+        frame = frame.to_pandas()
+    n = len(frame)
+    if n == 0:
+        raise CandleError(f"{source}: no rows")
+    t = frame["time"].to_numpy(dtype="float64")
+    prices = {c: frame[c].to_numpy(dtype="float64") for c in PRICE_COLUMNS}
+    o, h, low, c = (prices[k] for k in PRICE_COLUMNS)
+    volume_filled = 0
+    if "volume" in frame:
+        v = frame["volume"].to_numpy(dtype="float64").copy()
+        missing_v = np.isnan(v)
+        volume_filled = int(missing_v.sum())
+        v[missing_v] = 0.0
+    else:
+        v = np.zeros(n)
+        volume_filled = n
+    if volume_filled:
+        log.warning("%s: volume missing on %d row(s); set to 0", source, volume_filled)
+
+    def bad_time_text(i: int) -> str:
+        return repr(str(raw_times[i])) if raw_times is not None else _fmt(t[i])
+
+    # (rule, field, mask, message for row i) in the order they are checked.
+    rules: list[tuple[str, str, np.ndarray, callable]] = [
+        ("time_unparseable", "time", ~np.isfinite(t), lambda i: f"time {bad_time_text(i)} is not a timestamp"),
+    ]
+    for name in PRICE_COLUMNS:
+        p = prices[name]
+        rules.append(
+            ("price_not_finite_positive", name, ~(np.isfinite(p) & (p > 0)),
+             lambda i, name=name, p=p: f"{name} {_fmt(p[i])} must be a finite number > 0")
+        )
+    rules += [
+        ("high_below_low", "high", h < low, lambda i: f"high {_fmt(h[i])} < low {_fmt(low[i])}"),
+        ("high_below_open_close", "high", h < np.fmax(o, c),
+         lambda i: f"high {_fmt(h[i])} < {'open' if o[i] > c[i] else 'close'} {_fmt(max(o[i], c[i]))}"),
+        ("low_above_open_close", "low", low > np.fmin(o, c),
+         lambda i: f"low {_fmt(low[i])} > {'open' if o[i] < c[i] else 'close'} {_fmt(min(o[i], c[i]))}"),
+        ("volume_negative", "volume", ~np.isfinite(v) | (v < 0), lambda i: f"volume {_fmt(v[i])} must be >= 0"),
+    ]
+    bad_any = np.zeros(n, dtype=bool)
+    dropped: dict[str, int] = {}
+    for rule, fld, mask, message in rules:
+        hits = mask & ~bad_any  # count each dropped row once, under its first broken rule
+        if hits.any():
+            if on_invalid == "error":
+                i = int(np.argmax(hits))
+                raise CandleError(f"{source} row {i + 1}: {message(i)} (field '{fld}', rule {rule})")
+            dropped[rule] = int(hits.sum())
+            bad_any |= hits
+
+    # Time order among the rows that survived: each time must exceed every earlier one.
+    keep_idx = np.flatnonzero(~bad_any)
+    tk = t[keep_idx]
+    prev_max = np.maximum.accumulate(np.concatenate([[-np.inf], tk[:-1]]))
+    dup = tk == prev_max
+    unsorted = tk < prev_max
+    for rule, mask, word in (("time_duplicate", dup, "repeats"), ("time_not_increasing", unsorted, "is before")):
+        if mask.any():
+            if on_invalid == "error":
+                j = int(np.argmax(mask))
+                i = int(keep_idx[j])
+                raise CandleError(
+                    f"{source} row {i + 1}: time {bad_time_text(i)} {word} an earlier row's time "
+                    f"(field 'time', rule {rule}: times must be unique and strictly increasing)"
+                )
+            dropped[rule] = int(mask.sum())
+    keep_idx = keep_idx[~(dup | unsorted)]
+    if on_invalid == "drop" and dropped:
+        log.warning(
+            "%s: dropped %d invalid row(s): %s",
+            source, sum(dropped.values()), ", ".join(f"{k}={v}" for k, v in dropped.items()),
+        )
+    if keep_idx.size == 0:
+        raise CandleError(f"{source}: no valid rows left after dropping invalid ones ({dropped})")
+    out = pl.DataFrame(
+        {
+            "time": t[keep_idx].astype(np.int64),
+            **{k: prices[k][keep_idx] for k in PRICE_COLUMNS},
+            "volume": v[keep_idx],
+        },
+        schema=CANDLE_SCHEMA,
+    )
+    return out, ValidationReport(rows_in=n, rows_out=len(out), dropped_by_rule=dropped, volume_filled=volume_filled)
