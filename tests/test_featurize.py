@@ -1,0 +1,117 @@
+"""Candle features, TA-Lib indicators, custom features and warm-up handling."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from candle_ml.config import FeaturizeParams, IndicatorSpec
+from stages.featurize import FeatureError, drop_warmup, feature_columns, featurize
+
+from .conftest import make_candles, quiet_history
+
+CFG = FeaturizeParams(
+    indicators=[
+        IndicatorSpec("RSI", {"timeperiod": 14}),
+        IndicatorSpec("ATR", {"timeperiod": 14}),
+        IndicatorSpec("MACD", {}),
+        IndicatorSpec("BBANDS", {"timeperiod": 20}),
+    ]
+)
+
+
+def test_indicator_columns_are_named_by_params_and_outputs():
+    out = featurize(make_candles(quiet_history(60)), CFG)
+    cols = feature_columns(out)
+    assert {"rsi_14", "atr_14", "macd_macd", "macd_macdsignal", "macd_macdhist",
+            "bbands_20_upperband", "bbands_20_middleband", "bbands_20_lowerband"} <= set(cols)
+    assert out.height == 60  # the pure core keeps every row; the stage drops warm-up
+
+
+def test_candle_features_of_a_known_candle():
+    rows = quiet_history(12) + [(10.0, 13.0, 9.0, 12.0)]  # body 2, upper wick 1, lower wick 1, range 4
+    out = featurize(make_candles(rows), FeaturizeParams()).row(-1, named=True)
+    assert (out["body_size"], out["upper_wick"], out["lower_wick"], out["range"]) == (2.0, 1.0, 1.0, 4.0)
+    assert out["body_direction"] == 1.0 and out["body_to_range"] == 0.5 and out["wick_ratio"] == 0.5
+
+
+def test_zero_range_candle_gives_finite_features():
+    rows = quiet_history(40) + [(100.0, 100.0, 100.0, 100.0)] + quiet_history(5, price=100.0)
+    out = featurize(make_candles(rows), CFG)
+    kept, _ = drop_warmup(out)
+    flat = kept.filter(pl.col("range") == 0)
+    assert flat.height == 1
+    values = flat.select(feature_columns(kept)).to_numpy()
+    assert np.isfinite(values).all()
+    assert flat["body_to_range"][0] == 0.0 and flat["wick_ratio"][0] == 0.5
+
+
+def test_a_run_of_flat_candles_stays_finite():
+    rows = quiet_history(15) + [(100.0, 100.0, 100.0, 100.0)] * 15 + [(100.0, 101.0, 99.0, 100.5)]
+    kept, _ = drop_warmup(featurize(make_candles(rows), FeaturizeParams()))
+    assert np.isfinite(kept.select(feature_columns(kept)).to_numpy()).all()
+
+
+def test_scale_free_features_do_not_depend_on_price_level():
+    rows = quiet_history(40, price=1.07)
+    cheap = featurize(make_candles(rows), FeaturizeParams())
+    dear = featurize(make_candles([tuple(500 * np.asarray(r)) for r in rows]), FeaturizeParams())
+    rel = [c for c in feature_columns(cheap) if c.endswith("_rel")]
+    assert len(rel) >= 8
+    np.testing.assert_allclose(cheap.select(rel).to_numpy(), dear.select(rel).to_numpy(), rtol=1e-9, equal_nan=True)
+
+
+def test_warmup_rows_are_the_leading_nan_rows():
+    out = featurize(make_candles(quiet_history(80)), CFG)
+    kept, dropped = drop_warmup(out)
+    assert dropped == 33  # MACD(12, 26, 9) needs 33 candles, the longest lookback here
+    assert kept.height == 47 and np.isfinite(kept.select(feature_columns(kept)).to_numpy()).all()
+
+
+def test_unknown_indicator_lists_close_matches():
+    with pytest.raises(FeatureError, match=r"featurize.indicators\[0\]: unknown TA-Lib indicator 'RSII'; close matches: RSI"):
+        featurize(make_candles(quiet_history(30)), FeaturizeParams(indicators=[IndicatorSpec("RSII")]))
+
+
+def test_unknown_indicator_parameter_lists_accepted_ones():
+    spec = IndicatorSpec("RSI", {"period": 14})
+    with pytest.raises(FeatureError, match="unknown parameter\\(s\\) period \\(accepted: timeperiod\\)"):
+        featurize(make_candles(quiet_history(30)), FeaturizeParams(indicators=[spec]))
+
+
+def test_custom_features_from_a_file(tmp_path):
+    plugin = tmp_path / "myfeat.py"
+    plugin.write_text(
+        "import polars as pl\n"
+        "def two(frame):\n"
+        "    return pl.DataFrame({'hl2': (frame['high'] + frame['low']) / 2, 'one': [1.0] * frame.height})\n"
+        "def broken(frame):\n"
+        "    raise RuntimeError('boom')\n"
+        "def short(frame):\n"
+        "    return pl.Series('x', [1.0])\n"
+    )
+    candles = make_candles(quiet_history(20))
+    out = featurize(candles, FeaturizeParams(custom=[f"{plugin}:two"]))
+    np.testing.assert_allclose(out["hl2"].to_numpy(), ((candles["high"] + candles["low"]) / 2).to_numpy())
+    with pytest.raises(FeatureError, match=r"featurize.custom '.*myfeat.py:broken' raised RuntimeError: boom"):
+        featurize(candles, FeaturizeParams(custom=[f"{plugin}:broken"]))
+    with pytest.raises(FeatureError, match=r"myfeat.py:short': returned 1 rows for 20 candles"):
+        featurize(candles, FeaturizeParams(custom=[f"{plugin}:short"]))
+    with pytest.raises(FeatureError, match="has no function 'nope'"):
+        featurize(candles, FeaturizeParams(custom=[f"{plugin}:nope"]))
+    with pytest.raises(FeatureError, match="expected 'path/to/file.py:function'"):
+        featurize(candles, FeaturizeParams(custom=["no_colon"]))
+
+
+def test_custom_feature_from_a_module():
+    out = featurize(make_candles(quiet_history(20)), FeaturizeParams(custom=["tests.custom_feature_example:log_volume"]))
+    assert "log_volume" in out.columns
+
+
+def test_nan_inside_a_series_is_refused_before_talib():
+    candles = make_candles(quiet_history(20)).with_columns(
+        close=pl.when(pl.int_range(pl.len()) == 7).then(float("nan")).otherwise(pl.col("close"))
+    )
+    with pytest.raises(ValueError, match="row 8 has a non-finite price"):
+        featurize(candles, CFG)
