@@ -1,0 +1,121 @@
+"""Span annotations: one format for human exports, the feedback log and programmatic labels.
+
+``{"id", "pair", "timeframe", "start_time", "end_time", "label", "confidence",
+"source", "model_prediction"}``; a file holds ``{"annotations": [...]}`` or a bare
+list; the feedback log holds one span per line. Errors name file, entry and field.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import msgspec
+
+log = logging.getLogger(__name__)
+
+Source = Literal["human", "human_correction", "model_confirmed", "programmatic"]
+HUMAN_SOURCES = frozenset({"human", "human_correction", "model_confirmed"})
+
+
+class AnnotationError(ValueError):
+    """An annotation file breaks the format; the message names file, entry and field."""
+
+
+class Span(msgspec.Struct, omit_defaults=False):
+    pair: str
+    timeframe: str
+    start_time: int
+    end_time: int
+    label: str
+    id: str | None = None
+    confidence: float = 1.0
+    source: Source = "human"
+    # The prediction a correction or dismissal answers (label string or the prediction object).
+    model_prediction: str | dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.end_time < self.start_time:
+            raise ValueError(f"end_time {self.end_time} is before start_time {self.start_time}")
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"confidence {self.confidence} must be within [0, 1]")
+        if not self.label.strip():
+            raise ValueError("label must not be empty")
+        if not self.pair.strip() or not self.timeframe.strip():
+            raise ValueError("pair and timeframe must not be empty")
+
+    @property
+    def is_human(self) -> bool:
+        return self.source in HUMAN_SOURCES
+
+
+class AnnotationFile(msgspec.Struct):
+    annotations: list[Span]
+
+
+_span_decoder = msgspec.json.Decoder(Span)
+_file_decoder = msgspec.json.Decoder(AnnotationFile | list[Span])
+
+
+def _where(exc: msgspec.ValidationError) -> str:
+    # msgspec says "... - at `$.annotations[3].start_time`"; turn that into "entry 3, field start_time".
+    text = str(exc)
+    msg, _, path = text.partition(" - at `")
+    path = path.rstrip("`")
+    if msg.startswith("Invalid enum value") and path.endswith(".source"):
+        msg += f" (allowed: {', '.join(get_args(Source))})"
+    if not path:
+        return msg
+    parts = path.replace("$.annotations", "$").lstrip("$")
+    if parts.startswith("["):
+        idx, _, rest = parts[1:].partition("]")
+        fld = rest.lstrip(".")
+        return f"entry {idx}{f', field {fld}' if fld else ''}: {msg}"
+    return f"{parts.lstrip('.')}: {msg}"
+
+
+def read_annotation_file(path: Path) -> list[Span]:
+    try:
+        decoded = _file_decoder.decode(Path(path).read_bytes())
+    except msgspec.ValidationError as exc:
+        raise AnnotationError(f"{path}: {_where(exc)}") from None
+    except msgspec.DecodeError as exc:
+        raise AnnotationError(f"{path}: not valid JSON ({exc})") from None
+    return decoded.annotations if isinstance(decoded, AnnotationFile) else decoded
+
+
+def read_feedback_log(path: Path) -> tuple[list[Span], int]:
+    """Read the append-only feedback log; returns (spans, torn_lines_skipped).
+
+    A last line that is not valid JSON is a write torn by a crash: skipped with a
+    warning. Anything malformed before it is an error naming the line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return [], 0
+    lines = path.read_bytes().split(b"\n")
+    spans: list[Span] = []
+    torn = 0
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            spans.append(_span_decoder.decode(line))
+        except msgspec.ValidationError as exc:
+            raise AnnotationError(f"{path} line {i + 1}: {_where(exc)}") from None
+        except msgspec.DecodeError as exc:
+            if i == last:
+                log.warning("%s line %d: incomplete last line skipped (torn write): %s", path, i + 1, exc)
+                torn += 1
+                continue
+            raise AnnotationError(f"{path} line {i + 1}: not valid JSON ({exc})") from None
+    return spans, torn
+
+
+def write_annotation_file(path: Path, spans: list[Span], **extra: Any) -> None:
+    """Write ``{"annotations": [...], **extra}`` (extra keys carry stage metadata)."""
+    payload = {"annotations": spans, **extra}
+    Path(path).write_bytes(msgspec.json.format(msgspec.json.encode(payload), indent=1))
+
