@@ -163,6 +163,18 @@ def place_spans(
     return placed
 
 
+def latest_by_id(anns: list[Annotation], skipped: Skipped) -> list[Annotation]:
+    """A later annotation with the same id (a trader's correction) replaces the earlier one."""
+    last = {a.span.id: i for i, a in enumerate(anns) if a.span.id is not None}
+    kept = []
+    for i, a in enumerate(anns):
+        if a.span.id is not None and last[a.span.id] != i:
+            skipped.add("superseded", a, f"replaced by {anns[last[a.span.id]].origin} (same id '{a.span.id}')")
+        else:
+            kept.append(a)
+    return kept
+
+
 def coverage_counts(spans: list[Placed], n_by_series: dict[str, int]) -> dict[str, np.ndarray]:
     """Per series, prefix sums of how many spans cover each candle (for O(1) overlap queries)."""
     diff = {k: np.zeros(n + 1, dtype=np.int64) for k, n in n_by_series.items()}
@@ -308,6 +320,7 @@ def build_dataset(
     by_key = {s.key: s for s in series}
     n_by_series = {k: s.frame.height for k, s in by_key.items()}
     skipped = Skipped()
+    human = latest_by_id(human, skipped)
     human_placed = place_spans(human, by_key, params.min_confidence, skipped)
     prog_placed = place_spans(programmatic, by_key, params.min_confidence, skipped)
     agreement = agreement_rate(human_placed, prog_placed, n_by_series)
@@ -437,7 +450,7 @@ def dataset_metrics(
         "avg_span_length": round(float(np.mean([p.length for p in used])), 4) if used else 0.0,
         "agreement_rate": None if agreement is None else round(agreement, 4),
         "skipped_annotations": {r: skipped.counts.get(r, 0) for r in
-                                ("below_min_confidence", "unknown_series", "no_matching_candle", "in_warmup")},
+                                ("below_min_confidence", "unknown_series", "no_matching_candle", "in_warmup", "superseded")},
         "overridden_by_merge": overridden,
         "purged_at_split_boundary": purged,
     }

@@ -64,7 +64,8 @@ def test_annotations_outside_the_data_are_counted_not_kept():
     ]
     res = build_dataset([series()], human, [], PRIORITY, params())
     skipped = res.metrics["skipped_annotations"]
-    assert skipped == {"below_min_confidence": 1, "unknown_series": 1, "no_matching_candle": 2, "in_warmup": 0}
+    assert skipped == {"below_min_confidence": 1, "unknown_series": 1, "no_matching_candle": 2, "in_warmup": 0,
+                       "superseded": 0}
     assert res.metrics["label_counts"]["doji"] == 1
     examples = res.report["examples"]["no_matching_candle"]
     assert len(examples) == 2 and "test doji@-5" in examples[0]
@@ -104,6 +105,14 @@ def test_dismissal_is_an_explicit_negative_that_overrides_the_rule():
     r = rows(res, time=t(10))
     assert (r["label"][0], r["source"][0]) == ("O", "human_correction")
     assert res.metrics["agreement_rate"] == 0.0
+
+
+def test_a_later_annotation_with_the_same_id_replaces_the_earlier():
+    first = span(5, 7, "bullish_engulfing", id="a1")
+    correction = span(6, 7, "bullish_engulfing", id="a1")  # the trader narrowed the span in the feedback log
+    res = build_dataset([series()], [first, correction], [], PRIORITY, params())
+    assert [label_at(res, i) for i in (5, 6, 7)] == ["O", "bullish_engulfing", "bullish_engulfing"]
+    assert res.metrics["skipped_annotations"]["superseded"] == 1
 
 
 def test_agreement_rate_counts_human_spans_overlapping_rules():

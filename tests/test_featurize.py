@@ -115,3 +115,13 @@ def test_nan_inside_a_series_is_refused_before_talib():
     )
     with pytest.raises(ValueError, match="row 8 has a non-finite price"):
         featurize(candles, CFG)
+
+
+def test_missing_talib_says_how_to_install(monkeypatch):
+    import sys
+
+    from candle_ml.talib_api import TalibMissingError, import_talib
+
+    monkeypatch.setitem(sys.modules, "talib", None)  # makes `import talib` raise ImportError
+    with pytest.raises(TalibMissingError, match="pip install ta-lib"):
+        import_talib()
