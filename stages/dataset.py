@@ -348,41 +348,18 @@ def build_dataset(
         if params.merge == "both":
             h_labels, _ = paint(n, [p for p in mine if p.span.source != "programmatic"])
             p_labels, _ = paint(n, [p for p in mine if p.span.source == "programmatic"])
-            base["label_human"] = np.where(h_labels == None, NO_PATTERN, h_labels)  # noqa: E711
-            base["label_programmatic"] = np.where(p_labels == None, NO_PATTERN, p_labels)  # noqa: E711
+            base["label_human"] = _or_o(h_labels)
+            base["label_programmatic"] = _or_o(p_labels)
         values = s.frame.select(feature_cols).to_numpy()
-
         if params.encoding == "bio":
-            layers = bio_layers(n, mine)
-            cols = {**base, **{("tag" if i == 0 else f"tag_{i + 1}"): t for i, t in enumerate(layers)}}
-            cols["label"] = np.where(labels == None, NO_PATTERN, labels)  # noqa: E711
-            cols["source"] = sources
-            frame = pl.DataFrame({k: list(v) if v.dtype == object else v for k, v in cols.items()})
-            parts.append(frame.hstack(pl.DataFrame(values.astype(np.float32), schema=feature_cols, orient="row")))
+            parts.append(encode_bio(base, labels, sources, mine, values, feature_cols))
             continue
-
-        annotated = labels != None  # noqa: E711  (includes explicit O from dismissals)
-        unlabeled = np.flatnonzero(~annotated)
-        chosen = [np.flatnonzero(annotated)]
-        for code in range(3):
-            pool = unlabeled[codes[unlabeled] == code]
-            positives = int(((labels != None) & (labels != NO_PATTERN) & (codes == code)).sum())  # noqa: E711
-            k = pool.size if params.negative_ratio <= 0 else min(pool.size, int(round(params.negative_ratio * positives)))
-            chosen.append(np.sort(rng.choice(pool, size=k, replace=False)) if k else pool[:0])
-        anchors = np.unique(np.concatenate(chosen))
+        anchors = sample_anchors(labels, codes, params.negative_ratio, rng)
         if params.split.method == "temporal":
             cross = straddles(anchors, spec, lo[anchors], hi[anchors], n)
             purged += int(cross.sum())
             anchors = anchors[~cross]
-        windows = build_windows(values, anchors, spec)
-        lab = np.where(labels[anchors] == None, NO_PATTERN, labels[anchors])  # noqa: E711
-        frame = pl.DataFrame({k: (list(v[anchors]) if v.dtype == object else v[anchors]) for k, v in base.items()})
-        frame = frame.with_columns(
-            label=pl.Series(list(lab), dtype=pl.String),
-            source=pl.Series(list(sources[anchors]), dtype=pl.String),
-            labels=pl.Series(_covering_labels(n, mine, anchors), dtype=pl.List(pl.String)),
-        )
-        parts.append(frame.hstack(pl.DataFrame(windows, schema=window_columns(feature_cols, spec), orient="row")))
+        parts.append(encode_windows(base, labels, sources, mine, values, feature_cols, anchors, spec))
 
     if not parts:
         raise ValueError("dataset: no rows (every series is empty after warm-up)")
@@ -405,6 +382,53 @@ def build_dataset(
     # Too detailed for `dvc metrics show`; kept beside the dataset.
     report = {"skipped_annotations": dict(skipped.counts), "examples": skipped.examples, **details}
     return DatasetResult(frame, schema, metrics, report)
+
+
+def _column(values: np.ndarray) -> list | np.ndarray:
+    return list(values) if values.dtype == object else values
+
+
+def _or_o(labels: np.ndarray) -> np.ndarray:
+    return np.where(labels == None, NO_PATTERN, labels)  # noqa: E711  (None: no span covers the candle)
+
+
+def encode_bio(
+    base: dict[str, np.ndarray], labels: np.ndarray, sources: np.ndarray, spans: list[Placed],
+    values: np.ndarray, feature_cols: list[str],
+) -> pl.DataFrame:
+    """One row per candle: BIO tag columns, the primary label, the candle's own features."""
+    tags = {("tag" if i == 0 else f"tag_{i + 1}"): t for i, t in enumerate(bio_layers(len(labels), spans))}
+    cols = {**base, **tags, "label": _or_o(labels), "source": sources}
+    frame = pl.DataFrame({k: _column(v) for k, v in cols.items()})
+    return frame.hstack(pl.DataFrame(values.astype(np.float32), schema=feature_cols, orient="row"))
+
+
+def sample_anchors(labels: np.ndarray, codes: np.ndarray, negative_ratio: float, rng: np.random.Generator) -> np.ndarray:
+    """Every annotated candle (dismissals included) plus sampled unannotated ones, per split."""
+    annotated = labels != None  # noqa: E711
+    positive = annotated & (labels != NO_PATTERN)
+    unlabeled = np.flatnonzero(~annotated)
+    chosen = [np.flatnonzero(annotated)]
+    for code in range(len(SPLITS)):
+        pool = unlabeled[codes[unlabeled] == code]
+        want = int(round(negative_ratio * int((positive & (codes == code)).sum())))
+        k = pool.size if negative_ratio <= 0 else min(pool.size, want)
+        chosen.append(np.sort(rng.choice(pool, size=k, replace=False)) if k else pool[:0])
+    return np.unique(np.concatenate(chosen))
+
+
+def encode_windows(
+    base: dict[str, np.ndarray], labels: np.ndarray, sources: np.ndarray, spans: list[Placed],
+    values: np.ndarray, feature_cols: list[str], anchors: np.ndarray, spec: WindowSpec,
+) -> pl.DataFrame:
+    """One row per anchor candle: its labels and the flattened window of features around it."""
+    frame = pl.DataFrame({k: _column(v[anchors]) for k, v in base.items()}).with_columns(
+        label=pl.Series(list(_or_o(labels[anchors])), dtype=pl.String),
+        source=pl.Series(list(sources[anchors]), dtype=pl.String),
+        labels=pl.Series(_covering_labels(len(labels), spans, anchors), dtype=pl.List(pl.String)),
+    )
+    windows = build_windows(values, anchors, spec)
+    return frame.hstack(pl.DataFrame(windows, schema=window_columns(feature_cols, spec), orient="row"))
 
 
 def _covering_labels(n: int, spans: list[Placed], anchors: np.ndarray) -> list[list[str]]:
@@ -459,12 +483,11 @@ def dataset_metrics(
 # ---------------------------------------------------------------- stage entry point
 
 
-def load_series(features_dir: Path, coverage: dict[str, dict[str, int | None]]) -> tuple[list[SeriesFrame], int]:
+def load_series(index: list[dict], coverage: dict[str, dict[str, int | None]]) -> tuple[list[SeriesFrame], int]:
     """Feature frames per series, trimmed to where programmatic labels are defined; returns rows trimmed."""
-    index = read_json(features_dir / "index.json")["series"]
     out, trimmed = [], 0
     for e in index:
-        frame = pl.read_parquet(features_dir / e["file"])
+        frame = pl.read_parquet(FEATURES_DIR / e["file"])
         key = series_key(e["pair"], e["timeframe"])
         labeled_from = coverage.get(key, {}).get("labeled_from")
         if labeled_from is not None and frame.height:
@@ -479,11 +502,12 @@ def main(params_file: Path = typer.Option(Path("params.yaml"), "--params", help=
     def run() -> None:
         params = load_section("dataset", DatasetParams, params_file)
         auto = read_autolabel(AUTOLABEL_FILE)
-        series, trimmed = load_series(FEATURES_DIR, auto.coverage)
+        index = read_json(FEATURES_DIR / "index.json")["series"]
+        series, trimmed = load_series(index, auto.coverage)
         human, torn = read_human_annotations(HUMAN_DIR, FEEDBACK_FILE)
         programmatic = [Annotation(sp, "autolabel") for sp in auto.annotations]
         result = build_dataset(series, human, programmatic, auto.label_priority, params)
-        warmup = sum(e["warmup_rows_dropped"] for e in read_json(FEATURES_DIR / "index.json")["series"])
+        warmup = sum(e["warmup_rows_dropped"] for e in index)
         metrics = {**result.metrics, "warmup_rows_dropped": warmup + trimmed, "feedback_torn_lines": torn,
                    "human_annotations": len(human)}
         shutil.rmtree(OUT_DIR, ignore_errors=True)
