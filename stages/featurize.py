@@ -73,7 +73,11 @@ def candle_features(candles: pl.DataFrame, scale_window: int) -> pl.DataFrame:
     def rel(expr: pl.Expr, denom: pl.Expr = scale) -> pl.Expr:
         return (expr / denom).clip(-REL_CLIP, REL_CLIP)
 
-    prev_close = c.shift(1).fill_null(float("nan"))
+    def prev(expr: pl.Expr, k: int = 1) -> pl.Expr:
+        return expr.shift(k).fill_null(float("nan"))
+
+    prev_close = prev(c)
+    body_mid = (o + c) / 2
     return candles.select(
         range=rng,
         body_size=body,
@@ -90,11 +94,20 @@ def candle_features(candles: pl.DataFrame, scale_window: int) -> pl.DataFrame:
         lower_wick_rel=rel(lower),
         gap_rel=rel(o - prev_close),
         close_change_rel=rel(c - prev_close),
-        high_change_rel=rel(h - h.shift(1).fill_null(float("nan"))),
-        low_change_rel=rel(low - low.shift(1).fill_null(float("nan"))),
-        body_top_change_rel=rel(body_top - body_top.shift(1).fill_null(float("nan"))),
-        body_bottom_change_rel=rel(body_bottom - body_bottom.shift(1).fill_null(float("nan"))),
+        high_change_rel=rel(h - prev(h)),
+        low_change_rel=rel(low - prev(low)),
+        body_top_change_rel=rel(body_top - prev(body_top)),
+        body_bottom_change_rel=rel(body_bottom - prev(body_bottom)),
         body_vs_avg_body_rel=rel(body, avg_body),
+        # Relations that two- and three-candle patterns are defined by: opening beyond the
+        # previous extreme (piercing, dark cloud), closing past the previous body's midpoint,
+        # bodies gapping away from the previous body (stars), closing into the body two back.
+        open_vs_prev_high_rel=rel(o - prev(h)),
+        open_vs_prev_low_rel=rel(o - prev(low)),
+        close_vs_prev_mid_rel=rel(c - prev(body_mid)),
+        body_gap_up_rel=rel(body_bottom - prev(body_top)),
+        body_gap_down_rel=rel(prev(body_bottom) - body_top),
+        close_vs_mid_2back_rel=rel(c - prev(body_mid, 2)),
     )
 
 
