@@ -14,8 +14,9 @@ highest-priority span winning) and encoded per ``dataset.encoding``:
   ``tag``; spans overlapping it go to ``tag_2``, ``tag_3``, ...
 
 Outputs: ``data/dataset/dataset.parquet``, ``data/dataset/schema.json`` (what a
-model needs to rebuild its inputs), ``data/dataset/report.json`` (skipped
-annotations with examples) and ``metrics/dataset.json``.
+model needs to rebuild its inputs), ``data/dataset/reference.parquet`` (every
+candle's reference label, for span-level evaluation), ``data/dataset/report.json``
+(skipped annotations with examples) and ``metrics/dataset.json``.
 """
 
 from __future__ import annotations
@@ -302,6 +303,7 @@ class DatasetResult:
     schema: dict
     metrics: dict
     report: dict
+    reference: pl.DataFrame  # every candle: pair, timeframe, time, split, label, label_rule
 
 
 def build_dataset(
@@ -330,7 +332,9 @@ def build_dataset(
     feature_cols = select_features([c for c in series[0].frame.columns if c != "time"], params.features)
     spec = WindowSpec(params.window_size, params.context)
     rng = np.random.default_rng(params.seed)
+    rules_only = priority_order([], prog_placed, params.merge, label_priority)
     parts: list[pl.DataFrame] = []
+    references: list[pl.DataFrame] = []
     purged = 0
     for s in series:
         n = s.frame.height
@@ -345,6 +349,13 @@ def build_dataset(
             "time": s.times,
             "split": np.asarray(SPLITS, dtype=object)[codes],
         }
+        # Every candle's reference label, and what the TA-Lib rules alone say (the
+        # evaluate stage scores sliding-window predictions against these).
+        rule_labels, _ = paint(n, [p for p in rules_only if p.series == s.key])
+        references.append(pl.DataFrame({k: _column(v) for k, v in base.items()}).with_columns(
+            label=pl.Series(list(_or_o(labels)), dtype=pl.String),
+            label_rule=pl.Series(list(_or_o(rule_labels)), dtype=pl.String),
+        ))
         if params.merge == "both":
             h_labels, _ = paint(n, [p for p in mine if p.span.source != "programmatic"])
             p_labels, _ = paint(n, [p for p in mine if p.span.source == "programmatic"])
@@ -381,7 +392,7 @@ def build_dataset(
     }
     # Too detailed for `dvc metrics show`; kept beside the dataset.
     report = {"skipped_annotations": dict(skipped.counts), "examples": skipped.examples, **details}
-    return DatasetResult(frame, schema, metrics, report)
+    return DatasetResult(frame, schema, metrics, report, pl.concat(references, how="vertical"))
 
 
 def _column(values: np.ndarray) -> list | np.ndarray:
@@ -502,7 +513,8 @@ def main(params_file: Path = typer.Option(Path("params.yaml"), "--params", help=
     def run() -> None:
         params = load_section("dataset", DatasetParams, params_file)
         auto = read_autolabel(AUTOLABEL_FILE)
-        index = read_json(FEATURES_DIR / "index.json")["series"]
+        features_index = read_json(FEATURES_DIR / "index.json")
+        index = features_index["series"]
         series, trimmed = load_series(index, auto.coverage)
         human, torn = read_human_annotations(HUMAN_DIR, FEEDBACK_FILE)
         programmatic = [Annotation(sp, "autolabel") for sp in auto.annotations]
@@ -513,7 +525,11 @@ def main(params_file: Path = typer.Option(Path("params.yaml"), "--params", help=
         shutil.rmtree(OUT_DIR, ignore_errors=True)
         OUT_DIR.mkdir(parents=True)
         result.frame.write_parquet(OUT_DIR / "dataset.parquet")
-        write_json(OUT_DIR / "schema.json", result.schema)
+        result.reference.write_parquet(OUT_DIR / "reference.parquet")
+        # What a model needs to rebuild its inputs from raw candles: featurize config and warm-up.
+        schema = {**result.schema, "featurize": features_index["config"],
+                  "warmup": max((e["warmup_rows_dropped"] for e in index), default=0)}
+        write_json(OUT_DIR / "schema.json", schema)
         write_json(OUT_DIR / "report.json", result.report)
         write_json(METRICS, metrics)
         for reason, examples in result.report["examples"].items():

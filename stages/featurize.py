@@ -108,6 +108,12 @@ def candle_features(candles: pl.DataFrame, scale_window: int) -> pl.DataFrame:
         body_gap_up_rel=rel(body_bottom - prev(body_top)),
         body_gap_down_rel=rel(prev(body_bottom) - body_top),
         close_vs_mid_2back_rel=rel(c - prev(body_mid, 2)),
+        # Hammer-like shapes: shadows against the body itself, and where the body sits
+        # against the previous candle's extremes (the trend context TA-Lib checks).
+        lower_wick_to_body_rel=rel(lower, pl.max_horizontal(body, scale * 0.01)),
+        upper_wick_to_body_rel=rel(upper, pl.max_horizontal(body, scale * 0.01)),
+        body_bottom_vs_prev_low_rel=rel(body_bottom - prev(low)),
+        body_top_vs_prev_high_rel=rel(body_top - prev(h)),
     )
 
 
@@ -279,7 +285,8 @@ def main(params_file: Path = typer.Option(Path("params.yaml"), "--params", help=
             out_index.append({**entry, "rows": kept.height, "warmup_rows_dropped": dropped,
                               "candles_first_time": entry["first_time"],
                               "first_time": int(kept["time"][0]) if kept.height else None})
-        write_json(OUT_DIR / "index.json", {"series": out_index, "feature_columns": columns})
+        # The config travels with the features so a model bundle can rebuild them without params.yaml.
+        write_json(OUT_DIR / "index.json", {"series": out_index, "feature_columns": columns, "config": cfg})
         write_json(
             METRICS,
             {

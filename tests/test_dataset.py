@@ -105,6 +105,9 @@ def test_dismissal_is_an_explicit_negative_that_overrides_the_rule():
     r = rows(res, time=t(10))
     assert (r["label"][0], r["source"][0]) == ("O", "human_correction")
     assert res.metrics["agreement_rate"] == 0.0
+    ref = res.reference.filter(pl.col("time") == t(10)).row(0, named=True)
+    assert (ref["label"], ref["label_rule"]) == ("O", "doji")  # reference follows the trader, rule column the rule
+    assert res.reference.height == N
 
 
 def test_a_later_annotation_with_the_same_id_replaces_the_earlier():
