@@ -93,6 +93,49 @@ class DatasetParams(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError("dataset.features must list at least one column pattern")
 
 
+class XGBoostParams(msgspec.Struct, forbid_unknown_fields=True):
+    n_estimators: int = 400  # an upper bound: early stopping on the val split picks the round
+    max_depth: int = 6
+    learning_rate: float = 0.2
+    subsample: float = 0.9
+    colsample_bytree: float = 0.8
+    min_child_weight: float = 1.0
+    reg_lambda: float = 1.0
+    early_stopping_rounds: int = 40
+    n_jobs: int | None = None  # None: all cores
+
+
+class RandomForestParams(msgspec.Struct, forbid_unknown_fields=True):
+    n_estimators: int = 300
+    max_depth: int | None = None
+    min_samples_leaf: int = 1
+    max_features: str | float | None = "sqrt"
+    n_jobs: int | None = -1
+
+
+class TrainParams(msgspec.Struct, forbid_unknown_fields=True):
+    model_type: str = "xgboost"
+    class_weight: Literal["balanced", "none"] = "balanced"
+    seed: int = 42
+    device: Literal["cpu", "cuda"] = "cpu"
+    xgboost: XGBoostParams = msgspec.field(default_factory=XGBoostParams)
+    random_forest: RandomForestParams = msgspec.field(default_factory=RandomForestParams)
+
+
+class EvaluateParams(msgspec.Struct, forbid_unknown_fields=True):
+    # A predicted span matches a reference span of the same label when their
+    # intersection-over-union exceeds this.
+    min_overlap: float = 0.5
+    top_features: int = 25  # bars in feature_importance.png
+
+
+class MlflowParams(msgspec.Struct, forbid_unknown_fields=True):
+    experiment: str = "candle-ml"
+    registered_model: str = ""  # empty: log the model, do not register it
+    alias: str = "candidate"
+    required: bool = False  # False: warn and go on when the tracking store is unreachable
+
+
 S = TypeVar("S", bound=msgspec.Struct)
 
 

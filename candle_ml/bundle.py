@@ -1,0 +1,148 @@
+"""The model bundle in ``models/``: the fitted model plus everything needed to
+reproduce its preprocessing without ``params.yaml``.
+
+``load_bundle`` is the one loader (evaluate, the MLflow pyfunc and the server all
+use it); ``Bundle.predict`` runs the pipeline's own ``featurize`` and window
+functions on raw candles and predicts every candle that has enough history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from candle_ml.config import FeaturizeParams
+from candle_ml.models import PatternModel, load_model
+from candle_ml.patterns import NO_PATTERN
+from candle_ml.windows import WindowSpec, build_windows
+from stages.featurize import drop_warmup, featurize
+
+BUNDLE_FILE = "bundle.json"
+FORMAT_VERSION = 1
+
+# Chart colours: greens for bullish, reds for bearish, blues for the rest; O is grey.
+_BULLISH = ["#26a69a", "#2e7d32", "#66bb6a", "#00897b", "#9ccc65", "#43a047", "#1b5e20", "#80cbc4"]
+_BEARISH = ["#ef5350", "#c62828", "#ff7043", "#ad1457", "#e57373", "#d84315", "#b71c1c", "#f48fb1"]
+_NEUTRAL = ["#42a5f5", "#7e57c2", "#ffca28", "#26c6da", "#5c6bc0", "#ab47bc", "#ffa726", "#8d6e63"]
+
+
+class LabelInfo(msgspec.Struct):
+    name: str
+    color: str
+
+
+class TrainingInfo(msgspec.Struct):
+    trained_at: str  # ISO 8601, UTC
+    run_id: str | None = None  # MLflow run
+    git_commit: str | None = None
+    dataset_version: str | None = None  # the hash DVC recorded for data/dataset
+    params: dict[str, Any] = msgspec.field(default_factory=dict)  # the train section used
+    fit: dict[str, Any] = msgspec.field(default_factory=dict)  # e.g. best_iteration
+    class_counts: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)  # split -> label -> rows
+
+
+class BundleMeta(msgspec.Struct):
+    model_type: str
+    labels: list[LabelInfo]  # in the model's output order
+    featurize: FeaturizeParams
+    window_size: int
+    context: int
+    feature_columns: list[str]
+    input_columns: list[str]
+    warmup: int  # leading candles of a series whose features are undefined
+    min_history: int  # candles a prediction needs before it (warm-up + the window's left side)
+    label_priority: list[str]
+    training: TrainingInfo
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def window(self) -> WindowSpec:
+        return WindowSpec(self.window_size, self.context)
+
+    @property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+
+def label_colors(names: list[str]) -> list[LabelInfo]:
+    counters = {"bullish": 0, "bearish": 0, "other": 0}
+    out = []
+    for name in names:
+        if name == NO_PATTERN:
+            out.append(LabelInfo(name, "#9e9e9e"))
+            continue
+        kind = "bullish" if name.startswith("bullish_") else "bearish" if name.startswith("bearish_") else "other"
+        palette = {"bullish": _BULLISH, "bearish": _BEARISH, "other": _NEUTRAL}[kind]
+        out.append(LabelInfo(name, palette[counters[kind] % len(palette)]))
+        counters[kind] += 1
+    return out
+
+
+@dataclass
+class Prediction:
+    time: np.ndarray
+    label: np.ndarray  # object: label name, or None where the candle lacks the history needed
+    confidence: np.ndarray  # float: probability of the label, NaN where label is None
+    proba: np.ndarray  # (n, n_labels), NaN rows where label is None
+
+
+@dataclass
+class Bundle:
+    meta: BundleMeta
+    model: PatternModel
+    path: Path
+
+    def predict(self, candles: pl.DataFrame) -> Prediction:
+        """Per-candle predictions for validated canonical candles of one series."""
+        n = candles.height
+        names = np.asarray(self.meta.label_names, dtype=object)
+        labels = np.full(n, None, dtype=object)
+        confidence = np.full(n, np.nan)
+        proba = np.full((n, len(names)), np.nan)
+        times = candles["time"].to_numpy()
+        if n <= self.meta.warmup:
+            return Prediction(times, labels, confidence, proba)
+        kept, first = drop_warmup(featurize(candles, self.meta.featurize))
+        values = kept.select(self.meta.feature_columns).to_numpy()
+        # Windows are built over the rows after the warm-up, as in the dataset stage.
+        anchors = np.arange(max(self.meta.min_history - first, 0), kept.height)
+        if anchors.size:
+            p = self.model.predict_proba(build_windows(values, anchors, self.meta.window))
+            rows = anchors + first
+            proba[rows] = p
+            best = p.argmax(axis=1)
+            labels[rows] = names[best]
+            confidence[rows] = p[np.arange(len(best)), best]
+        return Prediction(times, labels, confidence, proba)
+
+
+def save_bundle(directory: Path, model: PatternModel, meta: BundleMeta) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory)
+    (directory / BUNDLE_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(meta), indent=2))
+
+
+class BundleError(ValueError):
+    pass
+
+
+def load_bundle(path: Path | str) -> Bundle:
+    """Read a bundle directory written by the train stage."""
+    path = Path(path)
+    meta_file = path / BUNDLE_FILE
+    if not meta_file.is_file():
+        raise BundleError(f"{path}: no {BUNDLE_FILE} here; run `dvc repro` to train a model, or point at a bundle directory")
+    try:
+        meta = msgspec.json.decode(meta_file.read_bytes(), type=BundleMeta)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise BundleError(f"{meta_file}: not a valid bundle description ({exc})") from None
+    if meta.format_version != FORMAT_VERSION:
+        raise BundleError(f"{meta_file}: bundle format {meta.format_version}, this code reads {FORMAT_VERSION}")
+    return Bundle(meta, load_model(meta.model_type, path), path)
+

@@ -1,0 +1,31 @@
+"""MLflow pyfunc that takes raw candles, for `mlflow models serve` and `mlflow.pyfunc.load_model`.
+
+Logged as "models from code": MLflow runs this file to build the model, so no
+pickled Python object is stored. The model's one artifact is the bundle; input is
+a frame of candles (time, open, high, low, close, volume) of one series, output
+one row per candle: time, label (None without enough history), confidence.
+"""
+
+from __future__ import annotations
+
+import mlflow.pyfunc
+import pandas as pd
+from mlflow.models import set_model
+
+
+class CandlePatternModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        from candle_ml.bundle import load_bundle
+
+        self.bundle = load_bundle(context.artifacts["bundle"])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        from candle_ml.candles import validate_candles
+
+        frame = pd.DataFrame(model_input).rename(columns=str.lower)
+        candles, _ = validate_candles(frame, "model input", on_invalid="error")
+        pred = self.bundle.predict(candles)
+        return pd.DataFrame({"time": pred.time, "label": pred.label, "confidence": pred.confidence})
+
+
+set_model(CandlePatternModel())

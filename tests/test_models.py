@@ -1,0 +1,101 @@
+"""Model registry, class weights, training and the bundle round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from candle_ml import models
+from candle_ml.bundle import load_bundle, save_bundle
+from candle_ml.config import FeaturizeParams, RandomForestParams, TrainParams, XGBoostParams
+from candle_ml.models import UnknownModelType, create_model
+from stages.autolabel import autolabel
+from stages.dataset import Annotation, SeriesFrame, build_dataset
+from stages.featurize import drop_warmup, featurize
+from stages.train import bundle_meta, sample_weights, train
+
+from .conftest import make_candles, quiet_history
+
+
+def test_unknown_model_type_lists_the_supported_ones():
+    with pytest.raises(UnknownModelType, match="unknown model type 'lstm' \\(supported: xgboost, random_forest\\)"):
+        create_model("lstm", None, 3, 0, "cpu")
+
+
+def test_balanced_class_weights():
+    w = sample_weights(np.array([0, 0, 0, 1]), "balanced")
+    np.testing.assert_allclose(w, [2 / 3, 2 / 3, 2 / 3, 2.0])  # n / (classes * count)
+    assert sample_weights(np.array([0, 1]), "none") is None
+
+
+@pytest.fixture(scope="module")
+def small_dataset():
+    """Featurized synthetic candles with TA-Lib doji/engulfing labels, as the pipeline builds them."""
+    rng = np.random.default_rng(3)
+    rows = quiet_history(400, seed=1)
+    rows = [(o, h, lo, o + (c - o) * rng.choice([1.0, 0.02, -1.5])) for o, h, lo, c in rows]
+    rows = [(o, max(h, o, c) + 0.1, min(lo, o, c) - 0.1, c) for o, h, lo, c in rows]
+    candles = make_candles(rows)
+    cfg = FeaturizeParams()
+    kept, warm = drop_warmup(featurize(candles, cfg))
+    spans = autolabel(candles, ["CDLENGULFING", "CDLDOJI"], "SYN", "1d")
+    priority = ["bullish_engulfing", "bearish_engulfing", "doji"]
+    from candle_ml.config import DatasetParams
+
+    res = build_dataset([SeriesFrame("SYN", "1d", kept, int(candles["time"][0]))], [],
+                        [Annotation(s, "autolabel") for s in spans], priority,
+                        DatasetParams(window_size=3, context=1, features=["*_rel"]))
+    schema = {**res.schema, "featurize": {"indicators": [], "scale_window": 10, "custom": []}, "warmup": warm}
+    return candles, res.frame, schema
+
+
+def test_train_passes_class_weights_to_the_model(small_dataset, monkeypatch):
+    _, frame, schema = small_dataset
+    seen = {}
+
+    class Recorder:
+        model_type, file_name = "recorder", "x"
+
+        def __init__(self, params, n_classes, seed, device):
+            pass
+
+        def fit(self, X, y, sample_weight, X_val, y_val):
+            seen["w"], seen["y"] = sample_weight, y
+            return {}
+
+    monkeypatch.setitem(models.MODEL_TYPES, "recorder", Recorder)  # a new type plugs in with one entry
+    train(frame, schema, TrainParams(model_type="recorder", class_weight="balanced"))
+    y, w = seen["y"], seen["w"]
+    totals = [w[y == k].sum() for k in np.unique(y)]
+    np.testing.assert_allclose(totals, totals[0])  # every class weighs the same in total
+
+
+@pytest.mark.parametrize(
+    "params", [TrainParams(model_type="xgboost", xgboost=XGBoostParams(n_estimators=20, n_jobs=1)),
+               TrainParams(model_type="random_forest", random_forest=RandomForestParams(n_estimators=20, n_jobs=1))],
+    ids=["xgboost", "random_forest"],
+)
+def test_bundle_round_trip_gives_the_same_predictions(small_dataset, tmp_path, params):
+    candles, frame, schema = small_dataset
+    result = train(frame, schema, params)
+    meta = bundle_meta(result, schema, params, run_id=None)
+    save_bundle(tmp_path, result.model, meta)
+    bundle = load_bundle(tmp_path)
+    assert bundle.meta.label_names == result.classes and bundle.meta.labels[0].color == "#9e9e9e"
+    pred = bundle.predict(candles)
+    assert all(lab is None for lab in pred.label[: meta.min_history])  # not enough history
+    assert all(lab is not None for lab in pred.label[meta.min_history:])
+    # Same inputs through the in-memory model: identical probabilities.
+    from candle_ml.windows import build_windows
+
+    kept, first = drop_warmup(featurize(candles, meta.featurize))
+    anchors = np.arange(meta.min_history - first, kept.height)
+    X = build_windows(kept.select(meta.feature_columns).to_numpy(), anchors, meta.window)
+    np.testing.assert_allclose(pred.proba[anchors + first], result.model.predict_proba(X), rtol=1e-6)
+    assert (pl.Series(pred.label[meta.min_history:]) != "O").sum() > 0
+
+
+def test_loading_a_directory_without_a_bundle_says_what_to_do(tmp_path):
+    with pytest.raises(ValueError, match="no bundle.json here; run `dvc repro`"):
+        load_bundle(tmp_path)
