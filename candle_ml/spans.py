@@ -1,0 +1,84 @@
+"""Per-candle labels -> spans, and span-level matching.
+
+Serving groups its per-candle predictions into spans with ``group_spans``;
+evaluation groups predictions and reference labels the same way and matches
+them with ``match_spans``, so the metric scores exactly what the chart shows.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from candle_ml.patterns import NO_PATTERN
+
+
+class LabelSpan(NamedTuple):
+    start: int  # first candle index
+    end: int  # last candle index (inclusive)
+    label: str
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+def group_spans(labels: np.ndarray | list) -> list[LabelSpan]:
+    """Runs of consecutive equal labels, skipping ``O`` and ``None`` (no prediction)."""
+    arr = np.asarray(labels, dtype=object)
+    if arr.size == 0:
+        return []
+    change = np.flatnonzero(arr[1:] != arr[:-1]) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change - 1, [arr.size - 1]])
+    return [
+        LabelSpan(int(s), int(e), arr[s])
+        for s, e in zip(starts, ends, strict=True)
+        if arr[s] is not None and arr[s] != NO_PATTERN
+    ]
+
+
+def overlap_ratio(a: LabelSpan, b: LabelSpan) -> float:
+    """Intersection over union of two candle ranges."""
+    inter = min(a.end, b.end) - max(a.start, b.start) + 1
+    if inter <= 0:
+        return 0.0
+    return inter / (a.length + b.length - inter)
+
+
+class SpanScore(NamedTuple):
+    precision: float
+    recall: float
+    f1: float
+    support: int  # reference spans
+    predicted: int
+    matched: int
+
+
+def match_spans(predicted: list[LabelSpan], reference: list[LabelSpan], min_overlap: float = 0.5) -> dict[str, SpanScore]:
+    """Per-label span precision/recall/F1: a prediction matches a reference span of the
+    same label when their overlap ratio is strictly above ``min_overlap`` (one to one)."""
+    labels = sorted({s.label for s in predicted} | {s.label for s in reference})
+    scores: dict[str, SpanScore] = {}
+    for label in labels:
+        preds = [s for s in predicted if s.label == label]
+        refs = [s for s in reference if s.label == label]
+        used: set[int] = set()
+        matched = 0
+        j0 = 0
+        for p in preds:  # both lists are ordered by start: sweep the references once
+            while j0 < len(refs) and refs[j0].end < p.start:
+                j0 += 1
+            j = j0
+            while j < len(refs) and refs[j].start <= p.end:
+                if j not in used and overlap_ratio(p, refs[j]) > min_overlap:
+                    used.add(j)
+                    matched += 1
+                    break
+                j += 1
+        precision = matched / len(preds) if preds else 0.0
+        recall = matched / len(refs) if refs else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        scores[label] = SpanScore(precision, recall, f1, len(refs), len(preds), matched)
+    return scores
