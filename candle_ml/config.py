@@ -29,6 +29,10 @@ class IngestParams(msgspec.Struct, forbid_unknown_fields=True):
     # Timezone that naive timestamps in raw files are in (aware ones are converted).
     naive_timezone: str = "UTC"
     on_invalid: Literal["error", "drop"] = "error"
+    # Training-only augmentation: "mirror" adds each series reflected upside down
+    # (bullish <-> bearish shapes; TA-Lib labels them afresh). The dataset stage keeps
+    # only their train-split rows, so validation and test stay real data.
+    augment: list[Literal["mirror"]] = msgspec.field(default_factory=list)
 
 
 class IndicatorSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -96,7 +100,7 @@ class DatasetParams(msgspec.Struct, forbid_unknown_fields=True):
 class XGBoostParams(msgspec.Struct, forbid_unknown_fields=True):
     n_estimators: int = 400  # an upper bound: early stopping on the val split picks the round
     max_depth: int = 6
-    learning_rate: float = 0.2
+    learning_rate: float = 0.3
     subsample: float = 0.9
     colsample_bytree: float = 0.8
     min_child_weight: float = 1.0

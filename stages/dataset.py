@@ -61,6 +61,7 @@ class SeriesFrame:
     timeframe: str
     frame: pl.DataFrame
     candles_first_time: int  # first raw candle: spans before the feature rows are warm-up, not unknown
+    augmented: bool = False  # made by ingest.augment: contributes train rows only
 
     @property
     def key(self) -> str:
@@ -352,10 +353,11 @@ def build_dataset(
         # Every candle's reference label, and what the TA-Lib rules alone say (the
         # evaluate stage scores sliding-window predictions against these).
         rule_labels, _ = paint(n, [p for p in rules_only if p.series == s.key])
-        references.append(pl.DataFrame({k: _column(v) for k, v in base.items()}).with_columns(
-            label=pl.Series(list(_or_o(labels)), dtype=pl.String),
-            label_rule=pl.Series(list(_or_o(rule_labels)), dtype=pl.String),
-        ))
+        if not s.augmented:  # evaluation is on real candles only
+            references.append(pl.DataFrame({k: _column(v) for k, v in base.items()}).with_columns(
+                label=pl.Series(list(_or_o(labels)), dtype=pl.String),
+                label_rule=pl.Series(list(_or_o(rule_labels)), dtype=pl.String),
+            ))
         if params.merge == "both":
             h_labels, _ = paint(n, [p for p in mine if p.span.source != "programmatic"])
             p_labels, _ = paint(n, [p for p in mine if p.span.source == "programmatic"])
@@ -363,9 +365,12 @@ def build_dataset(
             base["label_programmatic"] = _or_o(p_labels)
         values = s.frame.select(feature_cols).to_numpy()
         if params.encoding == "bio":
-            parts.append(encode_bio(base, labels, sources, mine, values, feature_cols))
+            bio = encode_bio(base, labels, sources, mine, values, feature_cols)
+            parts.append(bio.filter(pl.col("split") == "train") if s.augmented else bio)
             continue
         anchors = sample_anchors(labels, codes, params.negative_ratio, rng)
+        if s.augmented:
+            anchors = anchors[codes[anchors] == 0]
         if params.split.method == "temporal":
             cross = straddles(anchors, spec, lo[anchors], hi[anchors], n)
             purged += int(cross.sum())
@@ -375,10 +380,13 @@ def build_dataset(
     if not parts:
         raise ValueError("dataset: no rows (every series is empty after warm-up)")
     frame = pl.concat(parts, how="vertical")
+    augmented_keys = [series_key(s.pair, s.timeframe) for s in series if s.augmented]
+    augmented_rows = frame.filter(pl.concat_str("pair", pl.lit("_"), "timeframe").is_in(augmented_keys)).height
     labels_present = [NO_PATTERN] + [lab for lab in label_priority if lab in set(frame["label"])]
     labels_present += sorted(set(frame["label"]) - set(labels_present))
     used = [p for p in ordered if p.span.label != NO_PATTERN]
     details, metrics = dataset_metrics(frame, used, agreement, skipped, overridden, purged)
+    metrics["augmented_rows"] = augmented_rows
     schema = {
         "encoding": params.encoding,
         "feature_columns": feature_cols,
@@ -505,7 +513,7 @@ def load_series(index: list[dict], coverage: dict[str, dict[str, int | None]]) -
             keep = frame.filter(pl.col("time") >= labeled_from)
             trimmed += frame.height - keep.height
             frame = keep
-        out.append(SeriesFrame(e["pair"], e["timeframe"], frame, e["candles_first_time"]))
+        out.append(SeriesFrame(e["pair"], e["timeframe"], frame, e["candles_first_time"], bool(e.get("augmented_from"))))
     return out, trimmed
 
 

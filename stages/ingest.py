@@ -36,6 +36,9 @@ METRICS = Path("metrics/ingest.json")
 RAW_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
+MIRROR_SUFFIX = "-MIRROR"
+
+
 @dataclass
 class Series:
     pair: str
@@ -43,6 +46,7 @@ class Series:
     source: str
     candles: pl.DataFrame
     report: ValidationReport
+    augmented_from: str | None = None  # key of the real series this one was made from
 
     @property
     def key(self) -> str:
@@ -97,6 +101,25 @@ def ingest(params: IngestParams) -> list[Series]:
     return [out[k] for k in sorted(out)]
 
 
+def mirror(candles: pl.DataFrame) -> pl.DataFrame:
+    """Reflect prices about the series' highest high: p -> 2*M - p (high and low swap roles).
+
+    Candle shapes and sizes are kept exactly, directions flip, prices stay positive.
+    """
+    top = 2 * float(candles["high"].max())
+    return candles.with_columns(
+        open=top - pl.col("open"), high=top - pl.col("low"), low=top - pl.col("high"), close=top - pl.col("close"),
+    )
+
+
+def augmented(series: list[Series], kinds: list[str]) -> list[Series]:
+    out = []
+    if "mirror" in kinds:
+        out += [Series(s.pair + MIRROR_SUFFIX, s.timeframe, f"mirror of {s.key}", mirror(s.candles), s.report, s.key)
+                for s in series]
+    return out
+
+
 def series_index(series: list[Series]) -> list[dict]:
     return [
         {
@@ -107,6 +130,7 @@ def series_index(series: list[Series]) -> list[dict]:
             "rows": s.candles.height,
             "first_time": int(s.candles["time"][0]),
             "last_time": int(s.candles["time"][-1]),
+            "augmented_from": s.augmented_from,
         }
         for s in series
     ]
@@ -116,6 +140,7 @@ def main(params_file: Path = typer.Option(Path("params.yaml"), "--params", help=
     def run() -> None:
         params = load_section("ingest", IngestParams, params_file)
         series = ingest(params)
+        series += augmented(series, params.augment)
         shutil.rmtree(OUT_DIR, ignore_errors=True)
         OUT_DIR.mkdir(parents=True)
         for s in series:
@@ -129,9 +154,10 @@ def main(params_file: Path = typer.Option(Path("params.yaml"), "--params", help=
         write_json(
             METRICS,
             {
-                "series": len(series),
-                "rows": sum(s.candles.height for s in series),
-                "rows_per_series": {s.key: s.candles.height for s in series},
+                "series": sum(1 for s in series if not s.augmented_from),
+                "rows": sum(s.candles.height for s in series if not s.augmented_from),
+                "rows_per_series": {s.key: s.candles.height for s in series if not s.augmented_from},
+                "augmented_series": sum(1 for s in series if s.augmented_from),
                 "dropped_rows": dropped,
                 "volume_filled_with_zero": sum(s.report.volume_filled for s in series),
             },

@@ -76,3 +76,15 @@ def test_eighty_signals_have_lower_confidence():
         make_candles(list(zip(f["open"], f["high"], f["low"], f["close"], strict=True))), ["CDLENGULFING"], "AAPL", "1d"
     )
     assert {s.confidence for s in spans} == {0.8, 1.0}
+
+
+def test_mirrored_series_flips_direction_and_keeps_shapes():
+    from stages.ingest import mirror
+
+    candles = engulfing_series()
+    flipped = mirror(candles)
+    assert (flipped["high"] - flipped["low"]).to_list() == pytest.approx((candles["high"] - candles["low"]).to_list())
+    assert ((flipped["close"] - flipped["open"]) == -(candles["close"] - candles["open"])).all()
+    assert (flipped["low"] > 0).all() and (flipped["high"] >= flipped[["open", "close"]].max_horizontal()).all()
+    last = autolabel(flipped, ["CDLENGULFING"], "TEST-MIRROR", "1d")[-1]
+    assert last.label == "bearish_engulfing" and last.end_time == T0 + 16 * DAY

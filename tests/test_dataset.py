@@ -202,3 +202,14 @@ def test_feature_selection_errors_name_the_pattern():
         build_dataset([series()], [], [], PRIORITY, params(features=["nope_*"]))
     res = build_dataset([series()], [], [], PRIORITY, params(features=["x_rel", "gone_*"]))
     assert res.schema["feature_columns"] == ["x_rel"]
+
+
+def test_augmented_series_only_add_training_rows():
+    real, synthetic = series("AAA"), series("AAA-MIRROR")
+    synthetic.augmented = True
+    programmatic = [prog(i, i, "doji", pair=p) for p in ("AAA", "AAA-MIRROR") for i in range(0, N, 3)]
+    res = build_dataset([real, synthetic], [], programmatic, PRIORITY, params())
+    assert set(rows(res, pair="AAA-MIRROR")["split"]) == {"train"}
+    assert set(rows(res, pair="AAA")["split"]) == {"train", "val", "test"}
+    assert set(res.reference["pair"]) == {"AAA"}  # evaluation stays on real candles
+    assert res.metrics["augmented_rows"] == rows(res, pair="AAA-MIRROR").height > 0
