@@ -114,6 +114,10 @@ def candle_features(candles: pl.DataFrame, scale_window: int) -> pl.DataFrame:
         upper_wick_to_body_rel=rel(upper, pl.max_horizontal(body, scale * 0.01)),
         body_bottom_vs_prev_low_rel=rel(body_bottom - prev(low)),
         body_top_vs_prev_high_rel=rel(body_top - prev(h)),
+        # Penetration into an earlier body as a share of that body: TA-Lib's piercing/dark
+        # cloud (0.5) and star (0.3) thresholds are fixed numbers on exactly this ratio.
+        close_into_prev_body_rel=rel(c - prev(c), pl.max_horizontal(prev(body), scale * 0.01)),
+        close_into_body_2back_rel=rel(c - prev(c, 2), pl.max_horizontal(prev(body, 2), scale * 0.01)),
     )
 
 
