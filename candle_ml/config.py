@@ -113,7 +113,7 @@ class RandomForestParams(msgspec.Struct, forbid_unknown_fields=True):
     n_estimators: int = 300
     max_depth: int | None = None
     min_samples_leaf: int = 1
-    max_features: str | float | None = "sqrt"
+    max_features: str | float | None = 0.1
     n_jobs: int | None = -1
 
 
