@@ -9,6 +9,7 @@ one row per candle: time, label (None without enough history), confidence.
 from __future__ import annotations
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 from mlflow.models import set_model
 
@@ -25,7 +26,15 @@ class CandlePatternModel(mlflow.pyfunc.PythonModel):
         frame = pd.DataFrame(model_input).rename(columns=str.lower)
         candles, _ = validate_candles(frame, "model input", on_invalid="error")
         pred = self.bundle.predict(candles)
-        return pd.DataFrame({"time": pred.time, "label": pred.label, "confidence": pred.confidence})
+        # Object columns keep None for candles without enough history: pandas would turn it
+        # into NaN, which the scoring server writes as the invalid JSON token NaN.
+        return pd.DataFrame(
+            {
+                "time": pred.time,
+                "label": pd.Series(pred.label, dtype=object),
+                "confidence": pd.Series(np.where(np.isnan(pred.confidence), None, pred.confidence), dtype=object),
+            }
+        )
 
 
 set_model(CandlePatternModel())

@@ -168,3 +168,5 @@ def test_experiments_are_compared_and_tracked_in_mlflow(tmp_path_factory):
     candles = pl.read_parquet(repo / "data/candles/IBM_1d.parquet").tail(300).to_pandas()
     out = model.predict(candles)
     assert len(out) == 300 and out["label"].iloc[-50:].notna().all()
+    # Candles without enough history come back as None (JSON null), never NaN.
+    assert out["label"].iloc[0] is None and out["confidence"].iloc[0] is None
