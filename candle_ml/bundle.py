@@ -23,6 +23,7 @@ from candle_ml.windows import WindowSpec, build_windows
 from stages.featurize import drop_warmup, featurize
 
 BUNDLE_FILE = "bundle.json"
+PREDICT_BLOCK = 20_000  # candles whose windows are built and predicted together
 FORMAT_VERSION = 1
 
 # Chart colours: greens for bullish, reds for bearish, blues for the rest; O is grey.
@@ -55,7 +56,7 @@ class BundleMeta(msgspec.Struct):
     feature_columns: list[str]
     input_columns: list[str]
     warmup: int  # leading candles of a series whose features are undefined
-    min_history: int  # candles a prediction needs before it (warm-up + the window's left side)
+    min_history: int  # candles a prediction needs before it: features converged + the window's left side
     label_priority: list[str]
     training: TrainingInfo
     format_version: int = FORMAT_VERSION
@@ -111,9 +112,12 @@ class Bundle:
         values = kept.select(self.meta.feature_columns).to_numpy()
         # Windows are built over the rows after the warm-up, as in the dataset stage.
         anchors = np.arange(max(self.meta.min_history - first, 0), kept.height)
-        if anchors.size:
-            p = self.model.predict_proba(build_windows(values, anchors, self.meta.window))
-            rows = anchors + first
+        # In blocks, so a long series never holds all its windows (~2 KB per candle) at once.
+        for block in np.array_split(anchors, max(1, -(-anchors.size // PREDICT_BLOCK))):
+            if not block.size:
+                continue
+            p = self.model.predict_proba(build_windows(values, block, self.meta.window))
+            rows = block + first
             proba[rows] = p
             best = p.argmax(axis=1)
             labels[rows] = names[best]

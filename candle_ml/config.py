@@ -47,10 +47,15 @@ class FeaturizeParams(msgspec.Struct, forbid_unknown_fields=True):
     scale_window: int = 10
     # "path/to/file.py:function" or "package.module:function" entries.
     custom: list[str] = msgspec.field(default_factory=list)
+    # Served predictions need enough history for exponential indicators to agree with
+    # the whole-series values within this relative tolerance (measured by the stage).
+    convergence_tolerance: float = 1e-6
 
     def __post_init__(self) -> None:
         if self.scale_window < 1:
             raise ValueError("featurize.scale_window must be >= 1")
+        if not 0 < self.convergence_tolerance < 1:
+            raise ValueError("featurize.convergence_tolerance must be between 0 and 1")
 
 
 class AutolabelParams(msgspec.Struct, forbid_unknown_fields=True):

@@ -534,9 +534,11 @@ def main(params_file: Path = typer.Option(Path("params.yaml"), "--params", help=
         OUT_DIR.mkdir(parents=True)
         result.frame.write_parquet(OUT_DIR / "dataset.parquet")
         result.reference.write_parquet(OUT_DIR / "reference.parquet")
-        # What a model needs to rebuild its inputs from raw candles: featurize config and warm-up.
-        schema = {**result.schema, "featurize": features_index["config"],
-                  "warmup": max((e["warmup_rows_dropped"] for e in index), default=0)}
+        # What a model needs to rebuild its inputs from raw candles: featurize config, warm-up,
+        # and the history after which features match the whole series.
+        warmup_rows = max((e["warmup_rows_dropped"] for e in index), default=0)
+        schema = {**result.schema, "featurize": features_index["config"], "warmup": warmup_rows,
+                  "history": features_index.get("history_candles", warmup_rows)}
         write_json(OUT_DIR / "schema.json", schema)
         write_json(OUT_DIR / "report.json", result.report)
         write_json(METRICS, metrics)

@@ -9,6 +9,7 @@ warm-up) hold NaN and are dropped by the stage (``drop_warmup``), per series.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.util
 import logging
@@ -49,44 +50,55 @@ def candle_features(candles: pl.DataFrame, scale_window: int) -> pl.DataFrame:
     Scale-free versions divide by the mean range of the previous ``scale_window``
     candles (TA-Lib compares candle sizes with the same kind of average), so one
     model serves $1.07 FX and $500 stocks, and survives unadjusted splits.
+    numpy, not polars expressions: a polars select of this size costs ~7 ms of planning
+    whatever the length, which is most of a served request; this costs ~0.3 ms.
     """
-    o, h, low, c = (pl.col(k) for k in ("open", "high", "low", "close"))
-    body_top = pl.max_horizontal(o, c)
-    body_bottom = pl.min_horizontal(o, c)
+    o, h, low, c = (candles[k].to_numpy().astype(np.float64, copy=False) for k in ("open", "high", "low", "close"))
+    n = len(c)
+    body_top, body_bottom = np.maximum(o, c), np.minimum(o, c)
     rng = h - low
-    body = (c - o).abs()
+    body = np.abs(c - o)
     upper = h - body_top
     lower = body_bottom - low
     wicks = upper + lower
 
-    def prev_mean(expr: pl.Expr) -> pl.Expr:
-        # Mean over the previous N candles, not including this one (NaN until N exist).
-        return expr.rolling_mean(window_size=scale_window).shift(1).fill_null(float("nan"))
+    def prev(x: np.ndarray, k: int = 1) -> np.ndarray:
+        out = np.full(n, np.nan)
+        out[k:] = x[: n - k] if n > k else out[k:]
+        return out
 
-    def floored(avg: pl.Expr) -> pl.Expr:
-        # max_horizontal would skip NaN, so keep warm-up NaN explicitly.
-        return pl.when(avg.is_nan()).then(float("nan")).otherwise(pl.max_horizontal(avg, c * MIN_SCALE_FRACTION))
+    def prev_mean(x: np.ndarray) -> np.ndarray:
+        # Mean over the previous N candles, not including this one (NaN until N exist).
+        # Each window is summed on its own, so the value never depends on older history.
+        out = np.full(n, np.nan)
+        if n > scale_window:
+            out[scale_window:] = np.lib.stride_tricks.sliding_window_view(x, scale_window).mean(axis=1)[:-1]
+        return out
+
+    def floored(avg: np.ndarray) -> np.ndarray:
+        return np.maximum(avg, c * MIN_SCALE_FRACTION)  # NaN (warm-up) stays NaN
 
     scale = floored(prev_mean(rng))
     avg_body = floored(prev_mean(body))
 
-    def rel(expr: pl.Expr, denom: pl.Expr = scale) -> pl.Expr:
-        return (expr / denom).clip(-REL_CLIP, REL_CLIP)
+    def rel(x: np.ndarray, denom: np.ndarray = scale) -> np.ndarray:
+        return np.clip(x / denom, -REL_CLIP, REL_CLIP)
 
-    def prev(expr: pl.Expr, k: int = 1) -> pl.Expr:
-        return expr.shift(k).fill_null(float("nan"))
+    def safe_ratio(num: np.ndarray, den: np.ndarray, default: float) -> np.ndarray:
+        return np.divide(num, den, out=np.full(n, default), where=den > 0)
 
     prev_close = prev(c)
     body_mid = (o + c) / 2
-    return candles.select(
+    tiny_body = scale * 0.01  # keeps shadow/body ratios finite for doji-like bodies
+    columns = dict(
         range=rng,
         body_size=body,
-        body_direction=(c - o).sign(),
+        body_direction=np.sign(c - o),
         upper_wick=upper,
         lower_wick=lower,
         # Share of the wicks that is above the body: 1 = all upper, 0 = all lower, 0.5 = none/even.
-        wick_ratio=pl.when(wicks > 0).then(upper / wicks).otherwise(0.5),
-        body_to_range=pl.when(rng > 0).then(body / rng).otherwise(0.0),
+        wick_ratio=safe_ratio(upper, wicks, 0.5),
+        body_to_range=safe_ratio(body, rng, 0.0),
         gap=o - prev_close,
         range_rel=rel(rng),
         body_rel=rel(body),
@@ -110,19 +122,28 @@ def candle_features(candles: pl.DataFrame, scale_window: int) -> pl.DataFrame:
         close_vs_mid_2back_rel=rel(c - prev(body_mid, 2)),
         # Hammer-like shapes: shadows against the body itself, and where the body sits
         # against the previous candle's extremes (the trend context TA-Lib checks).
-        lower_wick_to_body_rel=rel(lower, pl.max_horizontal(body, scale * 0.01)),
-        upper_wick_to_body_rel=rel(upper, pl.max_horizontal(body, scale * 0.01)),
+        lower_wick_to_body_rel=rel(lower, np.maximum(body, tiny_body)),
+        upper_wick_to_body_rel=rel(upper, np.maximum(body, tiny_body)),
         body_bottom_vs_prev_low_rel=rel(body_bottom - prev(low)),
         body_top_vs_prev_high_rel=rel(body_top - prev(h)),
         # Penetration into an earlier body as a share of that body: TA-Lib's piercing/dark
         # cloud (0.5) and star (0.3) thresholds are fixed numbers on exactly this ratio.
-        close_into_prev_body_rel=rel(c - prev(c), pl.max_horizontal(prev(body), scale * 0.01)),
-        close_into_body_2back_rel=rel(c - prev(c, 2), pl.max_horizontal(prev(body, 2), scale * 0.01)),
+        close_into_prev_body_rel=rel(c - prev(c), np.maximum(prev(body), tiny_body)),
+        close_into_body_2back_rel=rel(c - prev(c, 2), np.maximum(prev(body, 2), tiny_body)),
     )
+    return pl.DataFrame(columns)
 
 
 def _param_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+@functools.lru_cache(maxsize=None)
+def _function_info(name: str) -> dict:
+    """TA-Lib's description of a function (building it costs ~0.1 ms, paid per request otherwise)."""
+    from talib import abstract
+
+    return abstract.Function(name).info
 
 
 def indicator_columns(spec: IndicatorSpec, where: str = "featurize.indicators") -> tuple[Callable, list[str]]:
@@ -136,7 +157,7 @@ def indicator_columns(spec: IndicatorSpec, where: str = "featurize.indicators") 
         close = difflib.get_close_matches(name, known, n=4, cutoff=0.5)
         hint = f"; close matches: {', '.join(close)}" if close else ""
         raise FeatureError(f"{where}: unknown TA-Lib indicator '{spec.name}'{hint}")
-    info = abstract.Function(name).info
+    info = _function_info(name)
     unknown = sorted(set(spec.params) - set(info["parameters"]))
     if unknown:
         raise FeatureError(
@@ -268,17 +289,79 @@ def drop_warmup(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     return frame.slice(first_ok), first_ok
 
 
+# Convergence is measured on chunks starting this deep into a series (so the full-history
+# reference has itself converged) and this long; the measured count is padded by
+# HISTORY_SAFETY because other series may start further from their steady state.
+CONVERGENCE_START = 500
+CONVERGENCE_CHUNK = 1000
+CONVERGENCE_STEP = 500
+HISTORY_SAFETY = 1.25
+
+
+def unconverged_rows(full: pl.DataFrame, chunk_start: int, cfg: FeaturizeParams, tolerance: float) -> tuple[int, str | None]:
+    """Leading rows of a chunk whose features differ from the full series' by more than ``tolerance``.
+
+    Exponential indicators (RSI, ATR, ADX...: TA-Lib's "unstable period") depend on every
+    earlier candle, so a request carrying a chunk of a series sees slightly different
+    values until the chunk's own start is forgotten. ``full`` is ``featurize`` of the whole
+    series; the chunk ``[chunk_start, chunk_start + CONVERGENCE_CHUNK)`` is featurized on its
+    own. Differences are relative to each column's typical size. Returns the count and the
+    column that converged last (None when none differs).
+    """
+    cols = feature_columns(full)
+    candles = full.select(CANDLE_COLUMNS)[chunk_start: chunk_start + CONVERGENCE_CHUNK]
+    ref = full.select(cols)[chunk_start: chunk_start + candles.height].to_numpy()
+    got = featurize(candles, cfg).select(cols).to_numpy()
+    scale = np.nanmedian(np.abs(full.select(cols).to_numpy()), axis=0)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    both_nan = np.isnan(ref) & np.isnan(got)
+    differs = ~both_nan & ~(np.abs(ref - got) <= tolerance * np.maximum(np.abs(ref), scale))
+    rows = np.nonzero(differs.any(axis=1))[0]
+    if rows.size == 0:
+        return 0, None
+    last = int(rows[-1])
+    return last + 1, cols[int(np.argmax(differs[last]))]
+
+
+def history_to_converge(series: dict[str, pl.DataFrame], cfg: FeaturizeParams, tolerance: float) -> tuple[int | None, dict]:
+    """Candles a request needs before its features match the full series within ``tolerance``.
+
+    Measured on every chunk start ``CONVERGENCE_START, +STEP, ...`` of every series long
+    enough, padded by ``HISTORY_SAFETY``. None when no series is long enough to measure.
+    A feature still differing at the end of a chunk depends on the whole history (OBV, AD):
+    no request could reproduce it, so that is an error naming the column.
+    """
+    worst, where = 0, None
+    for key, full in series.items():
+        for start in range(CONVERGENCE_START, full.height - CONVERGENCE_CHUNK // 2 + 1, CONVERGENCE_STEP):
+            rows, column = unconverged_rows(full, start, cfg, tolerance)
+            chunk = min(CONVERGENCE_CHUNK, full.height - start)
+            if rows > chunk * 0.9:
+                raise FeatureError(
+                    f"featurize: feature '{column}' still differs after {chunk} candles when {key} is cut at row "
+                    f"{start + 1}: it depends on the whole history (cumulative indicators such as OBV or AD do), "
+                    "so a served request could never reproduce it; remove it from featurize"
+                )
+            if rows > worst:
+                worst, where = rows, (key, start, column)
+    if where is None and not any(f.height >= CONVERGENCE_START + CONVERGENCE_CHUNK // 2 for f in series.values()):
+        return None, {}
+    needed = int(np.ceil(worst * HISTORY_SAFETY))
+    return needed, {"measured": worst, "series": where[0] if where else None, "column": where[2] if where else None}
+
+
 def main(params_file: Path = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read")) -> None:
     def run() -> None:
         cfg = load_section("featurize", FeaturizeParams, params_file)
         index = read_json(IN_DIR / "index.json")["series"]
         shutil.rmtree(OUT_DIR, ignore_errors=True)
         OUT_DIR.mkdir(parents=True)
-        out_index, warmup = [], {}
+        out_index, warmup, full = [], {}, {}
         columns: list[str] = []
         for entry in index:
             key = Path(entry["file"]).stem
             frame = featurize(pl.read_parquet(IN_DIR / entry["file"]), cfg)
+            full[key] = frame
             kept, dropped = drop_warmup(frame)
             columns = feature_columns(frame)
             if kept.height == 0:
@@ -289,8 +372,19 @@ def main(params_file: Path = typer.Option(Path("params.yaml"), "--params", help=
             out_index.append({**entry, "rows": kept.height, "warmup_rows_dropped": dropped,
                               "candles_first_time": entry["first_time"],
                               "first_time": int(kept["time"][0]) if kept.height else None})
+        history, detail = history_to_converge(full, cfg, cfg.convergence_tolerance)
+        if history is None:
+            history = max(warmup.values(), default=0)
+            log.warning("no series has %d candles to measure how long the indicators take to converge; "
+                        "served predictions will need only the warm-up (%d candles) and may differ from "
+                        "whole-series ones", CONVERGENCE_START + CONVERGENCE_CHUNK // 2, history)
+        else:
+            history = max(history, max(warmup.values(), default=0))
+            log.info("features converge to %g within %d candles (measured %s on %s, last column %s)",
+                     cfg.convergence_tolerance, history, detail["measured"], detail["series"], detail["column"])
         # The config travels with the features so a model bundle can rebuild them without params.yaml.
-        write_json(OUT_DIR / "index.json", {"series": out_index, "feature_columns": columns, "config": cfg})
+        write_json(OUT_DIR / "index.json", {"series": out_index, "feature_columns": columns, "config": cfg,
+                                             "history_candles": history})
         write_json(
             METRICS,
             {
@@ -298,6 +392,7 @@ def main(params_file: Path = typer.Option(Path("params.yaml"), "--params", help=
                 "feature_columns": len(columns),
                 "warmup_rows_dropped": sum(warmup.values()),
                 "warmup_rows_dropped_per_series": warmup,
+                "history_candles": history,
             },
         )
 

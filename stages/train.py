@@ -98,7 +98,8 @@ def bundle_meta(result: TrainResult, schema: dict, params: TrainParams, run_id: 
         feature_columns=schema["feature_columns"],
         input_columns=schema["input_columns"],
         warmup=warmup,
-        min_history=warmup + schema["window"]["before"],
+        # The leftmost candle of the anchor's window needs converged features.
+        min_history=max(int(schema.get("history", warmup)), warmup) + schema["window"]["before"],
         label_priority=schema["label_priority"],
         training=TrainingInfo(
             trained_at=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from candle_ml.config import FeaturizeParams, IndicatorSpec
-from stages.featurize import FeatureError, drop_warmup, feature_columns, featurize
+from stages.featurize import FeatureError, drop_warmup, feature_columns, featurize, history_to_converge, unconverged_rows
 
 from .conftest import make_candles, quiet_history
 
@@ -125,3 +125,39 @@ def test_missing_talib_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "talib", None)  # makes `import talib` raise ImportError
     with pytest.raises(TalibMissingError, match="pip install ta-lib"):
         import_talib()
+
+
+def random_walk(n: int, seed: int = 5) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.01, n))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.01, n))
+    return make_candles(list(zip(open_, high, low, close, strict=True)))
+
+
+def test_history_to_converge_measures_exponential_indicators():
+    candles = random_walk(1600)
+    rsi = FeaturizeParams(indicators=[IndicatorSpec("RSI", {"timeperiod": 14})])
+    plain = FeaturizeParams(indicators=[IndicatorSpec("SMA", {"timeperiod": 14})])
+    rows, column = unconverged_rows(featurize(candles, rsi), 600, rsi, 1e-6)
+    # Wilder smoothing forgets its start as (13/14)^k: 1e-6 takes ~190 candles after the warm-up.
+    assert column == "rsi_14" and 150 < rows < 300
+    # A finite-window indicator is exact once its window is inside the chunk.
+    assert unconverged_rows(featurize(candles, plain), 600, plain, 1e-6)[0] <= 14
+    needed, detail = history_to_converge({"RW": featurize(candles, rsi)}, rsi, 1e-6)
+    assert needed >= detail["measured"] >= rows and detail["column"] == "rsi_14"
+    looser, _ = history_to_converge({"RW": featurize(candles, rsi)}, rsi, 1e-3)
+    assert looser < needed
+
+
+def test_a_feature_that_never_converges_is_an_error():
+    cfg = FeaturizeParams(indicators=[IndicatorSpec("OBV", {})])
+    candles = random_walk(1600)
+    with pytest.raises(FeatureError, match="feature 'obv' still differs .* depends on the whole history"):
+        history_to_converge({"RW": featurize(candles, cfg)}, cfg, 1e-6)
+
+
+def test_series_too_short_to_measure_convergence():
+    cfg = FeaturizeParams(indicators=[IndicatorSpec("RSI", {"timeperiod": 14})])
+    assert history_to_converge({"RW": featurize(random_walk(300), cfg)}, cfg, 1e-6) == (None, {})
