@@ -86,8 +86,15 @@ def span_scores(frame: pl.DataFrame, truth: str, pred: str, min_overlap: float) 
 
 
 def evaluate(test: pl.DataFrame, min_overlap: float, majority: str) -> dict:
-    """Pure core: ``test`` has reference ``label``, ``label_rule`` and the model's ``predicted`` per candle."""
-    test = test.with_columns(pl.col("predicted").fill_null(NO_PATTERN), baseline=pl.lit(majority))
+    """Pure core: ``test`` has reference ``label``, ``label_rule`` and the model's ``predicted`` per candle.
+
+    Candles the model gives no prediction (too little history in their series, e.g. a
+    short series whose test split falls in its first ``min_history`` candles) are left
+    out of every score, the baselines' included, and counted: the scores say how good the
+    predictions are, ``test_candles_without_history`` how many candles the model cannot serve.
+    """
+    without = int(test["predicted"].is_null().sum())
+    test = test.filter(pl.col("predicted").is_not_null()).with_columns(baseline=pl.lit(majority))
     model = {**candle_scores(test["label"].to_list(), test["predicted"].to_list()),
              **span_scores(test, "label", "predicted", min_overlap)}
     baselines = {}
@@ -95,7 +102,7 @@ def evaluate(test: pl.DataFrame, min_overlap: float, majority: str) -> dict:
         c = candle_scores(test["label"].to_list(), test[column].to_list())
         s = span_scores(test, "label", column, min_overlap)
         baselines[name] = {"accuracy": c["accuracy"], "f1_macro": c["f1_macro"], "span_f1_macro": s["span_f1_macro"]}
-    return {**model, "baselines": baselines, "test_candles": test.height}
+    return {**model, "baselines": baselines, "test_candles": test.height, "test_candles_without_history": without}
 
 
 def feature_importance(bundle: Bundle) -> pl.DataFrame:
@@ -159,7 +166,7 @@ def main(params_file: Path = typer.Option(Path("params.yaml"), "--params", help=
                    "min_overlap": params.min_overlap}
         shutil.rmtree(PLOTS_DIR, ignore_errors=True)
         write_json(METRICS, metrics)
-        write_plots(test, feature_importance(bundle), metrics, bundle.meta.label_names, params.top_features)
+        write_plots(test.filter(pl.col("predicted").is_not_null()), feature_importance(bundle), metrics, bundle.meta.label_names, params.top_features)
         log.info("test: accuracy %.3f, f1_macro %.3f, span_f1_macro %.3f (majority %.3f, TA-Lib rule %.3f)",
                  metrics["accuracy"], metrics["f1_macro"], metrics["span_f1_macro"],
                  metrics["baselines"]["majority"]["span_f1_macro"], metrics["baselines"]["talib_rule"]["span_f1_macro"])
