@@ -8,6 +8,8 @@ boolean mask, so a bad row is reported by file, row, field and rule.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import logging
 import re
 from dataclasses import dataclass, field
@@ -38,7 +40,15 @@ _TZ_SUFFIX_RE = r"(?:Z|[+-]\d{2}:?\d{2})$"
 
 
 class CandleError(ValueError):
-    """Input candles break a rule; the message names the source, row, field and rule."""
+    """Input candles break a rule; the message names the source, row, field and rule.
+
+    ``row`` (0-based), ``field`` and ``rule`` are set when one row broke one rule, so the
+    server can return them as structured fields too.
+    """
+
+    def __init__(self, message: str, row: int | None = None, field: str | None = None, rule: str | None = None):
+        super().__init__(message)
+        self.row, self.field, self.rule = row, field, rule
 
 
 @dataclass
@@ -140,24 +150,35 @@ def validate_candles(
     source: str,
     on_invalid: str = "error",
     raw_times: np.ndarray | None = None,
+    row_name: Callable[[int], str] | None = None,
 ) -> tuple[pl.DataFrame, ValidationReport]:
     """Check every rule of the canonical schema; return clean candles and a report.
 
     ``on_invalid="error"`` raises :class:`CandleError` naming the first bad row
     (1-based data row), its field and the rule; ``"drop"`` removes every bad row
     and counts them per rule. A missing volume column or value becomes 0 with a warning.
+    ``row_name(i)`` names 0-based row ``i`` in messages (default ``"{source} row {i + 1}"``).
     """
-    if isinstance(frame, pl.DataFrame):
-        frame = frame.to_pandas()
-    n = len(frame)
+    if row_name is None:
+        def row_name(i: int) -> str:
+            return f"{source} row {i + 1}"
+
+    def column(name: str) -> np.ndarray:
+        # Floats straight from polars or pandas (no frame conversion: this runs on every request).
+        if isinstance(frame, pl.DataFrame):
+            return frame[name].cast(pl.Float64).to_numpy()
+        return frame[name].to_numpy(dtype="float64")
+
+    names = frame.columns
+    t = column("time")
+    n = len(t)
     if n == 0:
         raise CandleError(f"{source}: no rows")
-    t = frame["time"].to_numpy(dtype="float64")
-    prices = {c: frame[c].to_numpy(dtype="float64") for c in PRICE_COLUMNS}
+    prices = {c: column(c) for c in PRICE_COLUMNS}
     o, h, low, c = (prices[k] for k in PRICE_COLUMNS)
     volume_filled = 0
-    if "volume" in frame:
-        v = frame["volume"].to_numpy(dtype="float64").copy()
+    if "volume" in names:
+        v = column("volume").copy()
         missing_v = np.isnan(v)
         volume_filled = int(missing_v.sum())
         v[missing_v] = 0.0
@@ -195,7 +216,7 @@ def validate_candles(
         if hits.any():
             if on_invalid == "error":
                 i = int(np.argmax(hits))
-                raise CandleError(f"{source} row {i + 1}: {message(i)} (field '{fld}', rule {rule})")
+                raise CandleError(f"{row_name(i)}: {message(i)} (field '{fld}', rule {rule})", i, fld, rule)
             dropped[rule] = int(hits.sum())
             bad_any |= hits
 
@@ -211,8 +232,9 @@ def validate_candles(
                 j = int(np.argmax(mask))
                 i = int(keep_idx[j])
                 raise CandleError(
-                    f"{source} row {i + 1}: time {bad_time_text(i)} {word} an earlier row's time "
-                    f"(field 'time', rule {rule}: times must be unique and strictly increasing)"
+                    f"{row_name(i)}: time {bad_time_text(i)} {word} an earlier row's time "
+                    f"(field 'time', rule {rule}: times must be unique and strictly increasing)",
+                    i, "time", rule,
                 )
             dropped[rule] = int(mask.sum())
     keep_idx = keep_idx[~(dup | unsorted)]

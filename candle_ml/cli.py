@@ -1,8 +1,8 @@
 """The ``candle-ml`` command line.
 
 The pipeline itself runs through DVC (``dvc repro``); this CLI holds the
-commands a trader or engineer runs by hand. ``serve`` and ``predict`` join it
-once a model bundle exists (see the training and serving issues).
+commands a trader or engineer runs by hand: checking files, serving the model
+over HTTP, and predicting a file offline with exactly the server's code path.
 """
 
 from __future__ import annotations
@@ -50,6 +50,79 @@ def patterns() -> None:
 
     for name, info in PATTERNS.items():
         typer.echo(f"{name:22} {info.length}  {', '.join(labels_for(name))}")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="interface to listen on (0.0.0.0 exposes it to the network)"),
+    port: int = typer.Option(8001, help="port"),
+    model: str = typer.Option("models", help="bundle directory, or models:/NAME@ALIAS | models:/NAME/VERSION"),
+    candles_dir: Path = typer.Option(Path("data/candles"), help="series stored by ingest, for /predict/batch"),
+    tracking_uri: str = typer.Option(None, help="MLflow store (default MLFLOW_TRACKING_URI, else ./mlflow.db)"),
+    cors_origin: list[str] = typer.Option([], help="origin allowed by CORS (the annotation tool's); repeatable"),
+    max_body_mb: float = typer.Option(32.0, help="largest request body accepted (413 beyond)"),
+    model_threads: int = typer.Option(None, min=1, help="threads per prediction (default: all cores)"),
+    log_level: str = typer.Option("info", help="uvicorn log level"),
+) -> None:
+    """Serve predictions over HTTP (routes: /predict, /predict/batch, /model/info, /model/labels, /health)."""
+    import uvicorn
+
+    from candle_ml.stageio import setup_logging
+    from serve.app import ServeSettings, create_app
+
+    setup_logging()  # our loggers (model loads, reloads) next to uvicorn's
+    settings = ServeSettings(model=model, candles_dir=str(candles_dir), tracking_uri=tracking_uri,
+                             cors_origins=list(cors_origin), max_body_bytes=int(max_body_mb * 1024 * 1024),
+                             model_threads=model_threads)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+
+
+@app.command()
+def predict(
+    input_file: Path = typer.Argument(..., help="candles of one series: .csv or .parquet (same columns and aliases as ingest)"),
+    output: Path = typer.Option(None, "-o", "--output", help=".csv, .parquet or .json (spans included); default CSV on stdout"),
+    model: str = typer.Option("models", help="bundle directory, or models:/NAME@ALIAS"),
+    min_confidence: float = typer.Option(0.0, min=0.0, max=1.0, help="predictions below this become O"),
+    naive_timezone: str = typer.Option("UTC", help="timezone of timestamps that carry none"),
+    tracking_uri: str = typer.Option(None, help="MLflow store for models:/ URIs"),
+) -> None:
+    """Predict every candle of a file offline, with the same code as POST /predict."""
+    import msgspec
+    import polars as pl
+
+    from serve.app import ServeSettings
+    from serve.model_store import ModelLoadError, load_model_from
+    from serve.predict import TooLittleHistory, respond
+
+    try:
+        frame, raw_times = read_series_file(input_file, naive_timezone)
+        candles, _ = validate_candles(frame, input_file.name, "error", raw_times)
+        settings = ServeSettings(model=model, tracking_uri=tracking_uri)
+        loaded = load_model_from(model, settings.resolved_tracking_uri() or "sqlite:///mlflow.db")
+        if candles.height <= loaded.bundle.meta.min_history:
+            raise TooLittleHistory(f"{input_file.name}: {candles.height} candles; the model needs at least "
+                                   f"{loaded.bundle.meta.min_history + 1}")
+    except (CandleError, FileNotFoundError, ModelLoadError, TooLittleHistory) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    pred = loaded.bundle.predict(candles)
+    result = respond(loaded, pred.time, pred.label, pred.confidence, min_confidence)
+    table = candles.with_columns(
+        label=pl.Series([p.label for p in result.predictions], dtype=pl.String),
+        confidence=pl.Series([p.confidence for p in result.predictions], dtype=pl.Float64),
+    )
+    suffix = output.suffix.lower() if output else ".csv"
+    if output is None:
+        typer.echo(table.write_csv(), nl=False)
+    elif suffix == ".parquet":
+        table.write_parquet(output)
+    elif suffix == ".json":
+        output.write_bytes(msgspec.json.format(msgspec.json.encode(result), indent=1))
+    else:
+        table.write_csv(output)
+    labeled = sum(p.label not in (None, "O") for p in result.predictions)
+    typer.echo(f"{input_file.name}: {candles.height} candles, {labeled} in patterns, {len(result.spans)} spans "
+               f"(model {loaded.name}@{loaded.version})" + (f" -> {output}" if output else ""), err=True)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,10 @@ class RandomForestModel:
         # Columns follow clf.classes_, which are 0..n-1 because every class is in train.
         return self.clf.predict_proba(X)
 
+    def set_threads(self, n: int) -> None:
+        """Threads per predict call; a server running requests side by side wants 1."""
+        self.clf.set_params(n_jobs=n)
+
     def feature_importance(self) -> np.ndarray:
         return np.asarray(self.clf.feature_importances_, dtype=float)
 

@@ -42,6 +42,10 @@ class XGBoostModel:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.clf.predict_proba(X)
 
+    def set_threads(self, n: int) -> None:
+        """Threads per predict call; a server running requests side by side wants 1."""
+        self.clf.set_params(n_jobs=n)
+
     def feature_importance(self) -> np.ndarray:
         return np.asarray(self.clf.feature_importances_, dtype=float)
 
