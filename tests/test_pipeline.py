@@ -165,8 +165,16 @@ def test_experiments_are_compared_and_tracked_in_mlflow(tmp_path_factory):
 
     # The registered pyfunc takes raw candles and runs the pipeline's own preprocessing.
     model = mlflow.pyfunc.load_model("models:/candle-patterns@candidate")
-    candles = pl.read_parquet(repo / "data/candles/IBM_1d.parquet").tail(300).to_pandas()
+    candles = pl.read_parquet(repo / "data/candles/IBM_1d.parquet").tail(400).to_pandas()  # min_history ~300
     out = model.predict(candles)
-    assert len(out) == 300 and out["label"].iloc[-50:].notna().all()
+    assert len(out) == 400 and out["label"].iloc[-50:].notna().all()
     # Candles without enough history come back as None (JSON null), never NaN.
     assert out["label"].iloc[0] is None and out["confidence"].iloc[0] is None
+
+    # The server loads the same registered version, with the test metrics evaluate logged to its run.
+    from serve.model_store import load_model_from
+
+    served = load_model_from("models:/candle-patterns@candidate", f"sqlite:///{repo / 'mlflow.db'}")
+    assert served.version == "4" and served.bundle.meta.training.run_id == version.run_id
+    assert served.metrics is not None and 0 < served.metrics["span_f1_macro"] <= 1
+    assert served.metrics_source == f"runs:/{version.run_id}/evaluate.json"
