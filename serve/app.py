@@ -188,6 +188,7 @@ PREDICT_EXAMPLE = Example(
 )
 BATCH_EXAMPLE = Example(summary="a stored series from 2012 on", value={"pair": "AAPL", "timeframe": "1d", "start": 1325376000})
 
+
 def create_app(settings: ServeSettings | None = None) -> Litestar:
     settings = settings or ServeSettings()
     tracking_uri = settings.resolved_tracking_uri()
