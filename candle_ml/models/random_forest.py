@@ -6,16 +6,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from candle_ml.config import RandomForestParams
+from candle_ml.models.sklearn_api import SklearnClassifierModel
 
 log = logging.getLogger(__name__)
 
 TRUSTED_TYPES = {"sklearn.tree._tree.Tree"}
 
 
-class RandomForestModel:
+class RandomForestModel(SklearnClassifierModel):
     model_type = "random_forest"
     file_name = "model.skops"
 
@@ -35,17 +34,6 @@ class RandomForestModel:
     def fit(self, X, y, sample_weight, X_val, y_val) -> dict[str, Any]:
         self.clf.fit(X, y, sample_weight=sample_weight)  # no early stopping: val is only reported
         return {"n_estimators_used": len(self.clf.estimators_)}
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        # Columns follow clf.classes_, which are 0..n-1 because every class is in train.
-        return self.clf.predict_proba(X)
-
-    def set_threads(self, n: int) -> None:
-        """Threads per predict call; a server running requests side by side wants 1."""
-        self.clf.set_params(n_jobs=n)
-
-    def feature_importance(self) -> np.ndarray:
-        return np.asarray(self.clf.feature_importances_, dtype=float)
 
     def save(self, directory: Path) -> None:
         import skops.io as sio

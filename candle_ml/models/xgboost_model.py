@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from candle_ml.config import XGBoostParams
+from candle_ml.models.sklearn_api import SklearnClassifierModel
 
 
-class XGBoostModel:
+class XGBoostModel(SklearnClassifierModel):
     model_type = "xgboost"
     file_name = "model.ubj"  # XGBoost's own format: no pickle, loads across versions
 
@@ -38,16 +37,6 @@ class XGBoostModel:
         if has_val and self.params.early_stopping_rounds > 0:
             info["best_iteration"] = int(self.clf.best_iteration)
         return info
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.clf.predict_proba(X)
-
-    def set_threads(self, n: int) -> None:
-        """Threads per predict call; a server running requests side by side wants 1."""
-        self.clf.set_params(n_jobs=n)
-
-    def feature_importance(self) -> np.ndarray:
-        return np.asarray(self.clf.feature_importances_, dtype=float)
 
     def save(self, directory: Path) -> None:
         self.clf.save_model(Path(directory) / self.file_name)

@@ -1,0 +1,21 @@
+"""What every model with scikit-learn's classifier API (``predict_proba``, ``n_jobs``,
+``feature_importances_``) does the same way; ``clf`` is the fitted estimator."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class SklearnClassifierModel:
+    clf: object
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        # Columns follow clf.classes_, which are 0..n-1 because every class is in train.
+        return self.clf.predict_proba(X)
+
+    def set_threads(self, n: int | None) -> None:
+        """Threads per predict call (None: the library's default, all cores)."""
+        self.clf.set_params(n_jobs=n)
+
+    def feature_importance(self) -> np.ndarray:
+        return np.asarray(self.clf.feature_importances_, dtype=float)
