@@ -90,18 +90,15 @@ def predict(
     import msgspec
     import polars as pl
 
-    from serve.app import ServeSettings
+    from candle_ml.tracking import tracking_uri as default_tracking_uri
     from serve.model_store import ModelLoadError, load_model_from
-    from serve.predict import TooLittleHistory, respond
+    from serve.predict import TooLittleHistory, require_history, respond
 
     try:
         frame, raw_times = read_series_file(input_file, naive_timezone)
         candles, _ = validate_candles(frame, input_file.name, "error", raw_times)
-        settings = ServeSettings(model=model, tracking_uri=tracking_uri)
-        loaded = load_model_from(model, settings.resolved_tracking_uri() or "sqlite:///mlflow.db")
-        if candles.height <= loaded.bundle.meta.min_history:
-            raise TooLittleHistory(f"{input_file.name}: {candles.height} candles; the model needs at least "
-                                   f"{loaded.bundle.meta.min_history + 1}")
+        loaded = load_model_from(model, tracking_uri or default_tracking_uri())
+        require_history(candles.height, loaded.bundle.meta.min_history, input_file.name)
     except (CandleError, FileNotFoundError, ModelLoadError, TooLittleHistory) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -29,6 +29,7 @@ from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK, HTTP_409_CONFLICT, HTTP_503_SERVICE_UNAVAILABLE
 
 from candle_ml.candles import CandleError
+from candle_ml.tracking import tracking_uri as default_tracking_uri
 from serve.model_store import LoadedModel, ModelLoadError, ModelStore
 from serve.predict import EmptyRange, TooLittleHistory, UnknownSeries, predict_candles, predict_stored
 from serve.schemas import (
@@ -57,13 +58,16 @@ class ServeSettings(msgspec.Struct, forbid_unknown_fields=True):
     # as fast as 1 thread at 8 concurrent requests and faster alone (bench/serve.py).
     model_threads: int | None = None
 
+    def store_uri(self) -> str:
+        """Where models:/ URIs resolve: --tracking-uri, else the pipeline's own store."""
+        return self.tracking_uri or default_tracking_uri()
+
     def resolved_tracking_uri(self) -> str | None:
-        if self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
-            return self.tracking_uri or os.environ["MLFLOW_TRACKING_URI"]
-        local = Path("mlflow.db").resolve()
-        if local.is_file() or self.model.startswith("models:/"):
-            return f"sqlite:///{local}"
-        return None
+        """The store /health reports on; None (not configured) for a local model with no store."""
+        uri = self.store_uri()
+        local_store = uri.startswith("sqlite:///") and Path(uri.removeprefix("sqlite:///")).is_file()
+        configured = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or self.model.startswith("models:/")
+        return uri if configured or local_store else None
 
 
 class NoModel(RuntimeError):
@@ -111,30 +115,23 @@ def _candles_invalid(_: Request, exc: CandleError) -> Response:
     return _error(422, str(exc), field=field, rule=exc.rule)
 
 
-def _too_little_history(_: Request, exc: TooLittleHistory) -> Response:
-    return _error(422, str(exc), field="candles", rule="min_history")
+def _plain(status: int, field: str | None = None, rule: str | None = None):
+    """A handler for an error whose message already says everything; field and rule are fixed."""
 
+    def handler(_: Request, exc: Exception) -> Response:
+        return _error(status, str(exc), field=field, rule=rule)
 
-def _empty_range(_: Request, exc: EmptyRange) -> Response:
-    return _error(422, str(exc), field="start", rule="range has candles")
-
-
-def _unknown_series(_: Request, exc: UnknownSeries) -> Response:
-    return _error(404, str(exc), field="pair")
-
-
-def _no_model(_: Request, exc: NoModel) -> Response:
-    return _error(503, str(exc))
+    return handler
 
 
 ERROR_HANDLERS = {
     msgspec.ValidationError: _body_invalid,
     msgspec.DecodeError: _body_malformed,
     CandleError: _candles_invalid,
-    TooLittleHistory: _too_little_history,
-    EmptyRange: _empty_range,
-    UnknownSeries: _unknown_series,
-    NoModel: _no_model,
+    TooLittleHistory: _plain(422, "candles", "min_history"),
+    EmptyRange: _plain(422, "start", "range has candles"),
+    UnknownSeries: _plain(404, "pair"),
+    NoModel: _plain(503),
 }
 
 
@@ -191,9 +188,8 @@ BATCH_EXAMPLE = Example(summary="a stored series from 2012 on", value={"pair": "
 
 def create_app(settings: ServeSettings | None = None) -> Litestar:
     settings = settings or ServeSettings()
-    tracking_uri = settings.resolved_tracking_uri()
-    store = ModelStore(settings.model, tracking_uri or f"sqlite:///{Path('mlflow.db').resolve()}", settings.model_threads)
-    probe = TrackingProbe(tracking_uri)
+    store = ModelStore(settings.model, settings.store_uri(), settings.model_threads)
+    probe = TrackingProbe(settings.resolved_tracking_uri())
     candles_dir = Path(settings.candles_dir)
 
     def model() -> LoadedModel:

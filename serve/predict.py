@@ -40,21 +40,25 @@ def request_candles(candles: list[Candle], min_history: int) -> pl.DataFrame:
     # Times are validated integers below 2**53, so float64 holds them exactly.
     frame = pl.DataFrame({name: rows[:, i] for i, name in enumerate(CANDLE_COLUMNS)})
     validated, _ = validate_candles(frame, "candles", "error", row_name=lambda i: f"candles[{i}]")
-    if validated.height <= min_history:
+    require_history(validated.height, min_history, "candles")
+    return validated
+
+
+def require_history(n: int, min_history: int, source: str) -> None:
+    """No candle of ``n`` could be labeled: say how many the model needs."""
+    if n <= min_history:
         raise TooLittleHistory(
-            f"candles: {validated.height} candles sent; the model needs at least {min_history + 1} "
+            f"{source}: {n} candles sent; the model needs at least {min_history + 1} "
             f"({min_history} candles of history before the first candle it can label)"
         )
-    return validated
 
 
 def respond(model: LoadedModel, times: np.ndarray, pred_labels: np.ndarray, confidence: np.ndarray,
             min_confidence: float) -> PredictResponse:
     labels = pred_labels.copy()
+    has = ~np.isnan(confidence)  # exactly the candles with a label
     if min_confidence > 0:
-        unsure = np.array([x is not None for x in labels]) & (confidence < min_confidence)
-        labels[unsure] = NO_PATTERN
-    has = ~np.isnan(confidence)
+        labels[has & (confidence < min_confidence)] = NO_PATTERN
     conf_out = np.where(has, confidence, 0.0).tolist()
     predictions = [
         CandlePrediction(t, label, c if ok else None)
@@ -123,4 +127,5 @@ def predict_stored(model: LoadedModel, candles_dir: Path, req: BatchRequest) -> 
     return respond(model, times[lo:hi], labels, confidence, req.min_confidence)
 
 
-__all__ = ["CandleError", "EmptyRange", "TooLittleHistory", "UnknownSeries", "predict_candles", "predict_stored"]
+__all__ = ["CandleError", "EmptyRange", "TooLittleHistory", "UnknownSeries", "predict_candles", "predict_stored",
+           "require_history"]
