@@ -22,7 +22,6 @@ from sklearn.metrics import accuracy_score, classification_report, precision_rec
 
 from candle_ml.bundle import Bundle, load_bundle
 from candle_ml.config import EvaluateParams, MlflowParams, parse_section, read_params
-from candle_ml.patterns import NO_PATTERN
 from candle_ml.spans import group_spans, match_spans
 from candle_ml.stageio import read_json, run_stage, write_json
 from candle_ml.tracking import connect, flatten, guarded
@@ -114,6 +113,7 @@ def feature_importance(bundle: Bundle) -> pl.DataFrame:
 
 
 def write_plots(test: pl.DataFrame, importance: pl.DataFrame, metrics: dict, labels: list[str], top: int) -> None:
+    """``test``: the scored candles, each with a prediction."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -121,10 +121,9 @@ def write_plots(test: pl.DataFrame, importance: pl.DataFrame, metrics: dict, lab
     from sklearn.metrics import ConfusionMatrixDisplay
 
     PLOTS_DIR.mkdir(parents=True, exist_ok=True)
-    test.select(actual=pl.col("label"), predicted=pl.col("predicted").fill_null(NO_PATTERN)).write_csv(
-        PLOTS_DIR / "predictions.csv")
+    test.select(actual=pl.col("label"), predicted=pl.col("predicted")).write_csv(PLOTS_DIR / "predictions.csv")
     importance.write_csv(PLOTS_DIR / "feature_importance.csv")
-    y_true, y_pred = test["label"].to_list(), test["predicted"].fill_null(NO_PATTERN).to_list()
+    y_true, y_pred = test["label"].to_list(), test["predicted"].to_list()
     shown = [lab for lab in labels if lab in set(y_true) | set(y_pred)]
     fig, ax = plt.subplots(figsize=(11, 10))
     ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=shown, ax=ax, xticks_rotation=70, colorbar=False)
