@@ -9,8 +9,9 @@ All three run in one invocation on the same 500 candles and the same model bundl
 
 Each server is measured at concurrency 1 and 8 (threads with keep-alive connections):
 p50/p99 latency and throughput. Both servers run at once and are measured in alternating
-rounds (the floor in between), so drift on a shared machine hits all three alike. Ratios printed: throughput candle-ml / mlflow, and
-p50 candle-ml / floor. Run after `dvc repro` from the repository root:
+rounds (the floor in between), so drift on a shared machine hits all three alike.
+Ratios printed: throughput candle-ml / mlflow, and p50 candle-ml / floor.
+Run after `dvc repro` from the repository root:
 
     python bench/serve.py                       # 400 requests per server and level
     python bench/serve.py --requests 1000 --json-out bench/results.json
@@ -21,8 +22,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -39,37 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from candle_ml.bundle import load_bundle  # noqa: E402
 from candle_ml.candles import validate_candles  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", path)
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"server on port {port} not ready after {timeout} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+from serve.process import free_port, stop, wait_ready  # noqa: E402
 
 
 class Client:
@@ -106,36 +75,48 @@ class Client:
 
     def result(self) -> dict:
         ms = np.array(self.latencies) * 1000
-        return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-                "throughput_rps": len(ms) / self.wall}
+        return {
+            "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)),
+            "throughput_rps": len(ms) / self.wall,
+        }
 
 
 def main(
     model: Path = typer.Option(ROOT / "models", help="bundle directory (the pipeline's models/)"),
-    series: Path = typer.Option(ROOT / "data/candles/AAPL_1d.parquet", help="candles to take the request from"),
+    series: Path = typer.Option(
+        ROOT / "data/candles/AAPL_1d.parquet", help="candles to take the request from"
+    ),
     candles: int = typer.Option(500, help="candles per request"),
     requests: int = typer.Option(400, help="requests per server and concurrency level"),
     rounds: int = typer.Option(8, help="alternating rounds the requests are spread over"),
-    tracking_uri: str = typer.Option(None, help="MLflow store holding the bundle's run (default ./mlflow.db)"),
+    tracking_uri: str = typer.Option(
+        None, help="MLflow store holding the bundle's run (default ./mlflow.db)"
+    ),
     json_out: Path = typer.Option(None, help="also write the results here"),
-    model_threads: list[int] = typer.Option([], help="candle-ml serve --model-threads; repeat to compare settings "
-                                                     "in one run (default: the server's default)"),
+    model_threads: list[int] = typer.Option(
+        [],
+        help="candle-ml serve --model-threads; repeat to compare settings "
+        "in one run (default: the server's default)",
+    ),
 ) -> None:
     bundle = load_bundle(model)
     frame = pl.read_parquet(series).tail(candles)
     rows = frame.to_dicts()
     n_labeled = max(frame.height - bundle.meta.min_history, 0)
-    print(f"model {model} ({bundle.meta.model_type}), {frame.height} candles per request, "
-          f"{n_labeled} with enough history (min_history {bundle.meta.min_history}); {os.cpu_count()} CPUs")
+    print(
+        f"model {model} ({bundle.meta.model_type}), {frame.height} candles per request, "
+        f"{n_labeled} with enough history (min_history {bundle.meta.min_history}); {os.cpu_count()} CPUs"
+    )
 
     # Compute floor: what any server must do per request (featurize + windows + model), in-process.
     validated, _ = validate_candles(frame, "bench")
     for _ in range(5):
         bundle.predict(validated)
-    results: dict = {}
-
     ours_body = json.dumps({"candles": rows}).encode()
-    mlflow_body = json.dumps({"dataframe_split": {"columns": list(rows[0]), "data": [list(r.values()) for r in rows]}}).encode()
+    mlflow_body = json.dumps(
+        {"dataframe_split": {"columns": list(rows[0]), "data": [list(r.values()) for r in rows]}}
+    ).encode()
 
     def check_ours(data: bytes) -> None:
         assert len(json.loads(data)["predictions"]) == frame.height
@@ -143,39 +124,76 @@ def main(
     def check_mlflow(data: bytes) -> None:
         assert len(json.loads(data)["predictions"]) == frame.height
 
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-           or f"sqlite:///{ROOT / 'mlflow.db'}"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{ROOT / 'mlflow.db'}",
+    }
     exe = Path(sys.executable).parent
     serve_cmd = [str(exe / "candle-ml"), "serve", "--model", str(model), "--log-level", "warning"]
     servers = {
         f"candle-ml[t={t}]" if len(model_threads) > 1 else "candle-ml": (
-            serve_cmd + ["--model-threads", str(t)], "/health", "/predict", ours_body, check_ours)
+            serve_cmd + ["--model-threads", str(t)],
+            "/health",
+            "/predict",
+            ours_body,
+            check_ours,
+        )
         for t in model_threads
     } or {"candle-ml": (serve_cmd, "/health", "/predict", ours_body, check_ours)}
     run_id = bundle.meta.training.run_id
     if run_id:
-        servers["mlflow"] = ([str(exe / "mlflow"), "models", "serve", "-m", f"runs:/{run_id}/candles_pyfunc",
-                              "--env-manager", "local", "--host", "127.0.0.1"],
-                             "/ping", "/invocations", mlflow_body, check_mlflow)
+        servers["mlflow"] = (
+            [
+                str(exe / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                f"runs:/{run_id}/candles_pyfunc",
+                "--env-manager",
+                "local",
+                "--host",
+                "127.0.0.1",
+            ],
+            "/ping",
+            "/invocations",
+            mlflow_body,
+            check_mlflow,
+        )
     else:
         print("the bundle has no MLflow run id (trained without tracking): skipping mlflow models serve")
 
+    results = measure(servers, env, bundle, validated, requests, rounds)
+    report(results, servers, json_out, frame.height)
+
+
+def measure(servers: dict, env: dict, bundle, validated: pl.DataFrame, requests: int, rounds: int) -> dict:
+    """p50/p99 and throughput per server and concurrency level, plus the in-process floor."""
+    results: dict = {}
     # Both servers run side by side and are measured in alternating rounds, with the floor
     # between them, so a noisy machine slows every contender alike.
     procs, ports = {}, {}
     try:
-        for name, (cmd, ready, *_rest) in servers.items():
+        for name, (cmd, *_rest) in servers.items():
             ports[name] = free_port()
-            procs[name] = subprocess.Popen([*cmd, "--port", str(ports[name])], cwd=ROOT, env=env,
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs[name] = subprocess.Popen(
+                [*cmd, "--port", str(ports[name])],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         for name, (_cmd, ready, *_rest) in servers.items():
             wait_ready(ports[name], ready, procs[name])
         for c in (1, 8):
-            clients = {name: Client(ports[name], path, body, c, check)
-                       for name, (_cmd, _ready, path, body, check) in servers.items()}
+            clients = {
+                name: Client(ports[name], path, body, c, check)
+                for name, (_cmd, _ready, path, body, check) in servers.items()
+            }
             floor_ms: list[float] = []
             for _ in range(rounds):
-                for name, client in clients.items():
+                for client in clients.values():
                     client.run(requests // rounds)
                 if c == 1:
                     for _ in range(requests // rounds):
@@ -186,10 +204,17 @@ def main(
                 results[f"{name}@{c}"] = client.result()
                 client.pool.shutdown()
             if c == 1:
-                results["floor"] = {"p50_ms": float(np.percentile(floor_ms, 50)), "p99_ms": float(np.percentile(floor_ms, 99))}
+                results["floor"] = {
+                    "p50_ms": float(np.percentile(floor_ms, 50)),
+                    "p99_ms": float(np.percentile(floor_ms, 99)),
+                }
     finally:
         for proc in procs.values():
             stop(proc)
+    return results
+
+
+def report(results: dict, servers: dict, json_out: Path | None, n_candles: int) -> None:
 
     print(f"\n{'':18} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
     for key in sorted(results, key=lambda k: (k != "floor", k.split("@")[-1], k)):
@@ -200,15 +225,20 @@ def main(
         for c in (1, 8):
             if f"mlflow@{c}" in results:
                 ratios[f"throughput {ours}/mlflow @{c}"] = (
-                    results[f"{ours}@{c}"]["throughput_rps"] / results[f"mlflow@{c}"]["throughput_rps"])
+                    results[f"{ours}@{c}"]["throughput_rps"] / results[f"mlflow@{c}"]["throughput_rps"]
+                )
         ratios[f"p50 {ours}@1 / floor"] = results[f"{ours}@1"]["p50_ms"] / results["floor"]["p50_ms"]
     print()
     for k, v in ratios.items():
         print(f"{k:44} {v:6.2f}x")
     print("targets: throughput >= 3x mlflow, p50 <= 1.5x floor")
     if json_out:
-        json_out.write_text(json.dumps({"results": results, "ratios": ratios, "candles": frame.height,
-                                        "cpus": os.cpu_count()}, indent=2))
+        json_out.write_text(
+            json.dumps(
+                {"results": results, "ratios": ratios, "candles": n_candles, "cpus": os.cpu_count()},
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

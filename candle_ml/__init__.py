@@ -1,3 +1,3 @@
-"""candle-ml: shared library code for the DVC stages (stages/) and the server (serve/)."""
+"""candle-ml: the library under the DVC stages (stages/) and the server (serve/); it imports neither."""
 
 __version__ = "0.1.0"

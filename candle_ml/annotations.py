@@ -8,19 +8,18 @@ list; the feedback log holds one span per line. Errors name file, entry and fiel
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import msgspec
 
+from candle_ml.errors import AnnotationError
+
 log = logging.getLogger(__name__)
 
 Source = Literal["human", "human_correction", "model_confirmed", "programmatic"]
 HUMAN_SOURCES = frozenset({"human", "human_correction", "model_confirmed"})
-
-
-class AnnotationError(ValueError):
-    """An annotation file breaks the format; the message names file, entry and field."""
 
 
 class Span(msgspec.Struct, omit_defaults=False):
@@ -119,3 +118,34 @@ def write_annotation_file(path: Path, spans: list[Span], **extra: Any) -> None:
     payload = {"annotations": spans, **extra}
     Path(path).write_bytes(msgspec.json.format(msgspec.json.encode(payload), indent=1))
 
+
+@dataclass
+class Annotation:
+    span: Span
+    origin: str  # "human/x.json entry 3", "feedback.jsonl line 7", "autolabel"
+
+
+def read_human_annotations(human_dir: Path, feedback_file: Path) -> tuple[list[Annotation], int]:
+    """Human exports (sorted by file name) then the feedback log, in order: later answers win."""
+    out: list[Annotation] = []
+    files = sorted(human_dir.glob("*.json")) if human_dir.is_dir() else []
+    for path in files:
+        out += [Annotation(sp, f"{path.name} entry {i}") for i, sp in enumerate(read_annotation_file(path))]
+    feedback, torn = read_feedback_log(feedback_file)
+    out += [Annotation(sp, f"{feedback_file.name} #{i}") for i, sp in enumerate(feedback)]
+    bad = [a for a in out if a.span.source == "programmatic"]
+    if bad:
+        raise AnnotationError(
+            f"{bad[0].origin}: field source: 'programmatic' is reserved for the autolabel stage"
+        )
+    return out, torn
+
+
+class AutolabelOutput(msgspec.Struct):
+    annotations: list[Span]
+    label_priority: list[str]
+    coverage: dict[str, dict[str, int | None]]
+
+
+def read_autolabel(path: Path) -> AutolabelOutput:
+    return msgspec.json.decode(path.read_bytes(), type=AutolabelOutput)

@@ -17,10 +17,11 @@ import numpy as np
 import polars as pl
 
 from candle_ml.config import FeaturizeParams
+from candle_ml.errors import BundleError
+from candle_ml.features import drop_warmup, featurize
 from candle_ml.models import PatternModel, load_model
 from candle_ml.patterns import NO_PATTERN
 from candle_ml.windows import WindowSpec, build_windows
-from stages.featurize import drop_warmup, featurize
 
 BUNDLE_FILE = "bundle.json"
 PREDICT_BLOCK = 20_000  # candles whose windows are built and predicted together
@@ -32,7 +33,9 @@ _BEARISH = ["#ef5350", "#c62828", "#ff7043", "#ad1457", "#e57373", "#d84315", "#
 _NEUTRAL = ["#42a5f5", "#7e57c2", "#ffca28", "#26c6da", "#5c6bc0", "#ab47bc", "#ffa726", "#8d6e63"]
 
 
-class LabelInfo(msgspec.Struct):
+class Label(msgspec.Struct):
+    """A label the model predicts and its chart colour (also the body of ``GET /model/labels``)."""
+
     name: str
     color: str
 
@@ -49,7 +52,7 @@ class TrainingInfo(msgspec.Struct):
 
 class BundleMeta(msgspec.Struct):
     model_type: str
-    labels: list[LabelInfo]  # in the model's output order
+    labels: list[Label]  # in the model's output order
     featurize: FeaturizeParams
     window_size: int
     context: int
@@ -70,16 +73,22 @@ class BundleMeta(msgspec.Struct):
         return [label.name for label in self.labels]
 
 
-def label_colors(names: list[str]) -> list[LabelInfo]:
+def label_colors(names: list[str]) -> list[Label]:
     counters = {"bullish": 0, "bearish": 0, "other": 0}
     out = []
     for name in names:
         if name == NO_PATTERN:
-            out.append(LabelInfo(name, "#9e9e9e"))
+            out.append(Label(name, "#9e9e9e"))
             continue
-        kind = "bullish" if name.startswith("bullish_") else "bearish" if name.startswith("bearish_") else "other"
+        kind = (
+            "bullish"
+            if name.startswith("bullish_")
+            else "bearish"
+            if name.startswith("bearish_")
+            else "other"
+        )
         palette = {"bullish": _BULLISH, "bearish": _BEARISH, "other": _NEUTRAL}[kind]
-        out.append(LabelInfo(name, palette[counters[kind] % len(palette)]))
+        out.append(Label(name, palette[counters[kind] % len(palette)]))
         counters[kind] += 1
     return out
 
@@ -132,21 +141,20 @@ def save_bundle(directory: Path, model: PatternModel, meta: BundleMeta) -> None:
     (directory / BUNDLE_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(meta), indent=2))
 
 
-class BundleError(ValueError):
-    pass
-
-
 def load_bundle(path: Path | str) -> Bundle:
     """Read a bundle directory written by the train stage."""
     path = Path(path)
     meta_file = path / BUNDLE_FILE
     if not meta_file.is_file():
-        raise BundleError(f"{path}: no {BUNDLE_FILE} here; run `dvc repro` to train a model, or point at a bundle directory")
+        raise BundleError(
+            f"{path}: no {BUNDLE_FILE} here; run `dvc repro` to train a model, or point at a bundle directory"
+        )
     try:
         meta = msgspec.json.decode(meta_file.read_bytes(), type=BundleMeta)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise BundleError(f"{meta_file}: not a valid bundle description ({exc})") from None
     if meta.format_version != FORMAT_VERSION:
-        raise BundleError(f"{meta_file}: bundle format {meta.format_version}, this code reads {FORMAT_VERSION}")
+        raise BundleError(
+            f"{meta_file}: bundle format {meta.format_version}, this code reads {FORMAT_VERSION}"
+        )
     return Bundle(meta, load_model(meta.model_type, path), path)
-

@@ -8,16 +8,18 @@ boolean mask, so a bad row is reported by file, row, field and rule.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import polars as pl
+
+from candle_ml.errors import CandleError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,10 @@ CANDLE_SCHEMA = {"time": pl.Int64, **{c: pl.Float64 for c in (*PRICE_COLUMNS, "v
 
 # Lower-cased source header -> canonical name.
 COLUMN_ALIASES = {
-    **{a: "time" for a in ("time", "date", "datetime", "timestamp", "ts", "date_time", "time_utc", "timestamp_utc")},
+    **{
+        a: "time"
+        for a in ("time", "date", "datetime", "timestamp", "ts", "date_time", "time_utc", "timestamp_utc")
+    },
     **{a: "open" for a in ("open", "o", "open_price")},
     **{a: "high" for a in ("high", "h", "high_price")},
     **{a: "low" for a in ("low", "l", "low_price")},
@@ -35,20 +40,12 @@ COLUMN_ALIASES = {
     **{a: "volume" for a in ("volume", "v", "vol", "tick_volume", "tickvol")},
 }
 
-SERIES_FILE_RE = re.compile(r"^(?P<pair>[A-Za-z0-9.\-]+)_(?P<timeframe>[A-Za-z0-9]+)$")
+# The one rule for series names (file names under data/, request fields of the server):
+# letters, digits, '.' and '-', no leading dot, so '../', '/' and NUL never reach a path.
+PAIR_PATTERN = r"[A-Za-z0-9][A-Za-z0-9.\-]{0,63}"
+TIMEFRAME_PATTERN = r"[A-Za-z0-9]{1,16}"
+SERIES_FILE_RE = re.compile(rf"^(?P<pair>{PAIR_PATTERN})_(?P<timeframe>{TIMEFRAME_PATTERN})$")
 _TZ_SUFFIX_RE = r"(?:Z|[+-]\d{2}:?\d{2})$"
-
-
-class CandleError(ValueError):
-    """Input candles break a rule; the message names the source, row, field and rule.
-
-    ``row`` (0-based), ``field`` and ``rule`` are set when one row broke one rule, so the
-    server can return them as structured fields too.
-    """
-
-    def __init__(self, message: str, row: int | None = None, field: str | None = None, rule: str | None = None):
-        super().__init__(message)
-        self.row, self.field, self.rule = row, field, rule
 
 
 @dataclass
@@ -69,7 +66,8 @@ def parse_series_filename(path: Path) -> tuple[str, str]:
     if not match:
         raise CandleError(
             f"{path.name}: file name must be {{PAIR}}_{{TIMEFRAME}}.csv|parquet "
-            "(letters, digits, '.' or '-' in PAIR; e.g. EURUSD_1h.csv)"
+            "(PAIR: letters, digits, '.' or '-', not starting with '.'; TIMEFRAME: letters and digits; "
+            "e.g. EURUSD_1h.csv)"
         )
     return match["pair"].upper(), match["timeframe"]
 
@@ -89,7 +87,8 @@ def canonical_columns(columns: list[str], source: str) -> dict[str, str]:
     if missing:
         raise CandleError(
             f"{source}: missing required column(s) {', '.join(missing)} "
-            f"(found: {', '.join(columns)}; accepted names include Date/Datetime/timestamp, Open, High, Low, Close, Volume)"
+            f"(found: {', '.join(columns)}; accepted names include Date/Datetime/timestamp, "
+            "Open, High, Low, Close, Volume)"
         )
     return mapping
 
@@ -115,7 +114,9 @@ def parse_times(values: pd.Series, naive_timezone: str = "UTC") -> np.ndarray:
             ts[aware] = pd.to_datetime(text[aware], utc=True, errors="coerce", format="mixed")
         if (~aware).any():
             naive = pd.to_datetime(text[~aware], errors="coerce", format="mixed")
-            ts[~aware] = naive.dt.tz_localize(naive_timezone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+            ts[~aware] = naive.dt.tz_localize(
+                naive_timezone, ambiguous="NaT", nonexistent="NaT"
+            ).dt.tz_convert("UTC")
     ns = ts.to_numpy(dtype="datetime64[ns]").astype("int64").astype("float64")
     return np.where(ts.isna().to_numpy(), np.nan, np.floor(ns / 1e9))
 
@@ -141,8 +142,65 @@ def read_series_file(path: Path, naive_timezone: str = "UTC") -> tuple[pd.DataFr
     return frame, raw["time"].astype("string").to_numpy()
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: Any) -> str:
     return f"{x:.10g}"
+
+
+Rule = tuple[str, str, np.ndarray, Callable[[int], str]]  # (rule, field, mask, message for row i)
+
+
+def _positive_message(name: str, p: np.ndarray) -> Callable[[int], str]:
+    return lambda i: f"{name} {_fmt(p[i])} must be a finite number > 0"
+
+
+def _row_rules(
+    t: np.ndarray, prices: dict[str, np.ndarray], v: np.ndarray, time_text: Callable[[int], str]
+) -> list[Rule]:
+    """Every per-row rule, in the order they are checked."""
+    o, h, low, c = (prices[k] for k in PRICE_COLUMNS)
+    rules: list[Rule] = [
+        ("time_unparseable", "time", ~np.isfinite(t), lambda i: f"time {time_text(i)} is not a timestamp"),
+    ]
+    for name in PRICE_COLUMNS:
+        rules.append(
+            (
+                "price_not_finite_positive",
+                name,
+                ~(np.isfinite(prices[name]) & (prices[name] > 0)),
+                _positive_message(name, prices[name]),
+            )
+        )
+    return rules + [
+        ("high_below_low", "high", h < low, lambda i: f"high {_fmt(h[i])} < low {_fmt(low[i])}"),
+        (
+            "high_below_open_close",
+            "high",
+            h < np.fmax(o, c),
+            lambda i: f"high {_fmt(h[i])} < {'open' if o[i] > c[i] else 'close'} {_fmt(max(o[i], c[i]))}",
+        ),
+        (
+            "low_above_open_close",
+            "low",
+            low > np.fmin(o, c),
+            lambda i: f"low {_fmt(low[i])} > {'open' if o[i] < c[i] else 'close'} {_fmt(min(o[i], c[i]))}",
+        ),
+        (
+            "volume_negative",
+            "volume",
+            ~np.isfinite(v) | (v < 0),
+            lambda i: f"volume {_fmt(v[i])} must be >= 0",
+        ),
+    ]
+
+
+def _volume(column: Callable[[str], np.ndarray], names: list[str], n: int) -> tuple[np.ndarray, int]:
+    """Volume with missing values (or a missing column) as 0, and how many were filled."""
+    if "volume" not in names:
+        return np.zeros(n), n
+    v = column("volume").copy()
+    missing = np.isnan(v)
+    v[missing] = 0.0
+    return v, int(missing.sum())
 
 
 def validate_candles(
@@ -159,9 +217,7 @@ def validate_candles(
     and counts them per rule. A missing volume column or value becomes 0 with a warning.
     ``row_name(i)`` names 0-based row ``i`` in messages (default ``"{source} row {i + 1}"``).
     """
-    if row_name is None:
-        def row_name(i: int) -> str:
-            return f"{source} row {i + 1}"
+    name_row = row_name or (lambda i: f"{source} row {i + 1}")
 
     def column(name: str) -> np.ndarray:
         # Floats straight from polars or pandas (no frame conversion: this runs on every request).
@@ -169,79 +225,35 @@ def validate_candles(
             return frame[name].cast(pl.Float64).to_numpy()
         return frame[name].to_numpy(dtype="float64")
 
-    names = frame.columns
     t = column("time")
     n = len(t)
     if n == 0:
         raise CandleError(f"{source}: no rows")
     prices = {c: column(c) for c in PRICE_COLUMNS}
-    o, h, low, c = (prices[k] for k in PRICE_COLUMNS)
-    volume_filled = 0
-    if "volume" in names:
-        v = column("volume").copy()
-        missing_v = np.isnan(v)
-        volume_filled = int(missing_v.sum())
-        v[missing_v] = 0.0
-    else:
-        v = np.zeros(n)
-        volume_filled = n
+    v, volume_filled = _volume(column, list(frame.columns), n)
     if volume_filled:
         log.warning("%s: volume missing on %d row(s); set to 0", source, volume_filled)
 
-    def bad_time_text(i: int) -> str:
+    def time_text(i: int) -> str:
         return repr(str(raw_times[i])) if raw_times is not None else _fmt(t[i])
 
-    # (rule, field, mask, message for row i) in the order they are checked.
-    rules: list[tuple[str, str, np.ndarray, callable]] = [
-        ("time_unparseable", "time", ~np.isfinite(t), lambda i: f"time {bad_time_text(i)} is not a timestamp"),
-    ]
-    for name in PRICE_COLUMNS:
-        p = prices[name]
-        rules.append(
-            ("price_not_finite_positive", name, ~(np.isfinite(p) & (p > 0)),
-             lambda i, name=name, p=p: f"{name} {_fmt(p[i])} must be a finite number > 0")
-        )
-    rules += [
-        ("high_below_low", "high", h < low, lambda i: f"high {_fmt(h[i])} < low {_fmt(low[i])}"),
-        ("high_below_open_close", "high", h < np.fmax(o, c),
-         lambda i: f"high {_fmt(h[i])} < {'open' if o[i] > c[i] else 'close'} {_fmt(max(o[i], c[i]))}"),
-        ("low_above_open_close", "low", low > np.fmin(o, c),
-         lambda i: f"low {_fmt(low[i])} > {'open' if o[i] < c[i] else 'close'} {_fmt(min(o[i], c[i]))}"),
-        ("volume_negative", "volume", ~np.isfinite(v) | (v < 0), lambda i: f"volume {_fmt(v[i])} must be >= 0"),
-    ]
     bad_any = np.zeros(n, dtype=bool)
     dropped: dict[str, int] = {}
-    for rule, fld, mask, message in rules:
+    for rule, fld, mask, message in _row_rules(t, prices, v, time_text):
         hits = mask & ~bad_any  # count each dropped row once, under its first broken rule
         if hits.any():
             if on_invalid == "error":
                 i = int(np.argmax(hits))
-                raise CandleError(f"{row_name(i)}: {message(i)} (field '{fld}', rule {rule})", i, fld, rule)
+                raise CandleError(f"{name_row(i)}: {message(i)} (field '{fld}', rule {rule})", i, fld, rule)
             dropped[rule] = int(hits.sum())
             bad_any |= hits
-
-    # Time order among the rows that survived: each time must exceed every earlier one.
-    keep_idx = np.flatnonzero(~bad_any)
-    tk = t[keep_idx]
-    prev_max = np.maximum.accumulate(np.concatenate([[-np.inf], tk[:-1]]))
-    dup = tk == prev_max
-    unsorted = tk < prev_max
-    for rule, mask, word in (("time_duplicate", dup, "repeats"), ("time_not_increasing", unsorted, "is before")):
-        if mask.any():
-            if on_invalid == "error":
-                j = int(np.argmax(mask))
-                i = int(keep_idx[j])
-                raise CandleError(
-                    f"{row_name(i)}: time {bad_time_text(i)} {word} an earlier row's time "
-                    f"(field 'time', rule {rule}: times must be unique and strictly increasing)",
-                    i, "time", rule,
-                )
-            dropped[rule] = int(mask.sum())
-    keep_idx = keep_idx[~(dup | unsorted)]
+    keep_idx = _time_order(t, np.flatnonzero(~bad_any), on_invalid, name_row, time_text, dropped)
     if on_invalid == "drop" and dropped:
         log.warning(
             "%s: dropped %d invalid row(s): %s",
-            source, sum(dropped.values()), ", ".join(f"{k}={v}" for k, v in dropped.items()),
+            source,
+            sum(dropped.values()),
+            ", ".join(f"{k}={v}" for k, v in dropped.items()),
         )
     if keep_idx.size == 0:
         raise CandleError(f"{source}: no valid rows left after dropping invalid ones ({dropped})")
@@ -253,4 +265,36 @@ def validate_candles(
         },
         schema=CANDLE_SCHEMA,
     )
-    return out, ValidationReport(rows_in=n, rows_out=len(out), dropped_by_rule=dropped, volume_filled=volume_filled)
+    report = ValidationReport(
+        rows_in=n, rows_out=len(out), dropped_by_rule=dropped, volume_filled=volume_filled
+    )
+    return out, report
+
+
+def _time_order(
+    t: np.ndarray,
+    keep_idx: np.ndarray,
+    on_invalid: str,
+    name_row: Callable[[int], str],
+    time_text: Callable[[int], str],
+    dropped: dict[str, int],
+) -> np.ndarray:
+    """Rows (among ``keep_idx``) whose time exceeds every earlier one; others raise or are counted."""
+    tk = t[keep_idx]
+    prev_max = np.maximum.accumulate(np.concatenate([[-np.inf], tk[:-1]]))
+    dup = tk == prev_max
+    unsorted = tk < prev_max
+    checks = (("time_duplicate", dup, "repeats"), ("time_not_increasing", unsorted, "is before"))
+    for rule, mask, word in checks:
+        if mask.any():
+            if on_invalid == "error":
+                i = int(keep_idx[int(np.argmax(mask))])
+                raise CandleError(
+                    f"{name_row(i)}: time {time_text(i)} {word} an earlier row's time "
+                    f"(field 'time', rule {rule}: times must be unique and strictly increasing)",
+                    i,
+                    "time",
+                    rule,
+                )
+            dropped[rule] = int(mask.sum())
+    return keep_idx[~(dup | unsorted)]

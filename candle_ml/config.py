@@ -8,19 +8,20 @@ an error that names the key, not a silently ignored setting.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 import yaml
 
-PARAMS_FILE = Path("params.yaml")
+from candle_ml.errors import ConfigError
+from candle_ml.paths import PARAMS as PARAMS_FILE
 
 
-class ConfigError(ValueError):
-    """params.yaml is missing, malformed, or breaks a rule; the message says where."""
+class Options(msgspec.Struct, forbid_unknown_fields=True):
+    """Base of every config struct: an unknown key is an error naming it, not a silent default."""
 
 
-class IngestParams(msgspec.Struct, forbid_unknown_fields=True):
+class IngestParams(Options):
     # Symbols of bokeh_sampledata.stocks to ingest (real daily OHLCV, 2000-2013).
     bundled: list[str] = msgspec.field(default_factory=lambda: ["AAPL", "GOOG", "IBM", "MSFT", "FB"])
     bundled_timeframe: str = "1d"
@@ -35,12 +36,12 @@ class IngestParams(msgspec.Struct, forbid_unknown_fields=True):
     augment: list[Literal["mirror"]] = msgspec.field(default_factory=list)
 
 
-class IndicatorSpec(msgspec.Struct, forbid_unknown_fields=True):
+class IndicatorSpec(Options):
     name: str
     params: dict[str, int | float] = msgspec.field(default_factory=dict)
 
 
-class FeaturizeParams(msgspec.Struct, forbid_unknown_fields=True):
+class FeaturizeParams(Options):
     indicators: list[IndicatorSpec] = msgspec.field(default_factory=list)
     # Candles averaged for the scale that makes candle features price-free;
     # 10 matches TA-Lib's own candle-size averages.
@@ -58,12 +59,12 @@ class FeaturizeParams(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError("featurize.convergence_tolerance must be between 0 and 1")
 
 
-class AutolabelParams(msgspec.Struct, forbid_unknown_fields=True):
+class AutolabelParams(Options):
     # TA-Lib CDL* function names; earlier entries win where spans overlap.
     patterns: list[str] = msgspec.field(default_factory=list)
 
 
-class SplitParams(msgspec.Struct, forbid_unknown_fields=True):
+class SplitParams(Options):
     method: Literal["temporal", "random"] = "temporal"
     train: float = 0.7
     val: float = 0.15
@@ -78,7 +79,7 @@ class SplitParams(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError(f"dataset.split.train + val + test must be 1.0, got {total:g}")
 
 
-class DatasetParams(msgspec.Struct, forbid_unknown_fields=True):
+class DatasetParams(Options):
     encoding: Literal["window", "bio"] = "window"
     window_size: int = 5
     context: int = 5
@@ -102,7 +103,7 @@ class DatasetParams(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError("dataset.features must list at least one column pattern")
 
 
-class XGBoostParams(msgspec.Struct, forbid_unknown_fields=True):
+class XGBoostParams(Options):
     n_estimators: int = 400  # an upper bound: early stopping on the val split picks the round
     max_depth: int = 6
     learning_rate: float = 0.3
@@ -114,7 +115,7 @@ class XGBoostParams(msgspec.Struct, forbid_unknown_fields=True):
     n_jobs: int | None = None  # None: all cores
 
 
-class RandomForestParams(msgspec.Struct, forbid_unknown_fields=True):
+class RandomForestParams(Options):
     n_estimators: int = 300
     max_depth: int | None = None
     min_samples_leaf: int = 1
@@ -122,7 +123,7 @@ class RandomForestParams(msgspec.Struct, forbid_unknown_fields=True):
     n_jobs: int | None = -1
 
 
-class TrainParams(msgspec.Struct, forbid_unknown_fields=True):
+class TrainParams(Options):
     model_type: str = "xgboost"
     class_weight: Literal["balanced", "none"] = "balanced"
     seed: int = 42
@@ -131,14 +132,14 @@ class TrainParams(msgspec.Struct, forbid_unknown_fields=True):
     random_forest: RandomForestParams = msgspec.field(default_factory=RandomForestParams)
 
 
-class EvaluateParams(msgspec.Struct, forbid_unknown_fields=True):
+class EvaluateParams(Options):
     # A predicted span matches a reference span of the same label when their
     # intersection-over-union exceeds this.
     min_overlap: float = 0.5
     top_features: int = 25  # bars in feature_importance.png
 
 
-class MlflowParams(msgspec.Struct, forbid_unknown_fields=True):
+class MlflowParams(Options):
     experiment: str = "candle-ml"
     registered_model: str = ""  # empty: log the model, do not register it
     alias: str = "candidate"
@@ -148,7 +149,7 @@ class MlflowParams(msgspec.Struct, forbid_unknown_fields=True):
 S = TypeVar("S", bound=msgspec.Struct)
 
 
-def read_params(path: Path = PARAMS_FILE) -> dict:
+def read_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
     try:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
@@ -160,7 +161,7 @@ def read_params(path: Path = PARAMS_FILE) -> dict:
     return data
 
 
-def parse_section(data: dict, section: str, cls: type[S], path: Path = PARAMS_FILE) -> S:
+def parse_section(data: dict[str, Any], section: str, cls: type[S], path: Path = PARAMS_FILE) -> S:
     """Convert one params section into its Struct; errors name the key path."""
     try:
         return msgspec.convert(data.get(section) or {}, cls)

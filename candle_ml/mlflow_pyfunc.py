@@ -8,19 +8,20 @@ one row per candle: time, label (None without enough history), confidence.
 
 from __future__ import annotations
 
-import mlflow.pyfunc
-import numpy as np
+from typing import Any
+
 import pandas as pd
 from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
 
 
-class CandlePatternModel(mlflow.pyfunc.PythonModel):
-    def load_context(self, context) -> None:
+class CandlePatternModel(PythonModel):
+    def load_context(self, context: Any) -> None:
         from candle_ml.bundle import load_bundle
 
         self.bundle = load_bundle(context.artifacts["bundle"])
 
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
         from candle_ml.candles import validate_candles
 
         frame = pd.DataFrame(model_input).rename(columns=str.lower)
@@ -32,7 +33,7 @@ class CandlePatternModel(mlflow.pyfunc.PythonModel):
             {
                 "time": pred.time,
                 "label": pd.Series(pred.label, dtype=object),
-                "confidence": pd.Series(np.where(np.isnan(pred.confidence), None, pred.confidence), dtype=object),
+                "confidence": pd.Series(pred.confidence, dtype=object).where(pred.label != None, None),  # noqa: E711
             }
         )
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 from typing import NamedTuple
 
+from candle_ml.errors import PatternError
+
 
 class PatternInfo(NamedTuple):
     name: str  # label stem: bullish_<name> / bearish_<name>, or bare <name>
@@ -93,16 +95,16 @@ NO_PATTERN = "O"
 HIKKAKE_CONFIRM_WINDOW = 3  # TA-Lib confirms a hikkake at most 3 candles after it
 
 
-class PatternError(ValueError):
-    pass
-
-
 def pattern_info(function_name: str) -> PatternInfo:
     try:
         return PATTERNS[function_name]
     except KeyError:
         close = difflib.get_close_matches(function_name.upper(), PATTERNS, n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; see candle_ml/patterns.py for the supported list"
+        hint = (
+            f"; did you mean {', '.join(close)}?"
+            if close
+            else "; see candle_ml/patterns.py for the supported list"
+        )
         raise PatternError(f"unknown TA-Lib pattern '{function_name}'{hint}") from None
 
 
@@ -111,7 +113,9 @@ def labels_for(function_name: str) -> list[str]:
     info = pattern_info(function_name)
     if not info.directional:
         return [info.name]
-    return [f"{word}_{info.name}" for sign, word in (("+", "bullish"), ("-", "bearish")) if sign in info.signs]
+    return [
+        f"{word}_{info.name}" for sign, word in (("+", "bullish"), ("-", "bearish")) if sign in info.signs
+    ]
 
 
 def label_for(function_name: str, signal: int) -> str:

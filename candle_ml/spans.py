@@ -24,7 +24,7 @@ class LabelSpan(NamedTuple):
         return self.end - self.start + 1
 
 
-def group_spans(labels: np.ndarray | list) -> list[LabelSpan]:
+def group_spans(labels: np.ndarray | list[str | None]) -> list[LabelSpan]:
     """Runs of consecutive equal labels, skipping ``O`` and ``None`` (no prediction)."""
     arr = np.asarray(labels, dtype=object)
     if arr.size == 0:
@@ -55,8 +55,19 @@ class SpanScore(NamedTuple):
     predicted: int
     matched: int
 
+    @classmethod
+    def from_counts(cls, matched: int, predicted: int, support: int) -> SpanScore:
+        """Precision over predicted spans, recall over reference spans, and their harmonic mean
+        (each 0 when undefined)."""
+        precision = matched / predicted if predicted else 0.0
+        recall = matched / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return cls(precision, recall, f1, support, predicted, matched)
 
-def match_spans(predicted: list[LabelSpan], reference: list[LabelSpan], min_overlap: float = 0.5) -> dict[str, SpanScore]:
+
+def match_spans(
+    predicted: list[LabelSpan], reference: list[LabelSpan], min_overlap: float = 0.5
+) -> dict[str, SpanScore]:
     """Per-label span precision/recall/F1: a prediction matches a reference span of the
     same label when their overlap ratio is strictly above ``min_overlap`` (one to one)."""
     labels = sorted({s.label for s in predicted} | {s.label for s in reference})
@@ -77,8 +88,5 @@ def match_spans(predicted: list[LabelSpan], reference: list[LabelSpan], min_over
                     matched += 1
                     break
                 j += 1
-        precision = matched / len(preds) if preds else 0.0
-        recall = matched / len(refs) if refs else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        scores[label] = SpanScore(precision, recall, f1, len(refs), len(preds), matched)
+        scores[label] = SpanScore.from_counts(matched, len(preds), len(refs))
     return scores

@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from candle_ml.errors import CandleMLError
+
 log = logging.getLogger("candle_ml")
 
 
@@ -37,10 +39,18 @@ def read_json(path: Path) -> Any:
 
 
 def run_stage(fn: Callable[[], None]) -> None:
-    """Run a stage; a ValueError/ImportError (bad input, bad config) prints one clear line, no traceback."""
+    """Run a stage. A ``CandleMLError`` (bad input or config, a missing upstream output) prints
+    one line a person can act on; anything else is a bug and keeps its full traceback."""
     setup_logging()
     try:
         fn()
-    except (ValueError, ImportError, FileNotFoundError) as exc:
+    except CandleMLError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def require_file(path: Path, made_by: str) -> Path:
+    """An upstream output that must exist; its absence is a user error, not a traceback."""
+    if not Path(path).exists():
+        raise CandleMLError(f"{path}: not found; it is written by the '{made_by}' stage (run `dvc repro`)")
+    return Path(path)

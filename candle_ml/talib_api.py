@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
-
-class TalibMissingError(ImportError):
-    pass
+from candle_ml.errors import TalibMissingError
 
 
 def import_talib() -> ModuleType:
@@ -20,3 +19,11 @@ def import_talib() -> ModuleType:
             "install the TA-Lib C library first (https://ta-lib.org/install/)."
         ) from None
     return talib
+
+
+def talib_abstract() -> Any:
+    """TA-Lib's abstract API (``Function``, the function list), typed loosely: it ships no stubs for it."""
+    import_talib()
+    from talib import abstract
+
+    return abstract

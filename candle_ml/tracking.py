@@ -15,18 +15,17 @@ import json
 import logging
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from candle_ml.config import MlflowParams
+from candle_ml.errors import TrackingError
+from candle_ml.paths import DATASET_DIR, DVC_LOCK
 
 log = logging.getLogger("candle_ml.tracking")
-
-
-class TrackingError(ValueError):
-    """The tracking store is needed (mlflow.required) but cannot be used."""
 
 
 def repo_root() -> Path:
@@ -37,11 +36,15 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{repo_root() / 'mlflow.db'}"
 
 
-def connect(cfg: MlflowParams) -> bool:
-    """Point MLflow at the store and select the experiment; False (with a warning) if unreachable."""
-    # Fail fast instead of MLflow's default minutes of HTTP retries.
+def fail_fast() -> None:
+    """An unreachable store fails in seconds, not after MLflow's default minutes of HTTP retries."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+
+
+def connect(cfg: MlflowParams) -> bool:
+    """Point MLflow at the store and select the experiment; False (with a warning) if unreachable."""
+    fail_fast()
     uri = tracking_uri()
     try:
         import mlflow
@@ -60,7 +63,7 @@ def connect(cfg: MlflowParams) -> bool:
         return False
 
 
-def guarded(cfg: MlflowParams, what: str, fn, *args, **kwargs) -> Any:
+def guarded(cfg: MlflowParams, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run one MLflow call; a failure stops the stage only when mlflow.required is true."""
     try:
         return fn(*args, **kwargs)
@@ -83,7 +86,7 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): value}
 
 
-def config_hash(params: dict) -> str:
+def config_hash(params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -95,7 +98,7 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def dataset_version(lock_file: Path = Path("dvc.lock"), out_path: str = "data/dataset") -> str | None:
+def dataset_version(lock_file: Path = DVC_LOCK, out_path: str = str(DATASET_DIR)) -> str | None:
     """The hash DVC recorded for the dataset output (None when run outside DVC)."""
     try:
         lock = yaml.safe_load(lock_file.read_text())
@@ -105,7 +108,7 @@ def dataset_version(lock_file: Path = Path("dvc.lock"), out_path: str = "data/da
     return next((o.get("md5") for o in outs if o.get("path") == out_path), None)
 
 
-def run_tags(model_type: str, params: dict) -> dict[str, str]:
+def run_tags(model_type: str, params: dict[str, Any]) -> dict[str, str]:
     tags = {"model_type": model_type, "config_hash": config_hash(params)}
     if commit := git_commit():
         tags["mlflow.source.git.commit"] = commit

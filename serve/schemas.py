@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API (DESIGN.md "HTTP API"), as msgspec Structs.
+"""Request and response bodies of the HTTP API (docs/api.md), as msgspec Structs.
 
 Requests are decoded strictly: a time sent as 1.5 or "1492592400" is an error, not a
 guess, and unknown fields are rejected (a typo such as ``min_confidance`` would
@@ -8,20 +8,46 @@ otherwise be silently ignored). Times are Unix seconds, UTC, integers.
 from typing import Annotated, Any
 
 import msgspec
+from litestar.dto import MsgspecDTO
 from msgspec import Meta
 
-# Series names become file names under data/candles/: letters, digits, '.', '-' and no
-# leading dot, so '../', '/' and NUL can never reach the file system.
-SERIES_NAME = Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,63}$", description="series name, e.g. AAPL or EURUSD")
-TIMEFRAME = Meta(pattern=r"^[A-Za-z0-9]{1,16}$", description="timeframe, e.g. 1d or 1h")
+from candle_ml.bundle import Label
+from candle_ml.candles import PAIR_PATTERN, TIMEFRAME_PATTERN
+from candle_ml.loading import ModelSummary
+from candle_ml.prediction import CandlePrediction, PredictResponse, SpanPrediction
+
+# The same rule as the series file names ingest accepts (candle_ml.candles).
+SERIES_NAME = Meta(pattern=f"^{PAIR_PATTERN}$", description="series name, e.g. AAPL or EURUSD")
+TIMEFRAME = Meta(pattern=f"^{TIMEFRAME_PATTERN}$", description="timeframe, e.g. 1d or 1h")
 # 1900-01-01 .. 9999-12-31: wider than any market data, narrow enough for int64 and float64.
 UNIX_SECONDS = Meta(ge=-2_208_988_800, le=253_402_300_799, description="Unix seconds, UTC, integer")
 CONFIDENCE = Meta(ge=0.0, le=1.0, description="predictions below this confidence come back as O")
 
-CANDLE_EXAMPLE = {"time": 1492592400, "open": 1.0716, "high": 1.0722, "low": 1.0708, "close": 1.0722, "volume": 1413}
+CANDLE_EXAMPLE = {
+    "time": 1492592400,
+    "open": 1.0716,
+    "high": 1.0722,
+    "low": 1.0708,
+    "close": 1.0722,
+    "volume": 1413,
+}
 
 
-class Candle(msgspec.Struct, forbid_unknown_fields=True):
+def strict_json(model: type) -> type[MsgspecDTO[Any]]:
+    """A DTO that decodes the body with msgspec in strict mode (no "1" -> 1, no 1.5 -> int)."""
+
+    class StrictJSON(MsgspecDTO[model]):  # type: ignore[valid-type]
+        def decode_bytes(self, value: bytes) -> Any:
+            return msgspec.json.decode(value, type=model)
+
+    return StrictJSON
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True):
+    """Base of every request body: an unknown field (a typo) is a 400 naming it."""
+
+
+class Candle(Body):
     time: Annotated[int, UNIX_SECONDS]
     open: float
     high: float
@@ -30,7 +56,7 @@ class Candle(msgspec.Struct, forbid_unknown_fields=True):
     volume: float = 0.0  # FX feeds often have none
 
 
-class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
+class PredictRequest(Body):
     candles: Annotated[list[Candle], Meta(min_length=1, description="one series, oldest first")]
     # Optional fields carry no msgspec Meta: Litestar's OpenAPI generator cannot render
     # Annotated[...] | None, so their rules are checked where they are used.
@@ -39,48 +65,13 @@ class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
     min_confidence: Annotated[float, CONFIDENCE] = 0.0  # predictions below it come back as "O"
 
 
-class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
+class BatchRequest(Body):
     pair: Annotated[str, SERIES_NAME]
     timeframe: Annotated[str, TIMEFRAME]
     start: int | None = None  # first candle time included, Unix seconds
     end: int | None = None  # last candle time included, Unix seconds
     batch_size: Annotated[int, Meta(ge=1, le=100_000, description="candles predicted per chunk")] = 5_000
     min_confidence: Annotated[float, CONFIDENCE] = 0.0
-
-
-class CandlePrediction(msgspec.Struct):
-    time: int
-    label: str | None  # null where the candle lacks the history the model needs
-    confidence: float | None
-
-
-class SpanPrediction(msgspec.Struct):
-    start_time: int
-    end_time: int
-    label: str
-    avg_confidence: float
-    candles: int
-
-
-class ModelSummary(msgspec.Struct):
-    name: str
-    version: str
-    model_type: str
-    run_id: str | None
-    trained_at: str
-    min_history: int  # candles a prediction needs before it
-    lookahead: int  # later candles a prediction looks at; the last ones of a request can still change
-
-
-class PredictResponse(msgspec.Struct):
-    predictions: list[CandlePrediction]
-    spans: list[SpanPrediction]
-    model_info: ModelSummary
-
-
-class Label(msgspec.Struct):
-    name: str
-    color: str
 
 
 class ModelInfo(msgspec.Struct):
@@ -113,3 +104,18 @@ class ReloadResult(msgspec.Struct):
     reloaded: bool
     model: ModelSummary | None
     error: str | None = None
+
+
+__all__ = [
+    "Candle",
+    "PredictRequest",
+    "BatchRequest",
+    "CandlePrediction",
+    "SpanPrediction",
+    "PredictResponse",
+    "ModelSummary",
+    "Label",
+    "ModelInfo",
+    "Health",
+    "ReloadResult",
+]

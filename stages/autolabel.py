@@ -1,9 +1,7 @@
-"""Stage ``autolabel``: TA-Lib CDL* detections -> programmatic span annotations.
+"""Stage ``autolabel``: ``data/candles/`` -> ``data/autolabel/spans.json`` (TA-Lib CDL* spans).
 
-Every non-zero output (+-80, +-100, +-200) is a signal on the pattern's last
-candle; the span reaches back over the candles the pattern covers (the table in
-candle_ml/patterns.py). Candles before the patterns' lookback are unknown, not
-``O``: the output records from which candle each series is labeled.
+Also records, per series, from which candle it is labeled (before the patterns' lookback
+candles are unknown, not ``O``) and the label priority the dataset stage paints by.
 """
 
 from __future__ import annotations
@@ -12,123 +10,50 @@ import logging
 import shutil
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import typer
 
+from candle_ml import paths
 from candle_ml.annotations import Span, write_annotation_file
+from candle_ml.autolabel import autolabel, check_patterns, label_priority, lookback, spans_per_label
 from candle_ml.candles import series_key
 from candle_ml.config import AutolabelParams, load_section
-from candle_ml.patterns import HIKKAKE_CONFIRM_WINDOW, label_for, labels_for, pattern_info
-from candle_ml.stageio import read_json, run_stage, write_json
-from candle_ml.talib_api import import_talib
+from candle_ml.stageio import read_json, require_file, run_stage, write_json
 
 log = logging.getLogger("candle_ml.autolabel")
 
-IN_DIR = Path("data/candles")
-OUT_DIR = Path("data/autolabel")
-OUT_FILE = OUT_DIR / "spans.json"
-METRICS = Path("metrics/autolabel.json")
+RARE_SPANS = 20  # fewer spans than this: warn that the label is hard to learn
 
 
-def check_patterns(patterns: list[str]) -> list[str]:
-    talib = import_talib()
-    names = [p.upper() for p in patterns]
-    for name in names:
-        pattern_info(name)  # unknown names fail with close matches
-        if not hasattr(talib, name):
-            raise ValueError(f"autolabel.patterns: TA-Lib {talib.__version__} has no function {name}")
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ValueError(f"autolabel.patterns: listed twice: {', '.join(dup)}")
-    return names
-
-
-def lookback(patterns: list[str]) -> int:
-    """Candles at the start of a series on which no listed pattern can be computed."""
-    import_talib()
-    from talib import abstract
-
-    return max((abstract.Function(p).lookback for p in patterns), default=0)
-
-
-def span_starts(function_name: str, signals: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Index of each span's first candle, for the signals at ``idx`` (vectorized)."""
-    length = pattern_info(function_name).length
-    starts = idx - (length - 1)
-    if function_name in ("CDLHIKKAKE", "CDLHIKKAKEMOD"):
-        # A +-200 confirms the +-100 pattern of the same sign up to 3 candles earlier:
-        # its span runs from that pattern's first candle to the confirmation.
-        confirm = np.abs(signals[idx]) == 200
-        for sign in (1, -1):
-            base = idx[(signals[idx] == 100 * sign)]
-            sel = confirm & (np.sign(signals[idx]) == sign)
-            if base.size and sel.any():
-                pos = np.searchsorted(base, idx[sel], side="left") - 1
-                found = pos >= 0
-                origin = np.where(found, base[np.clip(pos, 0, None)], -1)
-                near = found & (idx[sel] - origin <= HIKKAKE_CONFIRM_WINDOW)
-                starts[np.flatnonzero(sel)[near]] = origin[near] - (length - 1)
-    return np.clip(starts, 0, None)
-
-
-def autolabel(candles: pl.DataFrame, patterns: list[str], pair: str, timeframe: str) -> list[Span]:
-    """Pure per-series core: one programmatic span per non-zero CDL* output."""
-    talib = import_talib()
-    o, h, low, c = (candles[k].to_numpy().astype(np.float64, copy=False) for k in ("open", "high", "low", "close"))
-    times = candles["time"].to_numpy()
-    spans: list[Span] = []
-    for name in patterns:
-        signals = getattr(talib, name)(o, h, low, c)
-        idx = np.flatnonzero(signals)
-        if idx.size == 0:
-            continue
-        starts = span_starts(name, signals, idx)
-        conf = np.minimum(np.abs(signals[idx]) / 100.0, 1.0)
-        spans.extend(
-            Span(
-                id=f"ta-{pair}-{timeframe}-{name}-{int(times[e])}",
-                pair=pair,
-                timeframe=timeframe,
-                start_time=int(times[s]),
-                end_time=int(times[e]),
-                label=label_for(name, int(signals[e])),
-                confidence=float(cf),
-                source="programmatic",
-            )
-            for s, e, cf in zip(starts, idx, conf, strict=True)
-        )
-    spans.sort(key=lambda sp: (sp.end_time, sp.start_time, sp.label))
-    return spans
-
-
-def main(params_file: Path = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read")) -> None:
+def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params.yaml to read")) -> None:
     def run() -> None:
         params = load_section("autolabel", AutolabelParams, params_file)
         patterns = check_patterns(params.patterns)
         skip = lookback(patterns)
-        index = read_json(IN_DIR / "index.json")["series"]
-        shutil.rmtree(OUT_DIR, ignore_errors=True)
-        OUT_DIR.mkdir(parents=True)
+        index = read_json(require_file(paths.CANDLES_DIR / paths.INDEX, "ingest"))["series"]
+        shutil.rmtree(paths.AUTOLABEL_DIR, ignore_errors=True)
+        paths.AUTOLABEL_DIR.mkdir(parents=True)
         spans: list[Span] = []
         coverage = {}
         for entry in index:
-            candles = pl.read_parquet(IN_DIR / entry["file"])
+            candles = pl.read_parquet(paths.CANDLES_DIR / entry["file"])
             key = series_key(entry["pair"], entry["timeframe"])
             found = autolabel(candles, patterns, entry["pair"], entry["timeframe"])
             spans.extend(found)
             coverage[key] = {"labeled_from": int(candles["time"][skip]) if candles.height > skip else None}
             log.info("%s: %d programmatic spans", key, len(found))
-        # Earlier patterns win where spans overlap: the dataset stage reads this order.
-        priority = [label for p in patterns for label in labels_for(p)]
-        write_annotation_file(OUT_FILE, spans, label_priority=priority, coverage=coverage, lookback=skip)
-        counts: dict[str, int] = {label: 0 for label in priority}
-        for sp in spans:
-            counts[sp.label] += 1
-        write_json(METRICS, {"spans": len(spans), "spans_per_label": counts, "lookback_candles": skip})
-        rare = [k for k, v in counts.items() if v < 20]
+        priority = label_priority(patterns)
+        write_annotation_file(
+            paths.AUTOLABEL_SPANS, spans, label_priority=priority, coverage=coverage, lookback=skip
+        )
+        counts = spans_per_label(spans, priority)
+        write_json(
+            paths.metrics_file("autolabel"),
+            {"spans": len(spans), "spans_per_label": counts, "lookback_candles": skip},
+        )
+        rare = [k for k, v in counts.items() if v < RARE_SPANS]
         if rare:
-            log.warning("labels with fewer than 20 spans (hard to learn): %s", ", ".join(rare))
+            log.warning("labels with fewer than %d spans (hard to learn): %s", RARE_SPANS, ", ".join(rare))
 
     run_stage(run)
 

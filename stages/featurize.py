@@ -1,392 +1,62 @@
-"""Stage ``featurize``: candles -> candle features + TA-Lib indicators + custom features.
+"""Stage ``featurize``: ``data/candles/`` -> ``data/features/`` (candle features + TA-Lib indicators).
 
-``featurize(candles, cfg)`` is the pure per-series core; the server calls exactly
-it on request candles, so training and serving share preprocessing by construction.
-It returns every input row; rows whose features are not yet defined (indicator
-warm-up) hold NaN and are dropped by the stage (``drop_warmup``), per series.
+Per series: ``featurize`` every candle, drop the warm-up rows, write the rest. Then measure
+how much history a served request needs (``served_history``) and record it, with the
+featurize config, in ``index.json`` so a model bundle can rebuild features without params.yaml.
 """
 
 from __future__ import annotations
 
-import difflib
-import functools
-import importlib
-import importlib.util
 import logging
 import shutil
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import polars as pl
 import typer
 
-from candle_ml.candles import CANDLE_COLUMNS, CandleError
-from candle_ml.config import FeaturizeParams, IndicatorSpec, load_section
-from candle_ml.stageio import read_json, run_stage, write_json
-from candle_ml.talib_api import import_talib
+from candle_ml import paths
+from candle_ml.config import FeaturizeParams, load_section
+from candle_ml.convergence import served_history
+from candle_ml.features import drop_warmup, feature_columns, featurize
+from candle_ml.stageio import read_json, require_file, run_stage, write_json
 
 log = logging.getLogger("candle_ml.featurize")
 
-IN_DIR = Path("data/candles")
-OUT_DIR = Path("data/features")
-METRICS = Path("metrics/featurize.json")
 
-# A scale below this fraction of the close (a run of zero-range candles) is floored,
-# so relative features stay finite; they are also clipped to +-REL_CLIP.
-MIN_SCALE_FRACTION = 1e-6
-REL_CLIP = 100.0
-
-
-class FeatureError(ValueError):
-    """A feature could not be computed; the message names the indicator or custom entry."""
-
-
-def candle_features(candles: pl.DataFrame, scale_window: int) -> pl.DataFrame:
-    """Shape features of each candle, raw (price units) and scale-free (``*_rel``).
-
-    Scale-free versions divide by the mean range of the previous ``scale_window``
-    candles (TA-Lib compares candle sizes with the same kind of average), so one
-    model serves $1.07 FX and $500 stocks, and survives unadjusted splits.
-    numpy, not polars expressions: a polars select of this size costs ~7 ms of planning
-    whatever the length, which is most of a served request; this costs ~0.3 ms.
-    """
-    o, h, low, c = (candles[k].to_numpy().astype(np.float64, copy=False) for k in ("open", "high", "low", "close"))
-    n = len(c)
-    body_top, body_bottom = np.maximum(o, c), np.minimum(o, c)
-    rng = h - low
-    body = np.abs(c - o)
-    upper = h - body_top
-    lower = body_bottom - low
-    wicks = upper + lower
-
-    def prev(x: np.ndarray, k: int = 1) -> np.ndarray:
-        out = np.full(n, np.nan)
-        out[k:] = x[: n - k] if n > k else out[k:]
-        return out
-
-    def prev_mean(x: np.ndarray) -> np.ndarray:
-        # Mean over the previous N candles, not including this one (NaN until N exist).
-        # Each window is summed on its own, so the value never depends on older history.
-        out = np.full(n, np.nan)
-        if n > scale_window:
-            out[scale_window:] = np.lib.stride_tricks.sliding_window_view(x, scale_window).mean(axis=1)[:-1]
-        return out
-
-    def floored(avg: np.ndarray) -> np.ndarray:
-        return np.maximum(avg, c * MIN_SCALE_FRACTION)  # NaN (warm-up) stays NaN
-
-    scale = floored(prev_mean(rng))
-    avg_body = floored(prev_mean(body))
-
-    def rel(x: np.ndarray, denom: np.ndarray = scale) -> np.ndarray:
-        return np.clip(x / denom, -REL_CLIP, REL_CLIP)
-
-    def safe_ratio(num: np.ndarray, den: np.ndarray, default: float) -> np.ndarray:
-        return np.divide(num, den, out=np.full(n, default), where=den > 0)
-
-    prev_close = prev(c)
-    body_mid = (o + c) / 2
-    tiny_body = scale * 0.01  # keeps shadow/body ratios finite for doji-like bodies
-    columns = dict(
-        range=rng,
-        body_size=body,
-        body_direction=np.sign(c - o),
-        upper_wick=upper,
-        lower_wick=lower,
-        # Share of the wicks that is above the body: 1 = all upper, 0 = all lower, 0.5 = none/even.
-        wick_ratio=safe_ratio(upper, wicks, 0.5),
-        body_to_range=safe_ratio(body, rng, 0.0),
-        gap=o - prev_close,
-        range_rel=rel(rng),
-        body_rel=rel(body),
-        upper_wick_rel=rel(upper),
-        lower_wick_rel=rel(lower),
-        gap_rel=rel(o - prev_close),
-        close_change_rel=rel(c - prev_close),
-        high_change_rel=rel(h - prev(h)),
-        low_change_rel=rel(low - prev(low)),
-        body_top_change_rel=rel(body_top - prev(body_top)),
-        body_bottom_change_rel=rel(body_bottom - prev(body_bottom)),
-        body_vs_avg_body_rel=rel(body, avg_body),
-        # Relations that two- and three-candle patterns are defined by: opening beyond the
-        # previous extreme (piercing, dark cloud), closing past the previous body's midpoint,
-        # bodies gapping away from the previous body (stars), closing into the body two back.
-        open_vs_prev_high_rel=rel(o - prev(h)),
-        open_vs_prev_low_rel=rel(o - prev(low)),
-        close_vs_prev_mid_rel=rel(c - prev(body_mid)),
-        body_gap_up_rel=rel(body_bottom - prev(body_top)),
-        body_gap_down_rel=rel(prev(body_bottom) - body_top),
-        close_vs_mid_2back_rel=rel(c - prev(body_mid, 2)),
-        # Hammer-like shapes: shadows against the body itself, and where the body sits
-        # against the previous candle's extremes (the trend context TA-Lib checks).
-        lower_wick_to_body_rel=rel(lower, np.maximum(body, tiny_body)),
-        upper_wick_to_body_rel=rel(upper, np.maximum(body, tiny_body)),
-        body_bottom_vs_prev_low_rel=rel(body_bottom - prev(low)),
-        body_top_vs_prev_high_rel=rel(body_top - prev(h)),
-        # Penetration into an earlier body as a share of that body: TA-Lib's piercing/dark
-        # cloud (0.5) and star (0.3) thresholds are fixed numbers on exactly this ratio.
-        close_into_prev_body_rel=rel(c - prev(c), np.maximum(prev(body), tiny_body)),
-        close_into_body_2back_rel=rel(c - prev(c, 2), np.maximum(prev(body, 2), tiny_body)),
-    )
-    return pl.DataFrame(columns)
-
-
-def _param_text(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-@functools.lru_cache(maxsize=None)
-def _function_info(name: str) -> dict:
-    """TA-Lib's description of a function (building it costs ~0.1 ms, paid per request otherwise)."""
-    from talib import abstract
-
-    return abstract.Function(name).info
-
-
-def indicator_columns(spec: IndicatorSpec, where: str = "featurize.indicators") -> tuple[Callable, list[str]]:
-    """Resolve one indicator spec to a TA-Lib abstract function and its output column names."""
-    import_talib()
-    from talib import abstract
-
-    name = spec.name.upper()
-    known = [f for f in abstract.__TA_FUNCTION_NAMES__ if not f.startswith("CDL")]
-    if name not in known:
-        close = difflib.get_close_matches(name, known, n=4, cutoff=0.5)
-        hint = f"; close matches: {', '.join(close)}" if close else ""
-        raise FeatureError(f"{where}: unknown TA-Lib indicator '{spec.name}'{hint}")
-    info = _function_info(name)
-    unknown = sorted(set(spec.params) - set(info["parameters"]))
-    if unknown:
-        raise FeatureError(
-            f"{where} {name}: unknown parameter(s) {', '.join(unknown)} "
-            f"(accepted: {', '.join(info['parameters']) or 'none'})"
-        )
-    stem = "_".join([name.lower(), *(_param_text(v) for v in spec.params.values())])
-    outputs = info["output_names"]
-    cols = [stem] if len(outputs) == 1 else [f"{stem}_{o}" for o in outputs]
-
-    def compute(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-        fn = abstract.Function(name)
-        fn.set_parameters({k: (int(v) if float(v).is_integer() else float(v)) for k, v in spec.params.items()})
-        try:
-            out = fn(inputs)
-        except Exception as exc:  # TA-Lib reports bad parameter values as generic exceptions
-            raise FeatureError(f"{where} {name} {dict(spec.params)}: TA-Lib failed: {exc}") from None
-        return out if isinstance(out, list) else [out]
-
-    return compute, cols
-
-
-def indicator_features(candles: pl.DataFrame, indicators: list[IndicatorSpec]) -> pl.DataFrame:
-    inputs = {k: candles[k].to_numpy().astype(np.float64, copy=False) for k in ("open", "high", "low", "close", "volume")}
-    columns: dict[str, np.ndarray] = {}
-    for i, spec in enumerate(indicators):
-        compute, cols = indicator_columns(spec, f"featurize.indicators[{i}]")
-        for col, values in zip(cols, compute(inputs), strict=True):
-            if col in columns:
-                raise FeatureError(f"featurize.indicators[{i}]: column '{col}' is produced twice; remove the duplicate entry")
-            columns[col] = values
-    return pl.DataFrame(columns, schema={k: pl.Float64 for k in columns}) if columns else pl.DataFrame()
-
-
-def load_custom(entry: str) -> Callable:
-    """``path/to/file.py:function`` or ``package.module:function`` -> the function."""
-    target, sep, func_name = entry.rpartition(":")
-    if not sep or not target or not func_name:
-        raise FeatureError(f"featurize.custom '{entry}': expected 'path/to/file.py:function' or 'module:function'")
-    try:
-        if target.endswith(".py"):
-            path = Path(target)
-            if not path.is_file():
-                raise FeatureError(f"featurize.custom '{entry}': file {path} not found")
-            mod_name = f"candle_ml_custom_{abs(hash(str(path.resolve())))}"
-            spec = importlib.util.spec_from_file_location(mod_name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[mod_name] = module
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(target)
-    except FeatureError:
-        raise
-    except Exception as exc:
-        raise FeatureError(f"featurize.custom '{entry}': cannot import {target}: {type(exc).__name__}: {exc}") from None
-    fn = getattr(module, func_name, None)
-    if not callable(fn):
-        raise FeatureError(f"featurize.custom '{entry}': {target} has no function '{func_name}'")
-    return fn
-
-
-def custom_features(frame: pl.DataFrame, entries: list[str]) -> pl.DataFrame:
-    """Call each custom function with the frame so far; each returns one or more named columns."""
-    for entry in entries:
-        fn = load_custom(entry)
-        try:
-            result = fn(frame)
-        except Exception as exc:
-            raise FeatureError(f"featurize.custom '{entry}' raised {type(exc).__name__}: {exc}") from None
-        if isinstance(result, pd.Series | pd.DataFrame):
-            result = pl.from_pandas(result.reset_index(drop=True) if isinstance(result, pd.DataFrame) else result.to_frame())
-        if isinstance(result, pl.Series):
-            result = result.to_frame()
-        elif isinstance(result, dict):
-            result = pl.DataFrame({k: np.asarray(v, dtype=np.float64) for k, v in result.items()})
-        if not isinstance(result, pl.DataFrame) or result.width == 0:
-            raise FeatureError(
-                f"featurize.custom '{entry}': must return a named polars/pandas Series, a DataFrame or a dict of columns, "
-                f"got {type(result).__name__}"
-            )
-        if result.height != frame.height:
-            raise FeatureError(f"featurize.custom '{entry}': returned {result.height} rows for {frame.height} candles")
-        clash = [c for c in result.columns if c in frame.columns]
-        if clash:
-            raise FeatureError(f"featurize.custom '{entry}': column(s) {', '.join(clash)} already exist; rename them")
-        non_numeric = [c for c, t in result.schema.items() if not t.is_numeric()]
-        if non_numeric:
-            raise FeatureError(f"featurize.custom '{entry}': column(s) {', '.join(non_numeric)} are not numeric")
-        frame = frame.hstack(result.cast({c: pl.Float64 for c in result.columns}).fill_null(float("nan")))
-    return frame
-
-
-def featurize(candles: pl.DataFrame, cfg: FeaturizeParams) -> pl.DataFrame:
-    """Pure per-series core: canonical candles in, candles + every feature column out (same rows)."""
-    missing = [c for c in CANDLE_COLUMNS if c not in candles.columns]
-    if missing:
-        raise CandleError(f"featurize: candles lack column(s) {', '.join(missing)}")
-    candles = candles.select(CANDLE_COLUMNS).cast({c: pl.Float64 for c in CANDLE_COLUMNS if c != "time"})
-    # TA-Lib does not handle NaN mid-series (one NaN blanks its averages): refuse it here.
-    prices = candles.select(["open", "high", "low", "close", "volume"]).to_numpy()
-    if not np.isfinite(prices).all():
-        row = int(np.argmax(~np.isfinite(prices).all(axis=1)))
-        raise CandleError(f"featurize: candle row {row + 1} has a non-finite price or volume; validate candles first")
-    frame = pl.concat(
-        [candles, candle_features(candles, cfg.scale_window), indicator_features(candles, cfg.indicators)],
-        how="horizontal",
-    )
-    return custom_features(frame, cfg.custom)
-
-
-def feature_columns(frame: pl.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in CANDLE_COLUMNS]
-
-
-def warmup_mask(frame: pl.DataFrame) -> np.ndarray:
-    """True for rows where any feature is still NaN (indicator or scale warm-up)."""
-    feats = frame.select(feature_columns(frame)).to_numpy()
-    return ~np.isfinite(feats).all(axis=1)
-
-
-def drop_warmup(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """Drop the leading warm-up rows of one series; a NaN after them is an error, not warm-up."""
-    bad = warmup_mask(frame)
-    first_ok = int(np.argmin(bad)) if not bad.all() else frame.height
-    if bad[first_ok:].any():
-        row = first_ok + int(np.argmax(bad[first_ok:]))
-        cols = [c for c in feature_columns(frame) if not np.isfinite(frame[c][row])]
-        raise FeatureError(f"featurize: NaN after warm-up at row {row + 1} in {', '.join(cols)}")
-    return frame.slice(first_ok), first_ok
-
-
-# Convergence is measured on chunks starting this deep into a series (so the full-history
-# reference has itself converged) and this long; the measured count is padded by
-# HISTORY_SAFETY because other series may start further from their steady state.
-CONVERGENCE_START = 500
-CONVERGENCE_CHUNK = 1000
-CONVERGENCE_STEP = 500
-HISTORY_SAFETY = 1.25
-
-
-def unconverged_rows(full: pl.DataFrame, chunk_start: int, cfg: FeaturizeParams, tolerance: float) -> tuple[int, str | None]:
-    """Leading rows of a chunk whose features differ from the full series' by more than ``tolerance``.
-
-    Exponential indicators (RSI, ATR, ADX...: TA-Lib's "unstable period") depend on every
-    earlier candle, so a request carrying a chunk of a series sees slightly different
-    values until the chunk's own start is forgotten. ``full`` is ``featurize`` of the whole
-    series; the chunk ``[chunk_start, chunk_start + CONVERGENCE_CHUNK)`` is featurized on its
-    own. Differences are relative to each column's typical size. Returns the count and the
-    column that converged last (None when none differs).
-    """
-    cols = feature_columns(full)
-    candles = full.select(CANDLE_COLUMNS)[chunk_start: chunk_start + CONVERGENCE_CHUNK]
-    ref = full.select(cols)[chunk_start: chunk_start + candles.height].to_numpy()
-    got = featurize(candles, cfg).select(cols).to_numpy()
-    scale = np.nanmedian(np.abs(full.select(cols).to_numpy()), axis=0)
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    both_nan = np.isnan(ref) & np.isnan(got)
-    differs = ~both_nan & ~(np.abs(ref - got) <= tolerance * np.maximum(np.abs(ref), scale))
-    rows = np.nonzero(differs.any(axis=1))[0]
-    if rows.size == 0:
-        return 0, None
-    last = int(rows[-1])
-    return last + 1, cols[int(np.argmax(differs[last]))]
-
-
-def history_to_converge(series: dict[str, pl.DataFrame], cfg: FeaturizeParams, tolerance: float) -> tuple[int | None, dict]:
-    """Candles a request needs before its features match the full series within ``tolerance``.
-
-    Measured on every chunk start ``CONVERGENCE_START, +STEP, ...`` of every series long
-    enough, padded by ``HISTORY_SAFETY``. None when no series is long enough to measure.
-    A feature still differing at the end of a chunk depends on the whole history (OBV, AD):
-    no request could reproduce it, so that is an error naming the column.
-    """
-    worst, where = 0, None
-    for key, full in series.items():
-        for start in range(CONVERGENCE_START, full.height - CONVERGENCE_CHUNK // 2 + 1, CONVERGENCE_STEP):
-            rows, column = unconverged_rows(full, start, cfg, tolerance)
-            chunk = min(CONVERGENCE_CHUNK, full.height - start)
-            if rows > chunk * 0.9:
-                raise FeatureError(
-                    f"featurize: feature '{column}' still differs after {chunk} candles when {key} is cut at row "
-                    f"{start + 1}: it depends on the whole history (cumulative indicators such as OBV or AD do), "
-                    "so a served request could never reproduce it; remove it from featurize"
-                )
-            if rows > worst:
-                worst, where = rows, (key, start, column)
-    if where is None and not any(f.height >= CONVERGENCE_START + CONVERGENCE_CHUNK // 2 for f in series.values()):
-        return None, {}
-    needed = int(np.ceil(worst * HISTORY_SAFETY))
-    return needed, {"measured": worst, "series": where[0] if where else None, "column": where[2] if where else None}
-
-
-def main(params_file: Path = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read")) -> None:
+def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params.yaml to read")) -> None:
     def run() -> None:
         cfg = load_section("featurize", FeaturizeParams, params_file)
-        index = read_json(IN_DIR / "index.json")["series"]
-        shutil.rmtree(OUT_DIR, ignore_errors=True)
-        OUT_DIR.mkdir(parents=True)
+        index = read_json(require_file(paths.CANDLES_DIR / paths.INDEX, "ingest"))["series"]
+        shutil.rmtree(paths.FEATURES_DIR, ignore_errors=True)
+        paths.FEATURES_DIR.mkdir(parents=True)
         out_index, warmup, full = [], {}, {}
         columns: list[str] = []
         for entry in index:
             key = Path(entry["file"]).stem
-            frame = featurize(pl.read_parquet(IN_DIR / entry["file"]), cfg)
-            full[key] = frame
-            kept, dropped = drop_warmup(frame)
+            frame = full[key] = featurize(pl.read_parquet(paths.CANDLES_DIR / entry["file"]), cfg)
+            kept, warmup[key] = drop_warmup(frame)
             columns = feature_columns(frame)
             if kept.height == 0:
                 log.warning("%s: all %d candles are warm-up; series skipped", key, frame.height)
-            kept.write_parquet(OUT_DIR / entry["file"])
-            warmup[key] = dropped
-            log.info("%s: %d feature rows, %d warm-up rows dropped", key, kept.height, dropped)
-            out_index.append({**entry, "rows": kept.height, "warmup_rows_dropped": dropped,
-                              "candles_first_time": entry["first_time"],
-                              "first_time": int(kept["time"][0]) if kept.height else None})
-        history, detail = history_to_converge(full, cfg, cfg.convergence_tolerance)
-        if history is None:
-            history = max(warmup.values(), default=0)
-            log.warning("no series has %d candles to measure how long the indicators take to converge; "
-                        "served predictions will need only the warm-up (%d candles) and may differ from "
-                        "whole-series ones", CONVERGENCE_START + CONVERGENCE_CHUNK // 2, history)
-        else:
-            history = max(history, max(warmup.values(), default=0))
-            log.info("features converge to %g within %d candles (measured %s on %s, last column %s)",
-                     cfg.convergence_tolerance, history, detail["measured"], detail["series"], detail["column"])
-        # The config travels with the features so a model bundle can rebuild them without params.yaml.
-        write_json(OUT_DIR / "index.json", {"series": out_index, "feature_columns": columns, "config": cfg,
-                                             "history_candles": history})
+            kept.write_parquet(paths.FEATURES_DIR / entry["file"])
+            log.info("%s: %d feature rows, %d warm-up rows dropped", key, kept.height, warmup[key])
+            out_index.append(
+                {
+                    **entry,
+                    "rows": kept.height,
+                    "warmup_rows_dropped": warmup[key],
+                    "candles_first_time": entry["first_time"],
+                    "first_time": int(kept["time"][0]) if kept.height else None,
+                }
+            )
+        history, measured, how = served_history(full, warmup, cfg)
+        log.log(logging.INFO if measured else logging.WARNING, how)
         write_json(
-            METRICS,
+            paths.FEATURES_DIR / paths.INDEX,
+            {"series": out_index, "feature_columns": columns, "config": cfg, "history_candles": history},
+        )
+        write_json(
+            paths.metrics_file("featurize"),
             {
                 "rows": sum(e["rows"] for e in out_index),
                 "feature_columns": len(columns),

@@ -1,178 +1,65 @@
-"""Stage ``train``: the labeled dataset -> a model bundle in ``models/``, tracked in MLflow.
+"""Stage ``train``: ``data/dataset/`` -> the model bundle in ``models/``, tracked as an MLflow run.
 
-The model type comes from ``train.model_type`` through the registry in
-candle_ml/models; classes are weighted (``train.class_weight``) because most
-candles are ``O``; XGBoost early-stops on the val split. The bundle carries the
-featurize/window/label config so the server needs no params.yaml.
+Without a reachable MLflow store the bundle is still written (``mlflow.required: false``).
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import msgspec
-import numpy as np
 import polars as pl
 import typer
-from sklearn.utils.class_weight import compute_sample_weight
 
-from candle_ml.bundle import BundleMeta, TrainingInfo, label_colors, save_bundle
-from candle_ml.config import FeaturizeParams, MlflowParams, TrainParams, parse_section, read_params
-from candle_ml.models import PatternModel, create_model, model_class
-from candle_ml.stageio import read_json, run_stage
-from candle_ml.tracking import connect, dataset_version, flatten, git_commit, guarded, run_tags
+from candle_ml import paths
+from candle_ml.bundle import save_bundle
+from candle_ml.config import MlflowParams, TrainParams, parse_section, read_params
+from candle_ml.models import model_class
+from candle_ml.stageio import read_json, require_file, run_stage
+from candle_ml.tracking import connect, guarded
+from candle_ml.training import bundle_meta, log_to_mlflow, train
 
 log = logging.getLogger("candle_ml.train")
 
-DATASET_DIR = Path("data/dataset")
-MODEL_DIR = Path("models")
-PYFUNC_CODE = Path(__file__).resolve().parent.parent / "candle_ml" / "mlflow_pyfunc.py"
 
-
-@dataclass
-class TrainResult:
-    model: PatternModel
-    classes: list[str]
-    fit_info: dict[str, Any]
-    class_counts: dict[str, dict[str, int]]
-    seconds: float
-
-
-def training_classes(frame: pl.DataFrame, labels: list[str]) -> list[str]:
-    """The labels the model can learn: those with rows in train, in the dataset's order."""
-    present = set(frame.filter(pl.col("split") == "train")["label"].unique())
-    missing = [lab for lab in labels if lab not in present]
-    if missing:
-        log.warning("labels with no training rows (the model cannot predict them): %s", ", ".join(missing))
-    return [lab for lab in labels if lab in present]
-
-
-def split_xy(frame: pl.DataFrame, inputs: list[str], classes: list[str], split: str) -> tuple[np.ndarray, np.ndarray]:
-    part = frame.filter((pl.col("split") == split) & pl.col("label").is_in(classes))
-    y = part["label"].replace_strict({c: i for i, c in enumerate(classes)}, return_dtype=pl.Int32).to_numpy()
-    return part.select(inputs).to_numpy().astype(np.float32), y
-
-
-def sample_weights(y: np.ndarray, mode: str) -> np.ndarray | None:
-    """``balanced``: each class weighs the same in total (n / (k * count)); ``none``: no weights."""
-    return compute_sample_weight("balanced", y) if mode == "balanced" else None
-
-
-def train(frame: pl.DataFrame, schema: dict, params: TrainParams) -> TrainResult:
-    """Pure core: fit the configured model on the train split (val for early stopping)."""
-    if frame.filter(pl.col("split") == "train").height == 0:
-        raise ValueError("train: the dataset has no train rows (check dataset.split)")
-    model_class(params.model_type)  # fail on an unknown type before any work
-    if schema["encoding"] != "window":
-        raise ValueError(f"train: {params.model_type} needs dataset.encoding: window (got {schema['encoding']})")
-    classes = training_classes(frame, schema["labels"])
-    X, y = split_xy(frame, schema["input_columns"], classes, "train")
-    X_val, y_val = split_xy(frame, schema["input_columns"], classes, "val")
-    hyper = getattr(params, params.model_type, None)
-    model = create_model(params.model_type, hyper, len(classes), params.seed, params.device)
-    started = time.perf_counter()
-    info = model.fit(X, y, sample_weights(y, params.class_weight), X_val, y_val)
-    seconds = time.perf_counter() - started
-    counts = {
-        split: {r["label"]: int(r["len"]) for r in frame.filter(pl.col("split") == split).group_by("label").len()
-                .sort("label").iter_rows(named=True)}
-        for split in ("train", "val", "test")
-    }
-    return TrainResult(model, classes, info, counts, seconds)
-
-
-def bundle_meta(result: TrainResult, schema: dict, params: TrainParams, run_id: str | None) -> BundleMeta:
-    warmup = int(schema["warmup"])
-    return BundleMeta(
-        model_type=params.model_type,
-        labels=label_colors(result.classes),
-        featurize=msgspec.convert(schema["featurize"], FeaturizeParams),
-        window_size=schema["window"]["window_size"],
-        context=schema["window"]["context"],
-        feature_columns=schema["feature_columns"],
-        input_columns=schema["input_columns"],
-        warmup=warmup,
-        # The leftmost candle of the anchor's window needs converged features.
-        min_history=max(int(schema.get("history", warmup)), warmup) + schema["window"]["before"],
-        label_priority=schema["label_priority"],
-        training=TrainingInfo(
-            trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            run_id=run_id,
-            git_commit=git_commit(),
-            dataset_version=dataset_version(),
-            params=msgspec.to_builtins(params),
-            fit={**result.fit_info, "seconds": round(result.seconds, 2)},
-            class_counts=result.class_counts,
-        ),
-    )
-
-
-def log_to_mlflow(result: TrainResult, all_params: dict, meta: BundleMeta, cfg: MlflowParams, params_file: Path) -> None:
-    """Record the run: params, data facts, tags, the native model and a raw-candle pyfunc."""
-    import mlflow
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    mlflow.log_params(flatten(all_params))
-    mlflow.log_params({f"data.rows.{split}.{label}": n for split, c in result.class_counts.items() for label, n in c.items()})
-    mlflow.log_param("data.dataset_version", meta.training.dataset_version)
-    mlflow.set_tags(run_tags(meta.model_type, all_params) | {"dataset_version": str(meta.training.dataset_version)})
-    mlflow.log_metrics({f"fit.{k}": float(v) for k, v in meta.training.fit.items() if isinstance(v, int | float)})
-    mlflow.log_artifact(str(params_file))
-    result.model.log_native("model")
-    signature = ModelSignature(
-        inputs=Schema([ColSpec("long", "time")] + [ColSpec("double", c) for c in ("open", "high", "low", "close", "volume")]),
-        outputs=Schema([ColSpec("long", "time"), ColSpec("string", "label"), ColSpec("double", "confidence")]),
-    )
-    root = Path(__file__).resolve().parent.parent
-    info = mlflow.pyfunc.log_model(
-        name="candles_pyfunc",
-        python_model=str(PYFUNC_CODE),
-        artifacts={"bundle": str(MODEL_DIR.resolve())},
-        code_paths=[str(root / "candle_ml"), str(root / "stages")],
-        signature=signature,
-        pip_requirements=_pip_requirements(),
-        registered_model_name=cfg.registered_model or None,
-    )
-    if cfg.registered_model and info.registered_model_version is not None:
-        mlflow.MlflowClient().set_registered_model_alias(cfg.registered_model, cfg.alias, info.registered_model_version)
-        log.info("registered %s version %s as @%s", cfg.registered_model, info.registered_model_version, cfg.alias)
-
-
-def _pip_requirements() -> list[str]:
-    from importlib.metadata import version
-
-    pkgs = ("numpy", "pandas", "polars", "ta-lib", "msgspec", "scikit-learn", "skops", "xgboost", "pyyaml")
-    return [f"{p}=={version(p)}" for p in pkgs]
-
-
-def main(params_file: Path = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read")) -> None:
+def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params.yaml to read")) -> None:
     def run() -> None:
         all_params = read_params(params_file)
         params = parse_section(all_params, "train", TrainParams, params_file)
         cfg = parse_section(all_params, "mlflow", MlflowParams, params_file)
-        model_class(params.model_type)
-        frame = pl.read_parquet(DATASET_DIR / "dataset.parquet")
-        schema = read_json(DATASET_DIR / "schema.json")
+        model_class(params.model_type)  # an unknown type fails before the dataset is read
+        frame = pl.read_parquet(require_file(paths.DATASET, "dataset"))
+        schema = read_json(paths.SCHEMA)
         result = train(frame, schema, params)
-        log.info("%s trained in %.1f s on %d rows, %d classes (%s)", params.model_type, result.seconds,
-                 sum(result.class_counts["train"].values()), len(result.classes), result.fit_info)
-        shutil.rmtree(MODEL_DIR, ignore_errors=True)
+        log.info(
+            "%s trained in %.1f s on %d rows, %d classes (%s)",
+            params.model_type,
+            result.seconds,
+            sum(result.class_counts["train"].values()),
+            len(result.classes),
+            result.fit_info,
+        )
+        shutil.rmtree(paths.MODEL_DIR, ignore_errors=True)
         if not connect(cfg):
-            save_bundle(MODEL_DIR, result.model, bundle_meta(result, schema, params, None))
+            save_bundle(paths.MODEL_DIR, result.model, bundle_meta(result, schema, params, None))
             return
         import mlflow
 
         with mlflow.start_run() as active:
             meta = bundle_meta(result, schema, params, active.info.run_id)
-            save_bundle(MODEL_DIR, result.model, meta)
-            guarded(cfg, "logging the training run", log_to_mlflow, result, all_params, meta, cfg, params_file)
+            save_bundle(paths.MODEL_DIR, result.model, meta)
+            guarded(
+                cfg,
+                "logging the training run",
+                log_to_mlflow,
+                result,
+                all_params,
+                meta,
+                cfg,
+                params_file,
+                paths.MODEL_DIR,
+            )
             log.info("MLflow run %s in experiment '%s'", active.info.run_id, cfg.experiment)
 
     run_stage(run)

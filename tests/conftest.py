@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-import msgspec
 import numpy as np
 import polars as pl
 import pytest
@@ -15,7 +19,9 @@ DAY = 86_400
 T0 = 1_500_000_000 - (1_500_000_000 % DAY)  # a UTC midnight
 
 
-def make_candles(rows: list[tuple[float, float, float, float]], volume: float = 1000.0, start: int = T0) -> pl.DataFrame:
+def make_candles(
+    rows: list[tuple[float, float, float, float]], volume: float = 1000.0, start: int = T0
+) -> pl.DataFrame:
     """(open, high, low, close) rows -> canonical candles, one per day."""
     arr = np.asarray(rows, dtype=np.float64)
     n = len(arr)
@@ -56,15 +62,23 @@ def served_model(tmp_path_factory):
     """A small XGBoost bundle trained on bundled AAPL and IBM candles exactly as the stages do,
     with the default featurize config (exponential indicators included), plus ingest's
     candles directory for /predict/batch. Returns (bundle dir, candles dir)."""
+    from candle_ml.annotations import Annotation
+    from candle_ml.autolabel import autolabel, label_priority
     from candle_ml.bundle import save_bundle
-    from candle_ml.config import DatasetParams, FeaturizeParams, IngestParams, TrainParams, XGBoostParams, load_section
-    from candle_ml.patterns import labels_for
+    from candle_ml.config import (
+        DatasetParams,
+        FeaturizeParams,
+        IngestParams,
+        TrainParams,
+        XGBoostParams,
+        load_section,
+    )
+    from candle_ml.convergence import history_to_converge
+    from candle_ml.dataset import SeriesFrame, build_dataset, model_schema
+    from candle_ml.features import drop_warmup, featurize
+    from candle_ml.ingest import ingest, series_index
     from candle_ml.stageio import write_json
-    from stages.autolabel import autolabel
-    from stages.dataset import Annotation, SeriesFrame, build_dataset
-    from stages.featurize import drop_warmup, featurize, history_to_converge
-    from stages.ingest import ingest, series_index
-    from stages.train import bundle_meta, train
+    from candle_ml.training import bundle_meta, train
 
     root = tmp_path_factory.mktemp("served")
     repo = Path(__file__).resolve().parent.parent
@@ -84,12 +98,74 @@ def served_model(tmp_path_factory):
         kept, dropped = drop_warmup(full[s.key])
         warmup = max(warmup, dropped)
         frames.append(SeriesFrame(s.pair, s.timeframe, kept, int(s.candles["time"][0])))
-        programmatic += [Annotation(sp, "autolabel") for sp in autolabel(s.candles, patterns, s.pair, s.timeframe)]
-    priority = [label for p in patterns for label in labels_for(p)]
-    dataset = build_dataset(frames, [], programmatic, priority, load_section("dataset", DatasetParams, repo / "params.yaml"))
-    schema = {**dataset.schema, "featurize": msgspec.to_builtins(cfg), "warmup": warmup, "history": history}
+        programmatic += [
+            Annotation(sp, "autolabel") for sp in autolabel(s.candles, patterns, s.pair, s.timeframe)
+        ]
+    dataset_params = load_section("dataset", DatasetParams, repo / "params.yaml")
+    dataset = build_dataset(frames, [], programmatic, label_priority(patterns), dataset_params)
+    schema = model_schema(dataset.schema, cfg, warmup, history)
     params = TrainParams(model_type="xgboost", xgboost=XGBoostParams(n_estimators=30, n_jobs=2))
     result = train(dataset.frame, schema, params)
     bundle_dir = root / "models"
     save_bundle(bundle_dir, result.model, bundle_meta(result, schema, params, run_id=None))
     return bundle_dir, candles_dir
+
+
+# --------------------------------------------------------------- the real pipeline, built once
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGES = ("ingest", "featurize", "autolabel", "dataset", "train", "evaluate")
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    """Run a command as a user types it (the venv's tools first on PATH); fail with its output."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)  # the copy's own SQLite store
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def ran(output: str) -> list[str]:
+    """The stages a `dvc repro` / `dvc exp run` output says it ran, in order."""
+    return [s for s in STAGES if f"Running stage '{s}'" in output]
+
+
+def set_param(repo: Path, pattern: str, replacement: str) -> None:
+    params = repo / "params.yaml"
+    text, n = re.subn(pattern, replacement, params.read_text(), count=1, flags=re.M)
+    assert n == 1, pattern
+    params.write_text(text)
+
+
+def commit_all(repo: Path, message: str) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", message], repo)
+
+
+def copy_repo(dest: Path) -> Path:
+    """The working tree as git sees it (tracked + untracked, not ignored) without pipeline outputs,
+    committed in a fresh git repo, with small models (40 trees) so the integration tests stay quick."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    for rel in filter(None, files.split("\0")):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    set_param(dest, r"^(    n_estimators:) 400", r"\1 40")
+    set_param(dest, r"^(    n_estimators:) 300", r"\1 40")
+    run(["git", "init", "-q"], dest)
+    commit_all(dest, "base")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory) -> tuple[Path, str]:
+    """A copy of the repository after one cold `dvc repro` on the bundled data: (root, its output).
+
+    Built once per test session and shared by every integration test (they run in file order
+    and may change it further: each says what it leaves behind)."""
+    repo = copy_repo(tmp_path_factory.mktemp("pipeline"))
+    return repo, run(["dvc", "repro"], repo)

@@ -7,18 +7,40 @@ import logging
 
 import pytest
 
-from candle_ml.annotations import AnnotationError, read_annotation_file, read_feedback_log
+from candle_ml.annotations import read_annotation_file, read_feedback_log
+from candle_ml.errors import AnnotationError
 
-SPAN = {"id": "a1", "pair": "EURUSD", "timeframe": "1h", "start_time": 1492592400, "end_time": 1492596000,
-        "label": "bullish_engulfing", "confidence": 1.0, "source": "human", "model_prediction": None}
+SPAN = {
+    "id": "a1",
+    "pair": "EURUSD",
+    "timeframe": "1h",
+    "start_time": 1492592400,
+    "end_time": 1492596000,
+    "label": "bullish_engulfing",
+    "confidence": 1.0,
+    "source": "human",
+    "model_prediction": None,
+}
 
 
 def test_object_and_bare_list_files(tmp_path):
     a = tmp_path / "a.json"
     a.write_text(json.dumps({"annotations": [SPAN]}))
     b = tmp_path / "b.json"
-    b.write_text(json.dumps([SPAN, {**SPAN, "id": "a2", "label": "O", "source": "human_correction",
-                                    "model_prediction": "bullish_engulfing"}]))
+    b.write_text(
+        json.dumps(
+            [
+                SPAN,
+                {
+                    **SPAN,
+                    "id": "a2",
+                    "label": "O",
+                    "source": "human_correction",
+                    "model_prediction": "bullish_engulfing",
+                },
+            ]
+        )
+    )
     assert read_annotation_file(a)[0].label == "bullish_engulfing"
     spans = read_annotation_file(b)
     assert len(spans) == 2 and spans[1].model_prediction == "bullish_engulfing"
@@ -30,7 +52,10 @@ def test_object_and_bare_list_files(tmp_path):
         ({"start_time": "2017-04-19"}, r"entry 1, field start_time: Expected `int`, got `str`"),
         ({"start_time": 1492592400.5}, r"entry 1, field start_time: Expected `int`, got `float`"),
         ({"end_time": 1}, r"entry 1: end_time 1 is before start_time"),
-        ({"source": "robot"}, r"entry 1, field source: Invalid enum value 'robot' \(allowed: human, human_correction"),
+        (
+            {"source": "robot"},
+            r"entry 1, field source: Invalid enum value 'robot' \(allowed: human, human_correction",
+        ),
         ({"confidence": 1.5}, r"entry 1: confidence 1.5 must be within \[0, 1\]"),
     ],
 )

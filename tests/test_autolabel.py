@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import talib
 
-from candle_ml.patterns import PATTERNS, PatternError, label_for, labels_for, pattern_info
-from stages.autolabel import autolabel, check_patterns, span_starts
-from stages.ingest import bundled_frame
+from candle_ml.autolabel import autolabel, check_patterns, span_starts
+from candle_ml.errors import PatternError
+from candle_ml.ingest import bundled_frame
+from candle_ml.patterns import PATTERNS, label_for, labels_for, pattern_info
 
 from .conftest import DAY, T0, make_candles, quiet_history
 
@@ -26,7 +27,10 @@ def test_bullish_engulfing_pair_is_a_two_candle_span():
     spans = autolabel(candles, ["CDLENGULFING"], "TEST", "1d")
     last = spans[-1]
     assert last.label == "bullish_engulfing"
-    assert (last.start_time, last.end_time) == (T0 + 15 * DAY, T0 + 16 * DAY)  # both candles, ends on the signal
+    assert (last.start_time, last.end_time) == (
+        T0 + 15 * DAY,
+        T0 + 16 * DAY,
+    )  # both candles, ends on the signal
     assert last.source == "programmatic" and last.confidence == 1.0
     assert last.id == f"ta-TEST-1d-CDLENGULFING-{T0 + 16 * DAY}"
 
@@ -73,18 +77,25 @@ def test_hikkake_confirmation_span_reaches_back_to_its_pattern():
 def test_eighty_signals_have_lower_confidence():
     f = bundled_frame("AAPL")
     spans = autolabel(
-        make_candles(list(zip(f["open"], f["high"], f["low"], f["close"], strict=True))), ["CDLENGULFING"], "AAPL", "1d"
+        make_candles(list(zip(f["open"], f["high"], f["low"], f["close"], strict=True))),
+        ["CDLENGULFING"],
+        "AAPL",
+        "1d",
     )
     assert {s.confidence for s in spans} == {0.8, 1.0}
 
 
 def test_mirrored_series_flips_direction_and_keeps_shapes():
-    from stages.ingest import mirror
+    from candle_ml.ingest import mirror
 
     candles = engulfing_series()
     flipped = mirror(candles)
-    assert (flipped["high"] - flipped["low"]).to_list() == pytest.approx((candles["high"] - candles["low"]).to_list())
+    assert (flipped["high"] - flipped["low"]).to_list() == pytest.approx(
+        (candles["high"] - candles["low"]).to_list()
+    )
     assert ((flipped["close"] - flipped["open"]) == -(candles["close"] - candles["open"])).all()
-    assert (flipped["low"] > 0).all() and (flipped["high"] >= flipped[["open", "close"]].max_horizontal()).all()
+    assert (flipped["low"] > 0).all() and (
+        flipped["high"] >= flipped[["open", "close"]].max_horizontal()
+    ).all()
     last = autolabel(flipped, ["CDLENGULFING"], "TEST-MIRROR", "1d")[-1]
     assert last.label == "bearish_engulfing" and last.end_time == T0 + 16 * DAY

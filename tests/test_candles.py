@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from candle_ml.candles import CandleError, parse_series_filename, read_series_file, validate_candles
+from candle_ml.candles import parse_series_filename, read_series_file, validate_candles
+from candle_ml.errors import CandleError
 
 DAY = 86_400
 
@@ -17,8 +18,14 @@ def frame(rows, times=None):
     arr = np.asarray(rows, dtype=float)
     return pd.DataFrame(
         {
-            "time": np.asarray(times if times is not None else 1_600_000_000 + DAY * np.arange(len(arr)), dtype=float),
-            "open": arr[:, 0], "high": arr[:, 1], "low": arr[:, 2], "close": arr[:, 3], "volume": arr[:, 4],
+            "time": np.asarray(
+                times if times is not None else 1_600_000_000 + DAY * np.arange(len(arr)), dtype=float
+            ),
+            "open": arr[:, 0],
+            "high": arr[:, 1],
+            "low": arr[:, 2],
+            "close": arr[:, 3],
+            "volume": arr[:, 4],
         }
     )
 

@@ -17,7 +17,9 @@ def test_check_reports_good_and_bad_files(tmp_path):
     bad = tmp_path / "GBPUSD_1h.csv"
     bad.write_text("Date,Open,High,Low,Close\n2017-04-19 09:00,1.0716,1.0701,1.0690,1.0716\n")
     ann = tmp_path / "export.json"
-    ann.write_text(json.dumps([{"pair": "EURUSD", "timeframe": "1h", "start_time": 1, "end_time": 2, "label": "doji"}]))
+    ann.write_text(
+        json.dumps([{"pair": "EURUSD", "timeframe": "1h", "start_time": 1, "end_time": 2, "label": "doji"}])
+    )
     result = runner.invoke(app, ["check", str(good), str(bad), str(ann)])
     assert result.exit_code == 1
     assert "EURUSD_1h.csv: ok, EURUSD 1h, 1 candles" in result.output

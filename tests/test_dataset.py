@@ -6,10 +6,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from candle_ml.annotations import Span
+from candle_ml.annotations import Annotation, Span
 from candle_ml.config import DatasetParams, SplitParams
+from candle_ml.dataset import SeriesFrame, assign_splits, build_dataset
+from candle_ml.errors import DatasetError
 from candle_ml.windows import WindowSpec, build_windows, window_columns
-from stages.dataset import Annotation, SeriesFrame, assign_splits, build_dataset
 
 from .conftest import DAY, T0
 
@@ -28,8 +29,19 @@ def t(i):
 
 
 def span(start, end, label, source="human", pair="TEST", confidence=1.0, **kw):
-    return Annotation(Span(pair=pair, timeframe="1d", start_time=t(start), end_time=t(end), label=label,
-                           source=source, confidence=confidence, **kw), f"test {label}@{start}")
+    return Annotation(
+        Span(
+            pair=pair,
+            timeframe="1d",
+            start_time=t(start),
+            end_time=t(end),
+            label=label,
+            source=source,
+            confidence=confidence,
+            **kw,
+        ),
+        f"test {label}@{start}",
+    )
 
 
 def prog(start, end, label, **kw):
@@ -37,8 +49,13 @@ def prog(start, end, label, **kw):
 
 
 def params(**kw):
-    base = dict(features=["x_rel"], window_size=3, context=1, negative_ratio=0.0,
-                split=SplitParams(method="temporal", train=0.6, val=0.2, test=0.2))
+    base = dict(
+        features=["x_rel"],
+        window_size=3,
+        context=1,
+        negative_ratio=0.0,
+        split=SplitParams(method="temporal", train=0.6, val=0.2, test=0.2),
+    )
     return DatasetParams(**{**base, **kw})
 
 
@@ -64,8 +81,13 @@ def test_annotations_outside_the_data_are_counted_not_kept():
     ]
     res = build_dataset([series()], human, [], PRIORITY, params())
     skipped = res.metrics["skipped_annotations"]
-    assert skipped == {"below_min_confidence": 1, "unknown_series": 1, "no_matching_candle": 2, "in_warmup": 0,
-                       "superseded": 0}
+    assert skipped == {
+        "below_min_confidence": 1,
+        "unknown_series": 1,
+        "no_matching_candle": 2,
+        "in_warmup": 0,
+        "superseded": 0,
+    }
     assert res.metrics["label_counts"]["doji"] == 1
     examples = res.report["examples"]["no_matching_candle"]
     assert len(examples) == 2 and "test doji@-5" in examples[0]
@@ -92,21 +114,37 @@ def test_overlapping_human_and_programmatic_spans_under_each_merge(merge, expect
     assert {i: label_at(res, i) for i in expected} == expected
     assert label_at(res, 20) == "doji"  # spans that overlap nothing are kept under every strategy
     if merge == "both":
-        assert [label_at(res, i, "label_human") for i in (5, 6, 7)] == ["bullish_engulfing", "bullish_engulfing", "O"]
-        assert [label_at(res, i, "label_programmatic") for i in (5, 6, 7)] == ["O", "bearish_harami", "bearish_harami"]
+        assert [label_at(res, i, "label_human") for i in (5, 6, 7)] == [
+            "bullish_engulfing",
+            "bullish_engulfing",
+            "O",
+        ]
+        assert [label_at(res, i, "label_programmatic") for i in (5, 6, 7)] == [
+            "O",
+            "bearish_harami",
+            "bearish_harami",
+        ]
     else:
         assert res.metrics["overridden_by_merge"] == 1
 
 
 def test_dismissal_is_an_explicit_negative_that_overrides_the_rule():
     dismissal = span(10, 10, "O", source="human_correction", model_prediction="doji")
-    res = build_dataset([series()], [dismissal], [prog(10, 10, "doji"), prog(3, 3, "doji")], PRIORITY,
-                        params(negative_ratio=0.01))
+    res = build_dataset(
+        [series()],
+        [dismissal],
+        [prog(10, 10, "doji"), prog(3, 3, "doji")],
+        PRIORITY,
+        params(negative_ratio=0.01),
+    )
     r = rows(res, time=t(10))
     assert (r["label"][0], r["source"][0]) == ("O", "human_correction")
     assert res.metrics["agreement_rate"] == 0.0
     ref = res.reference.filter(pl.col("time") == t(10)).row(0, named=True)
-    assert (ref["label"], ref["label_rule"]) == ("O", "doji")  # reference follows the trader, rule column the rule
+    assert (ref["label"], ref["label_rule"]) == (
+        "O",
+        "doji",
+    )  # reference follows the trader, rule column the rule
     assert res.reference.height == N
 
 
@@ -119,7 +157,11 @@ def test_a_later_annotation_with_the_same_id_replaces_the_earlier():
 
 
 def test_agreement_rate_counts_human_spans_overlapping_rules():
-    human = [span(5, 6, "bullish_engulfing"), span(12, 12, "doji"), span(30, 30, "doji")]  # 30 overlaps nothing
+    human = [
+        span(5, 6, "bullish_engulfing"),
+        span(12, 12, "doji"),
+        span(30, 30, "doji"),
+    ]  # 30 overlaps nothing
     programmatic = [prog(5, 6, "bullish_engulfing"), prog(12, 13, "bearish_harami")]
     res = build_dataset([series()], human, programmatic, PRIORITY, params())
     assert res.metrics["agreement_rate"] == 0.5
@@ -147,7 +189,9 @@ def test_window_function_matches_around_every_candle():
 
 
 def test_every_candle_of_a_span_is_a_row_with_all_covering_labels():
-    res = build_dataset([series()], [], [prog(8, 10, "bullish_engulfing"), prog(10, 10, "doji")], PRIORITY, params())
+    res = build_dataset(
+        [series()], [], [prog(8, 10, "bullish_engulfing"), prog(10, 10, "doji")], PRIORITY, params()
+    )
     assert [label_at(res, i) for i in (8, 9, 10)] == ["bullish_engulfing"] * 3
     assert rows(res, time=t(10))["labels"][0].to_list() == ["bullish_engulfing", "doji"]
 
@@ -179,7 +223,11 @@ def test_temporal_split_is_ordered_and_windows_never_straddle_it():
         split_of_time = dict(zip(s.times.tolist(), codes.tolist(), strict=True))
         for time, sp in zip(f["time"].to_list(), f["split"].to_list(), strict=True):
             i = (time - T0) // DAY
-            neighbours = [split_of_time[t(j)] for j in range(i - spec.before, i + spec.after + 1) if 0 <= j < s.frame.height]
+            neighbours = [
+                split_of_time[t(j)]
+                for j in range(i - spec.before, i + spec.after + 1)
+                if 0 <= j < s.frame.height
+            ]
             assert set(neighbours) == {("train", "val", "test").index(sp)}
     assert res.metrics["purged_at_split_boundary"] > 0
 
@@ -196,9 +244,9 @@ def test_negative_sampling_ratio_and_seed():
 
 
 def test_feature_selection_errors_name_the_pattern():
-    with pytest.raises(ValueError, match="dataset.features: 'nope' matches no feature column"):
+    with pytest.raises(DatasetError, match="dataset.features: 'nope' matches no feature column"):
         build_dataset([series()], [], [], PRIORITY, params(features=["x_rel", "nope"]))
-    with pytest.raises(ValueError, match="dataset.features: no pattern matches any feature column"):
+    with pytest.raises(DatasetError, match="dataset.features: no pattern matches any feature column"):
         build_dataset([series()], [], [], PRIORITY, params(features=["nope_*"]))
     res = build_dataset([series()], [], [], PRIORITY, params(features=["x_rel", "gone_*"]))
     assert res.schema["feature_columns"] == ["x_rel"]

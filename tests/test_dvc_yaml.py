@@ -29,7 +29,11 @@ def project_imports(path: Path) -> set[str]:
                 base = ROOT / name.replace(".", "/")
                 for file in (base.with_suffix(".py"), base / "__init__.py"):  # a module or a package
                     rel = str(file.relative_to(ROOT))
-                    if file.is_file() and rel not in seen and rel not in ("candle_ml/__init__.py", "stages/__init__.py"):
+                    if (
+                        file.is_file()
+                        and rel not in seen
+                        and rel not in ("candle_ml/__init__.py", "stages/__init__.py")
+                    ):
                         seen.add(rel)
                         todo.append(file)
     return seen
@@ -51,7 +55,9 @@ def test_stage_code_deps_match_imports():
         for extra in RUNS_BY_PATH.get(name, set()):
             expected |= project_imports(ROOT / extra)
         declared = {d for d in stage["deps"] if d.endswith(".py")}
-        assert declared == expected, f"stage {name}: missing {expected - declared}, extra {declared - expected}"
+        assert declared == expected, (
+            f"stage {name}: missing {expected - declared}, extra {declared - expected}"
+        )
         assert stage["params"] == [name, *EXTRA_PARAMS.get(name, [])], f"stage {name} reads other params"
 
 
@@ -61,3 +67,14 @@ def test_params_has_a_section_per_stage_with_the_fixed_keys():
         assert key in params["dataset"]
     assert {"method", "train", "val", "test"} <= set(params["dataset"]["split"])
     assert params["autolabel"]["patterns"] and params["featurize"]["indicators"]
+
+
+def test_the_library_never_imports_stages_or_the_server():
+    root = ROOT
+    offenders = [
+        f"{path.relative_to(root)}:{i}"
+        for path in (root / "candle_ml").rglob("*.py")
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if line.lstrip().startswith(("from stages", "import stages", "from serve", "import serve"))
+    ]
+    assert offenders == []

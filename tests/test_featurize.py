@@ -7,7 +7,9 @@ import polars as pl
 import pytest
 
 from candle_ml.config import FeaturizeParams, IndicatorSpec
-from stages.featurize import FeatureError, drop_warmup, feature_columns, featurize, history_to_converge, unconverged_rows
+from candle_ml.convergence import history_to_converge, unconverged_rows
+from candle_ml.errors import CandleError, FeatureError
+from candle_ml.features import drop_warmup, feature_columns, featurize
 
 from .conftest import make_candles, quiet_history
 
@@ -24,8 +26,16 @@ CFG = FeaturizeParams(
 def test_indicator_columns_are_named_by_params_and_outputs():
     out = featurize(make_candles(quiet_history(60)), CFG)
     cols = feature_columns(out)
-    assert {"rsi_14", "atr_14", "macd_macd", "macd_macdsignal", "macd_macdhist",
-            "bbands_20_upperband", "bbands_20_middleband", "bbands_20_lowerband"} <= set(cols)
+    assert {
+        "rsi_14",
+        "atr_14",
+        "macd_macd",
+        "macd_macdsignal",
+        "macd_macdhist",
+        "bbands_20_upperband",
+        "bbands_20_middleband",
+        "bbands_20_lowerband",
+    } <= set(cols)
     assert out.height == 60  # the pure core keeps every row; the stage drops warm-up
 
 
@@ -59,7 +69,9 @@ def test_scale_free_features_do_not_depend_on_price_level():
     dear = featurize(make_candles([tuple(500 * np.asarray(r)) for r in rows]), FeaturizeParams())
     rel = [c for c in feature_columns(cheap) if c.endswith("_rel")]
     assert len(rel) >= 8
-    np.testing.assert_allclose(cheap.select(rel).to_numpy(), dear.select(rel).to_numpy(), rtol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(
+        cheap.select(rel).to_numpy(), dear.select(rel).to_numpy(), rtol=1e-9, equal_nan=True
+    )
 
 
 def test_warmup_rows_are_the_leading_nan_rows():
@@ -70,7 +82,9 @@ def test_warmup_rows_are_the_leading_nan_rows():
 
 
 def test_unknown_indicator_lists_close_matches():
-    with pytest.raises(FeatureError, match=r"featurize.indicators\[0\]: unknown TA-Lib indicator 'RSII'; close matches: RSI"):
+    with pytest.raises(
+        FeatureError, match=r"featurize.indicators\[0\]: unknown TA-Lib indicator 'RSII'; close matches: RSI"
+    ):
         featurize(make_candles(quiet_history(30)), FeaturizeParams(indicators=[IndicatorSpec("RSII")]))
 
 
@@ -94,7 +108,9 @@ def test_custom_features_from_a_file(tmp_path):
     candles = make_candles(quiet_history(20))
     out = featurize(candles, FeaturizeParams(custom=[f"{plugin}:two"]))
     np.testing.assert_allclose(out["hl2"].to_numpy(), ((candles["high"] + candles["low"]) / 2).to_numpy())
-    with pytest.raises(FeatureError, match=r"featurize.custom '.*myfeat.py:broken' raised RuntimeError: boom"):
+    with pytest.raises(
+        FeatureError, match=r"featurize.custom '.*myfeat.py:broken' raised RuntimeError: boom"
+    ):
         featurize(candles, FeaturizeParams(custom=[f"{plugin}:broken"]))
     with pytest.raises(FeatureError, match=r"myfeat.py:short': returned 1 rows for 20 candles"):
         featurize(candles, FeaturizeParams(custom=[f"{plugin}:short"]))
@@ -105,7 +121,9 @@ def test_custom_features_from_a_file(tmp_path):
 
 
 def test_custom_feature_from_a_module():
-    out = featurize(make_candles(quiet_history(20)), FeaturizeParams(custom=["tests.custom_feature_example:log_volume"]))
+    out = featurize(
+        make_candles(quiet_history(20)), FeaturizeParams(custom=["tests.custom_feature_example:log_volume"])
+    )
     assert "log_volume" in out.columns
 
 
@@ -113,14 +131,15 @@ def test_nan_inside_a_series_is_refused_before_talib():
     candles = make_candles(quiet_history(20)).with_columns(
         close=pl.when(pl.int_range(pl.len()) == 7).then(float("nan")).otherwise(pl.col("close"))
     )
-    with pytest.raises(ValueError, match="row 8 has a non-finite price"):
+    with pytest.raises(CandleError, match="row 8 has a non-finite price"):
         featurize(candles, CFG)
 
 
 def test_missing_talib_says_how_to_install(monkeypatch):
     import sys
 
-    from candle_ml.talib_api import TalibMissingError, import_talib
+    from candle_ml.errors import TalibMissingError
+    from candle_ml.talib_api import import_talib
 
     monkeypatch.setitem(sys.modules, "talib", None)  # makes `import talib` raise ImportError
     with pytest.raises(TalibMissingError, match="pip install ta-lib"):

@@ -7,19 +7,23 @@ import polars as pl
 import pytest
 
 from candle_ml import models
+from candle_ml.annotations import Annotation
+from candle_ml.autolabel import autolabel
 from candle_ml.bundle import load_bundle, save_bundle
 from candle_ml.config import FeaturizeParams, RandomForestParams, TrainParams, XGBoostParams
+from candle_ml.dataset import SeriesFrame, build_dataset, model_schema
+from candle_ml.errors import BundleError
+from candle_ml.features import drop_warmup, featurize
 from candle_ml.models import UnknownModelType, create_model
-from stages.autolabel import autolabel
-from stages.dataset import Annotation, SeriesFrame, build_dataset
-from stages.featurize import drop_warmup, featurize
-from stages.train import bundle_meta, sample_weights, train
+from candle_ml.training import bundle_meta, sample_weights, train
 
 from .conftest import make_candles, quiet_history
 
 
 def test_unknown_model_type_lists_the_supported_ones():
-    with pytest.raises(UnknownModelType, match="unknown model type 'lstm' \\(supported: xgboost, random_forest\\)"):
+    with pytest.raises(
+        UnknownModelType, match="unknown model type 'lstm' \\(supported: xgboost, random_forest\\)"
+    ):
         create_model("lstm", None, 3, 0, "cpu")
 
 
@@ -43,10 +47,14 @@ def small_dataset():
     priority = ["bullish_engulfing", "bearish_engulfing", "doji"]
     from candle_ml.config import DatasetParams
 
-    res = build_dataset([SeriesFrame("SYN", "1d", kept, int(candles["time"][0]))], [],
-                        [Annotation(s, "autolabel") for s in spans], priority,
-                        DatasetParams(window_size=3, context=1, features=["*_rel"]))
-    schema = {**res.schema, "featurize": {"indicators": [], "scale_window": 10, "custom": []}, "warmup": warm}
+    res = build_dataset(
+        [SeriesFrame("SYN", "1d", kept, int(candles["time"][0]))],
+        [],
+        [Annotation(s, "autolabel") for s in spans],
+        priority,
+        DatasetParams(window_size=3, context=1, features=["*_rel"]),
+    )
+    schema = model_schema(res.schema, FeaturizeParams(), warm, None)
     return candles, res.frame, schema
 
 
@@ -72,8 +80,11 @@ def test_train_passes_class_weights_to_the_model(small_dataset, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "params", [TrainParams(model_type="xgboost", xgboost=XGBoostParams(n_estimators=20, n_jobs=1)),
-               TrainParams(model_type="random_forest", random_forest=RandomForestParams(n_estimators=20, n_jobs=1))],
+    "params",
+    [
+        TrainParams(model_type="xgboost", xgboost=XGBoostParams(n_estimators=20, n_jobs=1)),
+        TrainParams(model_type="random_forest", random_forest=RandomForestParams(n_estimators=20, n_jobs=1)),
+    ],
     ids=["xgboost", "random_forest"],
 )
 def test_bundle_round_trip_gives_the_same_predictions(small_dataset, tmp_path, params):
@@ -85,7 +96,7 @@ def test_bundle_round_trip_gives_the_same_predictions(small_dataset, tmp_path, p
     assert bundle.meta.label_names == result.classes and bundle.meta.labels[0].color == "#9e9e9e"
     pred = bundle.predict(candles)
     assert all(lab is None for lab in pred.label[: meta.min_history])  # not enough history
-    assert all(lab is not None for lab in pred.label[meta.min_history:])
+    assert all(lab is not None for lab in pred.label[meta.min_history :])
     # Same inputs through the in-memory model: identical probabilities.
     from candle_ml.windows import build_windows
 
@@ -93,9 +104,9 @@ def test_bundle_round_trip_gives_the_same_predictions(small_dataset, tmp_path, p
     anchors = np.arange(meta.min_history - first, kept.height)
     X = build_windows(kept.select(meta.feature_columns).to_numpy(), anchors, meta.window)
     np.testing.assert_allclose(pred.proba[anchors + first], result.model.predict_proba(X), rtol=1e-6)
-    assert (pl.Series(pred.label[meta.min_history:]) != "O").sum() > 0
+    assert (pl.Series(pred.label[meta.min_history :]) != "O").sum() > 0
 
 
 def test_loading_a_directory_without_a_bundle_says_what_to_do(tmp_path):
-    with pytest.raises(ValueError, match="no bundle.json here; run `dvc repro`"):
+    with pytest.raises(BundleError, match="no bundle.json here; run `dvc repro`"):
         load_bundle(tmp_path)

@@ -1,70 +1,26 @@
-"""Integration: the real DVC pipeline on the bundled data, in a temporary copy of the repo."""
+"""Integration: the real DVC pipeline on the bundled data, built once per session (conftest `pipeline`).
+
+The tests run in file order on the same copy of the repository: the build, a no-op rerun,
+what a parameter change would rerun, a trader's export (a real rerun), then one queued
+experiment compared with `dvc exp show` and tracked in MLflow.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import polars as pl
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("ingest", "featurize", "autolabel", "dataset", "train", "evaluate")
-DOWNSTREAM = ["train", "evaluate"]
+from .conftest import STAGES, commit_all, ran, run, set_param
 
 pytestmark = pytest.mark.integration
 
-
-def run(cmd: list[str], cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("MLFLOW_TRACKING_URI", None)  # the copy's own SQLite store
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
+DOWNSTREAM = ["train", "evaluate"]
 
 
-def ran(output: str) -> list[str]:
-    return [s for s in STAGES if f"Running stage '{s}'" in output]
-
-
-def copy_repo(dest: Path) -> Path:
-    """The working tree as git sees it (tracked + untracked, not ignored), without any pipeline outputs,
-    committed in a fresh git repo, with small models so the workflow tests stay quick."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    set_param(dest, r"^(    n_estimators:) 400", r"\1 40")
-    set_param(dest, r"^(    n_estimators:) 300", r"\1 40")
-    run(["git", "init", "-q"], dest)
-    run(["git", "add", "-A"], dest)
-    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qam", "base"], dest)
-    return dest
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    return copy_repo(tmp_path_factory.mktemp("repo"))
-
-
-def set_param(repo: Path, pattern: str, replacement: str) -> None:
-    params = repo / "params.yaml"
-    text, n = re.subn(pattern, replacement, params.read_text(), count=1, flags=re.M)
-    assert n == 1, pattern
-    params.write_text(text)
-
-
-def test_pipeline_builds_then_reruns_only_what_changed(repo: Path):
-    out = run(["dvc", "repro"], repo)
+def test_the_pipeline_builds_every_stage_on_the_bundled_data(pipeline):
+    repo, out = pipeline
     assert ran(out) == list(STAGES)
 
     index = json.loads((repo / "data/candles/index.json").read_text())["series"]
@@ -86,19 +42,49 @@ def test_pipeline_builds_then_reruns_only_what_changed(repo: Path):
     assert abs(sum(metrics["class_distribution"].values()) - 100) < 0.1
     assert metrics["warmup_rows_dropped"] > 0 and metrics["avg_span_length"] > 1
 
+    evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
+    for key in ("accuracy", "f1_macro", "f1_weighted", "span_f1_macro", "per_class", "per_class_span"):
+        assert key in evaluation
+    assert evaluation["baselines"]["talib_rule"]["span_f1_macro"] == 1.0
+    assert evaluation["span_f1_macro"] > evaluation["baselines"]["majority"]["span_f1_macro"]
+    for name in (
+        "confusion_matrix.png",
+        "feature_importance.png",
+        "classification_report.txt",
+        "predictions.csv",
+    ):
+        assert (repo / "plots" / name).stat().st_size > 0
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo))
-    assert "metrics/dataset.json" in json.dumps(shown)
+    assert "metrics/dataset.json" in json.dumps(shown) and "metrics/evaluate.json" in json.dumps(shown)
 
-    assert ran(run(["dvc", "repro"], repo)) == []  # nothing changed, nothing runs
 
-    set_param(repo, r"^(  window_size:) 5", r"\1 7")
-    assert ran(run(["dvc", "repro"], repo)) == ["dataset", *DOWNSTREAM]
-    assert json.loads((repo / "data/dataset/schema.json").read_text())["window"]["window_size"] == 7
+def test_nothing_changed_nothing_runs(pipeline):
+    repo, _ = pipeline
+    assert ran(run(["dvc", "repro"], repo)) == []
 
-    set_param(repo, r"^    - \{name: ADX, params: \{timeperiod: 14\}\}\n", "")
-    assert ran(run(["dvc", "repro"], repo)) == ["featurize", "dataset", *DOWNSTREAM]
 
-    # A trader's export lands: only the dataset is rebuilt, and it is compared with the rules.
+@pytest.mark.parametrize(
+    ("pattern", "replacement", "first"),
+    [
+        (r"^(  window_size:) 5", r"\1 7", "dataset"),
+        (r"^    - \{name: ADX, params: \{timeperiod: 14\}\}\n", "", "featurize"),
+        (r"^(  model_type:) xgboost", r"\1 random_forest", "train"),
+    ],
+    ids=["dataset", "featurize", "train"],
+)
+def test_a_param_change_reruns_its_stage_never_the_ones_before(pipeline, pattern, replacement, first):
+    # `--dry` lists the first stage that changed; stages after it rerun when its outputs change.
+    repo, _ = pipeline
+    set_param(repo, pattern, replacement)
+    try:
+        assert ran(run(["dvc", "repro", "--dry"], repo)) == [first]
+    finally:
+        run(["git", "checkout", "--", "params.yaml"], repo)
+
+
+def test_a_traders_export_rebuilds_the_dataset_and_what_follows(pipeline):
+    repo, _ = pipeline
+    spans = json.loads((repo / "data/autolabel/spans.json").read_text())["annotations"]
     engulfing = [s for s in spans if s["label"] == "bullish_engulfing" and s["pair"] == "AAPL"][50]
     doji = [s for s in spans if s["label"] == "doji" and s["pair"] == "IBM"][50]
     human = [
@@ -113,27 +99,12 @@ def test_pipeline_builds_then_reruns_only_what_changed(repo: Path):
     assert metrics["agreement_rate"] == 0.5 and metrics["human_annotations"] == 3
     assert metrics["skipped_annotations"]["no_matching_candle"] == 1
     assert "trader.json entry 2" in out  # the skipped one is shown, not silently lost
+    commit_all(repo, "a trader's export")  # queued experiments copy only what git tracks
 
 
-def test_experiments_are_compared_and_tracked_in_mlflow(tmp_path_factory):
-    repo = copy_repo(tmp_path_factory.mktemp("exp_repo"))
-    out = run(["dvc", "repro"], repo)
-    assert ran(out) == list(STAGES)
-    evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
-    for key in ("accuracy", "f1_macro", "f1_weighted", "span_f1_macro", "per_class", "per_class_span", "baselines"):
-        assert key in evaluation
-    assert evaluation["baselines"]["talib_rule"]["span_f1_macro"] == 1.0
-    assert evaluation["span_f1_macro"] > evaluation["baselines"]["majority"]["span_f1_macro"]
-    for name in ("confusion_matrix.png", "feature_importance.png", "classification_report.txt", "predictions.csv"):
-        assert (repo / "plots" / name).stat().st_size > 0
-
-    # Only train and evaluate rerun for a train.* change.
-    out = run(["dvc", "exp", "run", "-n", "rf", "--set-param", "train.model_type=random_forest"], repo)
-    assert ran(out) == DOWNSTREAM
-    # A grid from the committed baseline: queued, then run together (each in its own temp copy).
-    run(["git", "checkout", "--", "params.yaml"], repo)
-    run(["dvc", "exp", "run", "--queue", "-n", "shallow", "--set-param", "train.xgboost.max_depth=4"], repo)
-    run(["dvc", "exp", "run", "--queue", "-n", "slow", "--set-param", "train.xgboost.learning_rate=0.05"], repo)
+def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
+    repo, _ = pipeline
+    run(["dvc", "exp", "run", "--queue", "-n", "rf", "--set-param", "train.model_type=random_forest"], repo)
     run(["dvc", "exp", "run", "--run-all", "--jobs", "1"], repo)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo))
     exps = {}
@@ -142,26 +113,30 @@ def test_experiments_are_compared_and_tracked_in_mlflow(tmp_path_factory):
             for rev in exp.get("revs", []):
                 metrics = rev["data"]["metrics"]["metrics/evaluate.json"]["data"]
                 exps[rev["name"]] = (rev["data"]["params"]["params.yaml"]["data"]["train"], metrics)
-    assert {"rf", "shallow", "slow"} <= set(exps)
-    assert exps["rf"][0]["model_type"] == "random_forest"
-    assert exps["shallow"][0]["model_type"] == "xgboost" and exps["shallow"][0]["xgboost"]["max_depth"] == 4
-    assert all(0 < m["f1_macro"] <= 1 for _, m in exps.values())
+    assert set(exps) == {"rf"}
+    assert exps["rf"][0]["model_type"] == "random_forest" and 0 < exps["rf"][1]["f1_macro"] <= 1
 
-    # Every run is in the repo's MLflow store, with params, metrics, artifacts and the registered model.
+    # Every run is in the repository's MLflow store, the queued one too (it ran in a temp copy).
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    store = f"sqlite:///{repo / 'mlflow.db'}"
+    mlflow.set_tracking_uri(store)
     runs = mlflow.search_runs(experiment_names=["candle-ml"], output_format="list")
-    assert len(runs) == 4  # the baseline and three experiments; queued ones ran in temp copies
-    assert {r.data.tags.get("dvc_exp_name") for r in runs} == {None, "rf", "shallow", "slow"}
+    assert len(runs) == 3  # the build, the rebuild after the export, the experiment
+    assert {r.data.tags.get("dvc_exp_name") for r in runs} == {None, "rf"}
     rf = next(r for r in runs if r.data.params["train.model_type"] == "random_forest")
     assert rf.data.tags["dvc_exp_name"] == "rf" and rf.data.tags["model_type"] == "random_forest"
     assert "f1_macro" in rf.data.metrics and "span_f1_macro" in rf.data.metrics
     assert rf.data.params["data.dataset_version"] not in ("", "None")
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(rf.info.run_id)}
-    assert {"confusion_matrix.png", "feature_importance.png", "classification_report.txt", "params.yaml"} <= artifacts
+    assert {
+        "confusion_matrix.png",
+        "feature_importance.png",
+        "classification_report.txt",
+        "params.yaml",
+    } <= artifacts
     version = mlflow.MlflowClient().get_model_version_by_alias("candle-patterns", "candidate")
-    assert int(version.version) == 4  # every run registered a version; the latest holds the alias
+    assert int(version.version) == 3 and version.run_id == rf.info.run_id  # the latest holds the alias
 
     # The registered pyfunc takes raw candles and runs the pipeline's own preprocessing.
     model = mlflow.pyfunc.load_model("models:/candle-patterns@candidate")
@@ -172,9 +147,9 @@ def test_experiments_are_compared_and_tracked_in_mlflow(tmp_path_factory):
     assert out["label"].iloc[0] is None and out["confidence"].iloc[0] is None
 
     # The server loads the same registered version, with the test metrics evaluate logged to its run.
-    from serve.model_store import load_model_from
+    from candle_ml.loading import load_model_from
 
-    served = load_model_from("models:/candle-patterns@candidate", f"sqlite:///{repo / 'mlflow.db'}")
-    assert served.version == "4" and served.bundle.meta.training.run_id == version.run_id
+    served = load_model_from("models:/candle-patterns@candidate", store)
+    assert served.version == "3" and served.bundle.meta.training.run_id == version.run_id
     assert served.metrics is not None and 0 < served.metrics["span_f1_macro"] <= 1
     assert served.metrics_source == f"runs:/{version.run_id}/evaluate.json"

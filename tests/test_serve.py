@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,9 +19,11 @@ from litestar.testing import TestClient
 from typer.testing import CliRunner
 
 from candle_ml.bundle import load_bundle
-from candle_ml.cli import app as cli
-from serve.app import ServeSettings, create_app
-from stages.evaluate import predict_series
+from candle_ml.evaluation import predict_series
+from serve.app import create_app
+from serve.cli import app as cli
+from serve.process import free_port
+from serve.settings import ServeSettings
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +85,12 @@ def test_parity_one_request_chunks_batch_and_offline_evaluation(client, served_m
     or through the evaluate stage's offline prediction."""
     bundle_dir, candles_dir = served_model
     whole = client.post("/predict", json=body(aapl)).json()["predictions"]
-    offline = predict_series(load_bundle(bundle_dir), candles_dir, pl.DataFrame({"pair": ["AAPL"], "timeframe": ["1d"]}))
-    batch = client.post("/predict/batch", json={"pair": "AAPL", "timeframe": "1d", "batch_size": 250}).json()["predictions"]
+    offline = predict_series(
+        load_bundle(bundle_dir), candles_dir, pl.DataFrame({"pair": ["AAPL"], "timeframe": ["1d"]})
+    )
+    batch = client.post("/predict/batch", json={"pair": "AAPL", "timeframe": "1d", "batch_size": 250}).json()[
+        "predictions"
+    ]
 
     def same(a_label, a_conf, b_label, b_conf):
         return a_label == b_label and (a_conf is None and b_conf is None or abs(a_conf - b_conf) <= 1e-3)
@@ -93,7 +98,9 @@ def test_parity_one_request_chunks_batch_and_offline_evaluation(client, served_m
     off_conf = [None if np.isnan(c) else c for c in offline["confidence"].to_list()]
     for i, p in enumerate(whole):
         assert same(p["label"], p["confidence"], offline["predicted"][i], off_conf[i]), f"offline, candle {i}"
-        assert same(p["label"], p["confidence"], batch[i]["label"], batch[i]["confidence"]), f"batch, candle {i}"
+        assert same(p["label"], p["confidence"], batch[i]["label"], batch[i]["confidence"]), (
+            f"batch, candle {i}"
+        )
 
     # Overlapping chunks: each candle compared where it has its history and its lookahead in the chunk.
     size, lookahead = min_history + 200, 7
@@ -106,7 +113,9 @@ def test_parity_one_request_chunks_batch_and_offline_evaluation(client, served_m
         end_ok = chunk.height if start + chunk.height == aapl.height else chunk.height - lookahead
         for j in range(min_history, end_ok):
             w = whole[start + j]
-            assert same(preds[j]["label"], preds[j]["confidence"], w["label"], w["confidence"]), f"chunk at {start}, candle {j}"
+            assert same(preds[j]["label"], preds[j]["confidence"], w["label"], w["confidence"]), (
+                f"chunk at {start}, candle {j}"
+            )
             compared += 1
     assert compared > 0.85 * (aapl.height - min_history)
 
@@ -132,49 +141,168 @@ def bad_requests(aapl: pl.DataFrame, min_history: int):
     yield "malformed JSON", "/predict", b'{"candles": [', 400, "not valid JSON", None
     yield "not an object", "/predict", b"[1, 2]", 400, "Expected `object`", None
     yield "wrong type", "/predict", b'{"candles": "many"}', 400, "Expected `array`", "candles"
-    yield "missing field", "/predict", js([{k: v for k, v in c.items() if k != "close"}]), 400, \
-        "missing required field `close`", "candles[0]"
+    yield (
+        "missing field",
+        "/predict",
+        js([{k: v for k, v in c.items() if k != "close"}]),
+        400,
+        "missing required field `close`",
+        "candles[0]",
+    )
     yield "missing candles", "/predict", b"{}", 400, "missing required field `candles`", None
     yield "empty candles", "/predict", js([]), 400, "length >= 1", "candles"
     yield "too little history", "/predict", js(ok[:50]), 422, f"needs at least {min_history + 1}", "candles"
-    yield "NaN price", "/predict", js(ok).replace(b'"open": ' + json.dumps(c["open"]).encode(), b'"open": NaN', 1), \
-        400, "not valid JSON", None
-    yield "Infinity price", "/predict", js(ok).replace(b'"open": ' + json.dumps(c["open"]).encode(), b'"open": 1e999', 1), \
-        400, "Number out of range", "candles[123].open"
-    yield "negative price", "/predict", js(with_row(ok, 123, low=-1.0)), 422, "low -1 must be a finite number > 0", \
-        "candles[123].low"
-    yield "zero price", "/predict", js(with_row(ok, 123, open=0.0)), 422, "open 0 must be a finite number > 0", \
-        "candles[123].open"
-    yield "high < low", "/predict", js(with_row(ok, 123, high=c["low"] - 1)), 422, "rule high_below_low", "candles[123].high"
-    yield "high < max(open, close)", "/predict", js(with_row(ok, 123, high=max(c["open"], c["close"]) - 0.001,
-                                                            low=min(c["open"], c["close"]) - 1)), \
-        422, "rule high_below_open_close", "candles[123].high"
-    yield "low > min(open, close)", "/predict", js(with_row(ok, 123, low=min(c["open"], c["close"]) + 0.001)), \
-        422, "rule low_above_open_close", "candles[123].low"
-    yield "negative volume", "/predict", js(with_row(ok, 123, volume=-5)), 422, "rule volume_negative", "candles[123].volume"
-    yield "unsorted times", "/predict", js(with_row(ok, 123, time=ok[10]["time"] + 1)), 422, "rule time_not_increasing", \
-        "candles[123].time"
-    yield "duplicate times", "/predict", js(with_row(ok, 123, time=ok[122]["time"])), 422, "rule time_duplicate", \
-        "candles[123].time"
-    yield "time as float", "/predict", js(with_row(ok, 5, time=ok[5]["time"] + 0.5)), 400, "Expected `int`, got `float`", \
-        "candles[5].time"
-    yield "time as string", "/predict", js(with_row(ok, 5, time=str(ok[5]["time"]))), 400, "Expected `int`, got `str`", \
-        "candles[5].time"
-    yield "unknown field (rejected)", "/predict", js(ok, min_confidance=0.5), 400, "unknown field `min_confidance`", \
-        "min_confidance"
+    yield (
+        "NaN price",
+        "/predict",
+        js(ok).replace(b'"open": ' + json.dumps(c["open"]).encode(), b'"open": NaN', 1),
+        400,
+        "not valid JSON",
+        None,
+    )
+    yield (
+        "Infinity price",
+        "/predict",
+        js(ok).replace(b'"open": ' + json.dumps(c["open"]).encode(), b'"open": 1e999', 1),
+        400,
+        "Number out of range",
+        "candles[123].open",
+    )
+    yield (
+        "negative price",
+        "/predict",
+        js(with_row(ok, 123, low=-1.0)),
+        422,
+        "low -1 must be a finite number > 0",
+        "candles[123].low",
+    )
+    yield (
+        "zero price",
+        "/predict",
+        js(with_row(ok, 123, open=0.0)),
+        422,
+        "open 0 must be a finite number > 0",
+        "candles[123].open",
+    )
+    yield (
+        "high < low",
+        "/predict",
+        js(with_row(ok, 123, high=c["low"] - 1)),
+        422,
+        "rule high_below_low",
+        "candles[123].high",
+    )
+    yield (
+        "high < max(open, close)",
+        "/predict",
+        js(with_row(ok, 123, high=max(c["open"], c["close"]) - 0.001, low=min(c["open"], c["close"]) - 1)),
+        422,
+        "rule high_below_open_close",
+        "candles[123].high",
+    )
+    yield (
+        "low > min(open, close)",
+        "/predict",
+        js(with_row(ok, 123, low=min(c["open"], c["close"]) + 0.001)),
+        422,
+        "rule low_above_open_close",
+        "candles[123].low",
+    )
+    yield (
+        "negative volume",
+        "/predict",
+        js(with_row(ok, 123, volume=-5)),
+        422,
+        "rule volume_negative",
+        "candles[123].volume",
+    )
+    yield (
+        "unsorted times",
+        "/predict",
+        js(with_row(ok, 123, time=ok[10]["time"] + 1)),
+        422,
+        "rule time_not_increasing",
+        "candles[123].time",
+    )
+    yield (
+        "duplicate times",
+        "/predict",
+        js(with_row(ok, 123, time=ok[122]["time"])),
+        422,
+        "rule time_duplicate",
+        "candles[123].time",
+    )
+    yield (
+        "time as float",
+        "/predict",
+        js(with_row(ok, 5, time=ok[5]["time"] + 0.5)),
+        400,
+        "Expected `int`, got `float`",
+        "candles[5].time",
+    )
+    yield (
+        "time as string",
+        "/predict",
+        js(with_row(ok, 5, time=str(ok[5]["time"]))),
+        400,
+        "Expected `int`, got `str`",
+        "candles[5].time",
+    )
+    yield (
+        "unknown field (rejected)",
+        "/predict",
+        js(ok, min_confidance=0.5),
+        400,
+        "unknown field `min_confidance`",
+        "min_confidance",
+    )
     yield "min_confidence out of range", "/predict", js(ok, min_confidence=2), 400, "<= 1.0", "min_confidence"
     for pair in ("../AAPL", "AAPL/1d", "AA\x00PL", "..", "/etc/passwd"):
-        yield f"pair {pair!r}", "/predict/batch", json.dumps({"pair": pair, "timeframe": "1d"}).encode(), 400, \
-            "matching regex", "pair"
-    yield "timeframe path trick", "/predict/batch", b'{"pair": "AAPL", "timeframe": "../1d"}', 400, "matching regex", \
-        "timeframe"
-    yield "unknown series", "/predict/batch", b'{"pair": "EURUSD", "timeframe": "1h"}', 404, "known: AAPL 1d, IBM 1d", "pair"
-    yield "empty range", "/predict/batch", b'{"pair": "AAPL", "timeframe": "1d", "start": 1900000000}', 422, \
-        "no candles of AAPL 1d", "start"
-    yield "batch_size 0", "/predict/batch", b'{"pair": "AAPL", "timeframe": "1d", "batch_size": 0}', 400, ">= 1", "batch_size"
+        yield (
+            f"pair {pair!r}",
+            "/predict/batch",
+            json.dumps({"pair": pair, "timeframe": "1d"}).encode(),
+            400,
+            "matching regex",
+            "pair",
+        )
+    yield (
+        "timeframe path trick",
+        "/predict/batch",
+        b'{"pair": "AAPL", "timeframe": "../1d"}',
+        400,
+        "matching regex",
+        "timeframe",
+    )
+    yield (
+        "unknown series",
+        "/predict/batch",
+        b'{"pair": "EURUSD", "timeframe": "1h"}',
+        404,
+        "known: AAPL 1d, IBM 1d",
+        "pair",
+    )
+    yield (
+        "empty range",
+        "/predict/batch",
+        b'{"pair": "AAPL", "timeframe": "1d", "start": 1900000000}',
+        422,
+        "no candles of AAPL 1d",
+        "start",
+    )
+    yield (
+        "batch_size 0",
+        "/predict/batch",
+        b'{"pair": "AAPL", "timeframe": "1d", "batch_size": 0}',
+        400,
+        ">= 1",
+        "batch_size",
+    )
 
 
-def test_every_bad_input_gets_a_4xx_naming_field_and_rule_and_the_server_keeps_serving(client, aapl, min_history):
+def test_every_bad_input_gets_a_4xx_naming_field_and_rule_and_the_server_keeps_serving(
+    client, aapl, min_history
+):
     seen = []
     for name, route, raw, status, text, field in bad_requests(aapl, min_history):
         r = client.post(route, content=raw, headers={"content-type": "application/json"})
@@ -190,23 +318,40 @@ def test_every_bad_input_gets_a_4xx_naming_field_and_rule_and_the_server_keeps_s
 
 def test_a_body_over_the_limit_is_413(served_model):
     bundle_dir, candles_dir = served_model
-    app = create_app(ServeSettings(model=str(bundle_dir), candles_dir=str(candles_dir), max_body_bytes=10_000))
+    app = create_app(
+        ServeSettings(model=str(bundle_dir), candles_dir=str(candles_dir), max_body_bytes=10_000)
+    )
     with TestClient(app) as c:
-        r = c.post("/predict", content=b'{"candles": [' + b" " * 20_000 + b"]}", headers={"content-type": "application/json"})
+        r = c.post(
+            "/predict",
+            content=b'{"candles": [' + b" " * 20_000 + b"]}",
+            headers={"content-type": "application/json"},
+        )
         assert r.status_code == 413
         assert c.get("/health").status_code == 200
 
 
 def test_default_body_limit_fits_100k_candles():
-    candle = {"time": 1492592400, "open": 1.07164321, "high": 1.07224321, "low": 1.07084321, "close": 1.07224321,
-              "volume": 141343.5}
+    candle = {
+        "time": 1492592400,
+        "open": 1.07164321,
+        "high": 1.07224321,
+        "low": 1.07084321,
+        "close": 1.07224321,
+        "volume": 141343.5,
+    }
     assert len(json.dumps({"candles": [candle] * 100_000})) < ServeSettings().max_body_bytes
 
 
 def test_model_info_labels_and_health(client, served_model, min_history, monkeypatch):
     info = client.get("/model/info").json()
     assert info["model_type"] == "xgboost" and info["min_history"] == min_history
-    assert info["version"].startswith("sha256:") and info["window"] == {"window_size": 5, "context": 5, "before": 7, "after": 7}
+    assert info["version"].startswith("sha256:") and info["window"] == {
+        "window_size": 5,
+        "context": 5,
+        "before": 7,
+        "after": 7,
+    }
     assert "rsi_14" in info["features"]["columns"] and info["features"]["featurize"]["indicators"]
     labels = client.get("/model/labels").json()
     assert [x["name"] for x in labels] == [x["name"] for x in info["labels"]]
@@ -220,8 +365,13 @@ def test_health_reports_the_mlflow_store(served_model, tmp_path, monkeypatch):
     bundle_dir, candles_dir = served_model
     monkeypatch.chdir(tmp_path)  # no ./mlflow.db here
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    for uri, state, status in ((None, "not configured", "ok"), ("http://127.0.0.1:9/", "unreachable", "degraded")):
-        with TestClient(create_app(ServeSettings(model=str(bundle_dir), candles_dir=str(candles_dir), tracking_uri=uri))) as c:
+    for uri, state, status in (
+        (None, "not configured", "ok"),
+        ("http://127.0.0.1:9/", "unreachable", "degraded"),
+    ):
+        with TestClient(
+            create_app(ServeSettings(model=str(bundle_dir), candles_dir=str(candles_dir), tracking_uri=uri))
+        ) as c:
             h = c.get("/health")
             assert h.status_code == 200 and h.json()["mlflow"] == state and h.json()["status"] == status
 
@@ -231,7 +381,11 @@ def test_without_a_model_health_is_503_and_reload_brings_it_in(served_model, tmp
     target = tmp_path / "models"
     with TestClient(create_app(ServeSettings(model=str(target), candles_dir=str(candles_dir)))) as c:
         h = c.get("/health")
-        assert h.status_code == 503 and h.json()["model_loaded"] is False and "no bundle.json" in h.json()["last_reload_error"]
+        assert (
+            h.status_code == 503
+            and h.json()["model_loaded"] is False
+            and "no bundle.json" in h.json()["last_reload_error"]
+        )
         r = c.post("/predict", json={"candles": [{"time": 1, "open": 1, "high": 1, "low": 1, "close": 1}]})
         assert r.status_code == 503 and "POST /model/reload" in r.json()["detail"]
         shutil.copytree(bundle_dir, target)
@@ -259,17 +413,29 @@ def test_cors_only_for_configured_origins(served_model):
     bundle_dir, candles_dir = served_model
     preflight = {"Origin": "http://chart.local", "Access-Control-Request-Method": "POST"}
     with TestClient(create_app(ServeSettings(model=str(bundle_dir), candles_dir=str(candles_dir)))) as c:
-        assert "access-control-allow-origin" not in c.get("/health", headers={"Origin": "http://chart.local"}).headers
-    app = create_app(ServeSettings(model=str(bundle_dir), candles_dir=str(candles_dir), cors_origins=["http://chart.local"]))
+        assert (
+            "access-control-allow-origin"
+            not in c.get("/health", headers={"Origin": "http://chart.local"}).headers
+        )
+    app = create_app(
+        ServeSettings(
+            model=str(bundle_dir), candles_dir=str(candles_dir), cors_origins=["http://chart.local"]
+        )
+    )
     with TestClient(app) as c:
-        assert c.options("/predict", headers=preflight).headers["access-control-allow-origin"] == "http://chart.local"
+        assert (
+            c.options("/predict", headers=preflight).headers["access-control-allow-origin"]
+            == "http://chart.local"
+        )
         other = c.get("/health", headers={"Origin": "http://evil.example"})
         assert other.headers.get("access-control-allow-origin") != "http://evil.example"
 
 
 def test_openapi_schema_has_the_routes_and_examples(client):
     spec = client.get("/schema/openapi.json").json()
-    assert {"/predict", "/predict/batch", "/model/info", "/model/labels", "/health", "/model/reload"} <= set(spec["paths"])
+    assert {"/predict", "/predict/batch", "/model/info", "/model/labels", "/health", "/model/reload"} <= set(
+        spec["paths"]
+    )
     media = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert media["schema"] and "candles" in json.dumps(media)
 
@@ -291,19 +457,25 @@ def test_predict_cli_matches_the_server(served_model, aapl, min_history, tmp_pat
     assert res.exit_code == 1 and f"needs at least {min_history + 1}" in res.output
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_real_server_starts_predicts_reloads_on_sighup_and_stops_on_sigterm(served_model, aapl, min_history, tmp_path):
+def test_real_server_starts_predicts_reloads_on_sighup_and_stops_on_sigterm(
+    served_model, aapl, min_history, tmp_path
+):
     bundle_dir, candles_dir = served_model
     port = free_port()
     exe = Path(sys.executable).with_name("candle-ml")
-    cmd = [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--model", str(bundle_dir),
-           "--candles-dir", str(candles_dir)]
-    log = open(tmp_path / "server.log", "w+")
+    cmd = [
+        str(exe),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--model",
+        str(bundle_dir),
+        "--candles-dir",
+        str(candles_dir),
+    ]
+    log = open(tmp_path / "server.log", "w+")  # noqa: SIM115  (open for the server's whole life)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env={**os.environ})
     base = f"http://127.0.0.1:{port}"
     try:
@@ -318,8 +490,11 @@ def test_real_server_starts_predicts_reloads_on_sighup_and_stops_on_sigterm(serv
             assert proc.poll() is None, f"server exited: {(tmp_path / 'server.log').read_text()}"
             assert time.monotonic() < deadline, "server did not become healthy in 60 s"
             time.sleep(0.3)
-        req = urllib.request.Request(base + "/predict", json.dumps(body(aapl.slice(0, min_history + 50))).encode(),
-                                     {"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            base + "/predict",
+            json.dumps(body(aapl.slice(0, min_history + 50))).encode(),
+            {"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=30) as r:
             out = json.loads(r.read())
         assert len(out["predictions"]) == min_history + 50 and out["predictions"][-1]["label"] is not None

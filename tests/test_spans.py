@@ -8,7 +8,10 @@ from candle_ml.spans import LabelSpan, group_spans, match_spans, overlap_ratio
 def test_group_spans_skips_o_and_missing_predictions():
     labels = [None, "O", "doji", "bullish_engulfing", "bullish_engulfing", "O", "doji", "doji", None, "doji"]
     assert group_spans(labels) == [
-        LabelSpan(2, 2, "doji"), LabelSpan(3, 4, "bullish_engulfing"), LabelSpan(6, 7, "doji"), LabelSpan(9, 9, "doji"),
+        LabelSpan(2, 2, "doji"),
+        LabelSpan(3, 4, "bullish_engulfing"),
+        LabelSpan(6, 7, "doji"),
+        LabelSpan(9, 9, "doji"),
     ]
     assert group_spans([]) == [] and group_spans(["O", None]) == []
 
@@ -23,9 +26,17 @@ def test_overlap_of_exactly_half_does_not_match_but_51_percent_does():
 
 
 def test_labels_must_agree_and_matching_is_one_to_one():
-    reference = [LabelSpan(10, 11, "bullish_engulfing"), LabelSpan(20, 20, "doji"), LabelSpan(30, 32, "bullish_morning_star")]
-    predicted = [LabelSpan(10, 11, "bearish_engulfing"), LabelSpan(20, 20, "doji"), LabelSpan(30, 32, "bullish_morning_star"),
-                 LabelSpan(40, 40, "doji")]
+    reference = [
+        LabelSpan(10, 11, "bullish_engulfing"),
+        LabelSpan(20, 20, "doji"),
+        LabelSpan(30, 32, "bullish_morning_star"),
+    ]
+    predicted = [
+        LabelSpan(10, 11, "bearish_engulfing"),
+        LabelSpan(20, 20, "doji"),
+        LabelSpan(30, 32, "bullish_morning_star"),
+        LabelSpan(40, 40, "doji"),
+    ]
     scores = match_spans(predicted, reference)
     assert scores["bullish_engulfing"].recall == 0.0 and scores["bearish_engulfing"].precision == 0.0
     assert (scores["doji"].precision, scores["doji"].recall) == (0.5, 1.0)

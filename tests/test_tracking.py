@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from candle_ml.config import MlflowParams
-from candle_ml.tracking import TrackingError, connect, flatten, tracking_uri
+from candle_ml.errors import TrackingError
+from candle_ml.tracking import connect, flatten, tracking_uri
 
 
 def closed_port() -> int:

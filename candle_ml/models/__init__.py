@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from candle_ml.errors import ConfigError
 from candle_ml.models.random_forest import RandomForestModel
 from candle_ml.models.xgboost_model import XGBoostModel
 
@@ -28,17 +29,18 @@ class PatternModel(Protocol):
     def log_native(self, name: str) -> Any: ...  # log with the MLflow flavor of the library
 
 
-MODEL_TYPES: dict[str, type] = {
+# Each class follows PatternModel and has a ``load(directory)`` classmethod.
+MODEL_TYPES: dict[str, Any] = {
     "xgboost": XGBoostModel,
     "random_forest": RandomForestModel,
 }
 
 
-class UnknownModelType(ValueError):
-    pass
+class UnknownModelType(ConfigError):
+    """``train.model_type`` names no registered model."""
 
 
-def model_class(model_type: str) -> type:
+def model_class(model_type: str) -> Any:
     try:
         return MODEL_TYPES[model_type]
     except KeyError:

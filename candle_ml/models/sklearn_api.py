@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
 class SklearnClassifierModel:
-    clf: object
+    clf: Any  # the library's estimator
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         # Columns follow clf.classes_, which are 0..n-1 because every class is in train.

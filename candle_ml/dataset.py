@@ -1,0 +1,354 @@
+"""Dataset: features + placed spans -> a labeled, split, encoded training table.
+
+``build_dataset`` is the pure core of the ``dataset`` stage. It merges and paints the
+spans (``candle_ml.labels``), splits each series by time, and encodes per ``dataset.encoding``:
+
+* ``window``: one row per labeled candle, and per sampled unlabeled candle, with the
+  flattened window of features around it (``candle_ml.windows``). Every candle of a span
+  is a row, so a model that slides the same window over every candle recovers whole spans.
+* ``bio``: one row per candle with ``B-<label>``/``I-<label>``/``O`` tags in ``tag``;
+  spans overlapping it go to ``tag_2``, ``tag_3``, ...
+
+It also returns every candle's reference label (for span-level evaluation), the schema a
+model needs to rebuild its inputs, the metrics and a report of skipped annotations.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from candle_ml.annotations import Annotation
+from candle_ml.candles import series_key
+from candle_ml.config import DatasetParams, FeaturizeParams, SplitParams
+from candle_ml.errors import DatasetError
+from candle_ml.labels import (
+    Placed,
+    Skipped,
+    agreement_rate,
+    bio_layers,
+    covering_labels,
+    latest_by_id,
+    merge_spans,
+    or_o,
+    paint,
+    place_spans,
+    priority_order,
+)
+from candle_ml.patterns import NO_PATTERN
+from candle_ml.windows import WindowSpec, build_windows, straddles, window_columns
+
+log = logging.getLogger("candle_ml.dataset")
+
+SPLITS = ("train", "val", "test")
+SKIP_REASONS = ("below_min_confidence", "unknown_series", "no_matching_candle", "in_warmup", "superseded")
+
+
+@dataclass
+class SeriesFrame:
+    """One series' feature rows (after warm-up) and when its raw candles began."""
+
+    pair: str
+    timeframe: str
+    frame: pl.DataFrame
+    candles_first_time: int  # first raw candle: spans before the feature rows are warm-up, not unknown
+    augmented: bool = False  # made by ingest.augment: contributes train rows only
+
+    @property
+    def key(self) -> str:
+        return series_key(self.pair, self.timeframe)
+
+    @property
+    def times(self) -> np.ndarray:
+        return self.frame["time"].to_numpy()
+
+
+def split_bounds(n: int, split: SplitParams) -> tuple[int, int]:
+    """Row indices where val and test begin in a temporal split of n rows."""
+    n_train = int(round(n * split.train))
+    n_val = int(round(n * split.val))
+    return n_train, min(n, n_train + n_val)
+
+
+def assign_splits(
+    n: int, split: SplitParams, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split code per row (0 train, 1 val, 2 test) and each row's allowed window range [lo, hi)."""
+    if split.method == "random":
+        codes = rng.choice(3, size=n, p=[split.train, split.val, split.test])
+        return codes, np.zeros(n, dtype=np.int64), np.full(n, n, dtype=np.int64)
+    val_at, test_at = split_bounds(n, split)
+    edges = np.array([0, val_at, test_at, n])
+    codes = np.searchsorted(edges[1:], np.arange(n), side="right")
+    return codes, edges[codes], edges[codes + 1]
+
+
+def select_features(columns: list[str], patterns: list[str]) -> list[str]:
+    """Columns matching ``dataset.features``, in pattern order. An exact name that is
+    missing is an error; a glob that matches nothing (its indicator was removed) only warns."""
+    chosen: list[str] = []
+    for pat in patterns:
+        hits = [c for c in columns if fnmatch.fnmatchcase(c, pat) and c not in chosen]
+        if not hits:
+            msg = f"dataset.features: '{pat}' matches no feature column (have: {', '.join(columns)})"
+            if not any(ch in pat for ch in "*?["):
+                raise DatasetError(msg)
+            log.warning(msg)
+        chosen += hits
+    if not chosen:
+        raise DatasetError(
+            f"dataset.features: no pattern matches any feature column (have: {', '.join(columns)})"
+        )
+    return chosen
+
+
+@dataclass
+class DatasetResult:
+    frame: pl.DataFrame
+    schema: dict
+    metrics: dict
+    report: dict
+    reference: pl.DataFrame  # every candle: pair, timeframe, time, split, label, label_rule
+
+
+def build_dataset(
+    series: list[SeriesFrame],
+    human: list[Annotation],
+    programmatic: list[Annotation],
+    label_priority: list[str],
+    params: DatasetParams,
+) -> DatasetResult:
+    """Pure core: match, merge, paint, split and encode. Deterministic for a given seed."""
+    if params.split.method == "random":
+        log.warning(
+            "dataset.split.method=random: neighbouring candles land in different splits, so windows leak "
+            "future information into training (look-ahead); use 'temporal' for honest metrics"
+        )
+    by_key = {s.key: s for s in series}
+    n_by_series = {k: s.frame.height for k, s in by_key.items()}
+    skipped = Skipped()
+    human = latest_by_id(human, skipped)
+    human_placed = place_spans(human, by_key, params.min_confidence, skipped)
+    prog_placed = place_spans(programmatic, by_key, params.min_confidence, skipped)
+    agreement = agreement_rate(human_placed, prog_placed, n_by_series)
+    human_kept, prog_kept, overridden = merge_spans(human_placed, prog_placed, params.merge, n_by_series)
+    ordered = priority_order(human_kept, prog_kept, params.merge, label_priority)
+
+    feature_cols = select_features([c for c in series[0].frame.columns if c != "time"], params.features)
+    spec = WindowSpec(params.window_size, params.context)
+    rng = np.random.default_rng(params.seed)
+    rules_only = priority_order([], prog_placed, params.merge, label_priority)
+    parts: list[pl.DataFrame] = []
+    references: list[pl.DataFrame] = []
+    purged = 0
+    for s in series:
+        n = s.frame.height
+        if n == 0:
+            continue
+        mine = [p for p in ordered if p.series == s.key]
+        labels, sources = paint(n, mine)
+        codes, lo, hi = assign_splits(n, params.split, rng)
+        base = {
+            "pair": np.full(n, s.pair, dtype=object),
+            "timeframe": np.full(n, s.timeframe, dtype=object),
+            "time": s.times,
+            "split": np.asarray(SPLITS, dtype=object)[codes],
+        }
+        # Every candle's reference label, and what the TA-Lib rules alone say (the
+        # evaluate stage scores sliding-window predictions against these).
+        rule_labels, _ = paint(n, [p for p in rules_only if p.series == s.key])
+        if not s.augmented:  # evaluation is on real candles only
+            references.append(
+                pl.DataFrame({k: _column(v) for k, v in base.items()}).with_columns(
+                    label=pl.Series(list(or_o(labels)), dtype=pl.String),
+                    label_rule=pl.Series(list(or_o(rule_labels)), dtype=pl.String),
+                )
+            )
+        if params.merge == "both":
+            h_labels, _ = paint(n, [p for p in mine if p.span.source != "programmatic"])
+            p_labels, _ = paint(n, [p for p in mine if p.span.source == "programmatic"])
+            base["label_human"] = or_o(h_labels)
+            base["label_programmatic"] = or_o(p_labels)
+        values = s.frame.select(feature_cols).to_numpy()
+        if params.encoding == "bio":
+            bio = encode_bio(base, labels, sources, mine, values, feature_cols)
+            parts.append(bio.filter(pl.col("split") == "train") if s.augmented else bio)
+            continue
+        anchors = sample_anchors(labels, codes, params.negative_ratio, rng)
+        if s.augmented:
+            anchors = anchors[codes[anchors] == 0]
+        if params.split.method == "temporal":
+            cross = straddles(anchors, spec, lo[anchors], hi[anchors], n)
+            purged += int(cross.sum())
+            anchors = anchors[~cross]
+        parts.append(encode_windows(base, labels, sources, mine, values, feature_cols, anchors, spec))
+
+    if not parts:
+        raise DatasetError("dataset: no rows (every series is empty after warm-up)")
+    frame = pl.concat(parts, how="vertical")
+    augmented_keys = [series_key(s.pair, s.timeframe) for s in series if s.augmented]
+    augmented_rows = frame.filter(
+        pl.concat_str("pair", pl.lit("_"), "timeframe").is_in(augmented_keys)
+    ).height
+    labels_present = [NO_PATTERN] + [lab for lab in label_priority if lab in set(frame["label"])]
+    labels_present += sorted(set(frame["label"]) - set(labels_present))
+    used = [p for p in ordered if p.span.label != NO_PATTERN]
+    details, metrics = dataset_metrics(frame, used, agreement, skipped, overridden, purged)
+    metrics["augmented_rows"] = augmented_rows
+    schema = {
+        "encoding": params.encoding,
+        "feature_columns": feature_cols,
+        "input_columns": window_columns(feature_cols, spec) if params.encoding == "window" else feature_cols,
+        "window": {
+            "window_size": spec.window_size,
+            "context": spec.context,
+            "before": spec.before,
+            "after": spec.after,
+        },
+        "labels": labels_present,
+        "label_priority": label_priority,
+        "merge": params.merge,
+        "split": msgspec.to_builtins(params.split),
+        "target_columns": ["label_human", "label_programmatic"] if params.merge == "both" else ["label"],
+    }
+    # Too detailed for `dvc metrics show`; kept beside the dataset.
+    report = {"skipped_annotations": dict(skipped.counts), "examples": skipped.examples, **details}
+    return DatasetResult(frame, schema, metrics, report, pl.concat(references, how="vertical"))
+
+
+def _column(values: np.ndarray) -> list | np.ndarray:
+    return list(values) if values.dtype == object else values
+
+
+def encode_bio(
+    base: dict[str, np.ndarray],
+    labels: np.ndarray,
+    sources: np.ndarray,
+    spans: list[Placed],
+    values: np.ndarray,
+    feature_cols: list[str],
+) -> pl.DataFrame:
+    """One row per candle: BIO tag columns, the primary label, the candle's own features."""
+    tags = {("tag" if i == 0 else f"tag_{i + 1}"): t for i, t in enumerate(bio_layers(len(labels), spans))}
+    cols = {**base, **tags, "label": or_o(labels), "source": sources}
+    frame = pl.DataFrame({k: _column(v) for k, v in cols.items()})
+    return frame.hstack(pl.DataFrame(values.astype(np.float32), schema=feature_cols, orient="row"))
+
+
+def sample_anchors(
+    labels: np.ndarray, codes: np.ndarray, negative_ratio: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Every annotated candle (dismissals included) plus sampled unannotated ones, per split."""
+    annotated = labels != None  # noqa: E711
+    positive = annotated & (labels != NO_PATTERN)
+    unlabeled = np.flatnonzero(~annotated)
+    chosen = [np.flatnonzero(annotated)]
+    for code in range(len(SPLITS)):
+        pool = unlabeled[codes[unlabeled] == code]
+        want = int(round(negative_ratio * int((positive & (codes == code)).sum())))
+        k = pool.size if negative_ratio <= 0 else min(pool.size, want)
+        chosen.append(np.sort(rng.choice(pool, size=k, replace=False)) if k else pool[:0])
+    return np.unique(np.concatenate(chosen))
+
+
+def encode_windows(
+    base: dict[str, np.ndarray],
+    labels: np.ndarray,
+    sources: np.ndarray,
+    spans: list[Placed],
+    values: np.ndarray,
+    feature_cols: list[str],
+    anchors: np.ndarray,
+    spec: WindowSpec,
+) -> pl.DataFrame:
+    """One row per anchor candle: its labels and the flattened window of features around it."""
+    frame = pl.DataFrame({k: _column(v[anchors]) for k, v in base.items()}).with_columns(
+        label=pl.Series(list(or_o(labels[anchors])), dtype=pl.String),
+        source=pl.Series(list(sources[anchors]), dtype=pl.String),
+        labels=pl.Series(covering_labels(len(labels), spans, anchors), dtype=pl.List(pl.String)),
+    )
+    windows = build_windows(values, anchors, spec)
+    return frame.hstack(pl.DataFrame(windows, schema=window_columns(feature_cols, spec), orient="row"))
+
+
+def dataset_metrics(
+    frame: pl.DataFrame,
+    used: list[Placed],
+    agreement: float | None,
+    skipped: Skipped,
+    overridden: int,
+    purged: int,
+) -> tuple[dict, dict]:
+    """(details for report.json, the metrics of metrics/dataset.json)."""
+    counts = frame["label"].value_counts(sort=True)
+    total = frame.height
+    label_counts = {r["label"]: int(r["count"]) for r in counts.iter_rows(named=True)}
+    per_label_len: dict[str, list[int]] = {}
+    for p in used:
+        per_label_len.setdefault(p.span.label, []).append(p.length)
+    split_counts = {
+        sp: {
+            r["label"]: int(r["count"])
+            for r in frame.filter(pl.col("split") == sp)["label"].value_counts().iter_rows(named=True)
+        }
+        for sp in SPLITS
+    }
+    details = {
+        "split_label_counts": split_counts,
+        "avg_span_length_by_label": {
+            k: round(float(np.mean(v)), 4) for k, v in sorted(per_label_len.items())
+        },
+    }
+    return details, {
+        "rows": total,
+        "label_counts": label_counts,
+        "class_distribution": {k: round(100.0 * v / total, 3) for k, v in label_counts.items()},
+        "split_rows": {sp: sum(c.values()) for sp, c in split_counts.items()},
+        "spans": len(used),
+        "avg_span_length": round(float(np.mean([p.length for p in used])), 4) if used else 0.0,
+        "agreement_rate": None if agreement is None else round(agreement, 4),
+        "skipped_annotations": {r: skipped.counts.get(r, 0) for r in SKIP_REASONS},
+        "overridden_by_merge": overridden,
+        "purged_at_split_boundary": purged,
+    }
+
+
+def load_series(
+    features_dir: Path, index: list[dict[str, Any]], coverage: dict[str, dict[str, int | None]]
+) -> tuple[list[SeriesFrame], int]:
+    """Feature frames per series, trimmed to where programmatic labels are defined; returns rows trimmed."""
+    out, trimmed = [], 0
+    for e in index:
+        frame = pl.read_parquet(features_dir / e["file"])
+        key = series_key(e["pair"], e["timeframe"])
+        labeled_from = coverage.get(key, {}).get("labeled_from")
+        if labeled_from is not None and frame.height:
+            keep = frame.filter(pl.col("time") >= labeled_from)
+            trimmed += frame.height - keep.height
+            frame = keep
+        out.append(
+            SeriesFrame(
+                e["pair"], e["timeframe"], frame, e["candles_first_time"], bool(e.get("augmented_from"))
+            )
+        )
+    return out, trimmed
+
+
+def model_schema(
+    schema: dict[str, Any], featurize: FeaturizeParams | dict[str, Any], warmup: int, history: int | None
+) -> dict[str, Any]:
+    """What a model needs to rebuild its inputs from raw candles: the dataset's schema plus the
+    featurize config, the warm-up, and the history after which features match the whole series."""
+    return {
+        **schema,
+        "featurize": msgspec.to_builtins(featurize),
+        "warmup": warmup,
+        "history": warmup if history is None else history,
+    }

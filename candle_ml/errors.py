@@ -1,0 +1,96 @@
+"""One base for every error a user can act on.
+
+A ``CandleMLError`` carries what a person needs to fix the input: a message naming the
+file, row or entry, and where known the ``field`` and ``rule`` that were broken. The
+server turns it into ``{"status_code", "detail", "field", "rule"}`` with ``status``; a
+stage prints it as one line. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class CandleMLError(Exception):
+    """Bad input, bad config or a missing resource; the message says what and where."""
+
+    status = 400  # the HTTP status the server answers with
+
+    def __init__(self, message: str, *, field: str | None = None, rule: str | None = None):
+        super().__init__(message)
+        self.field = field
+        self.rule = rule
+
+
+class ConfigError(CandleMLError):
+    """params.yaml (or a command-line setting) is missing, malformed, or breaks a rule."""
+
+
+class CandleError(CandleMLError):
+    """Candles break a rule; ``row`` (0-based) is set when one row broke one rule."""
+
+    status = 422
+
+    def __init__(
+        self, message: str, row: int | None = None, field: str | None = None, rule: str | None = None
+    ) -> None:
+        super().__init__(message, field=field, rule=rule)
+        self.row = row
+
+
+class AnnotationError(CandleMLError):
+    """An annotation file or span breaks the format; the message names file, entry and field."""
+
+    status = 422
+
+
+class FeatureError(CandleMLError):
+    """A feature could not be computed; the message names the indicator or custom entry."""
+
+
+class PatternError(ConfigError):
+    """An unknown TA-Lib pattern name."""
+
+
+class DatasetError(CandleMLError):
+    """The dataset cannot be built from these inputs and params."""
+
+
+class BundleError(CandleMLError):
+    """A model bundle is missing or unreadable."""
+
+
+class ModelLoadError(CandleMLError):
+    """The model could not be loaded; the message says from where and why."""
+
+    status = 409
+
+
+class TrackingError(CandleMLError):
+    """The MLflow store is required (``mlflow.required``) but cannot be used."""
+
+
+class TalibMissingError(CandleMLError):
+    """TA-Lib cannot be imported."""
+
+
+class TooLittleHistory(CandleMLError):
+    """No candle has the history the model needs."""
+
+    status = 422
+
+
+class UnknownSeries(CandleMLError):
+    """No stored series with that pair and timeframe."""
+
+    status = 404
+
+
+class EmptyRange(CandleMLError):
+    """A stored series has no candle between start and end."""
+
+    status = 422
+
+
+class NoModel(CandleMLError):
+    """The server has no model loaded."""
+
+    status = 503

@@ -1,0 +1,157 @@
+"""Ingest: bundled real OHLCV + user files -> validated canonical candles.
+
+Sources: the symbols of ``bokeh_sampledata.stocks`` listed in ``ingest.bundled``
+(real daily OHLCV, unadjusted) and every ``{PAIR}_{TIMEFRAME}.csv|parquet`` in
+``ingest.raw_dir``, validated by the rules in ``candle_ml.candles``; ``mirror`` makes the
+upside-down training-only copies that ``ingest.augment`` asks for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from candle_ml.candles import (
+    ValidationReport,
+    parse_series_filename,
+    read_series_file,
+    series_key,
+    validate_candles,
+)
+from candle_ml.config import IngestParams
+from candle_ml.errors import CandleError
+
+RAW_SUFFIXES = (".csv", ".parquet", ".pq")
+MIRROR_SUFFIX = "-MIRROR"
+
+
+@dataclass
+class Series:
+    pair: str
+    timeframe: str
+    source: str
+    candles: pl.DataFrame
+    report: ValidationReport
+    augmented_from: str | None = None  # key of the real series this one was made from
+
+    @property
+    def key(self) -> str:
+        return series_key(self.pair, self.timeframe)
+
+
+def bundled_frame(symbol: str) -> pd.DataFrame:
+    """One symbol of bokeh_sampledata.stocks as a frame with Unix-second times (dates are UTC midnights)."""
+    try:
+        import bokeh_sampledata.stocks as stocks
+    except ImportError as exc:
+        raise CandleError(
+            f"bokeh-sampledata is needed for the bundled data: pip install bokeh-sampledata ({exc})"
+        ) from None
+    data = getattr(stocks, symbol.upper(), None)
+    if not isinstance(data, dict) or "date" not in data:
+        known = sorted(n for n in dir(stocks) if n.isupper() and isinstance(getattr(stocks, n), dict))
+        raise CandleError(f"ingest.bundled: unknown symbol '{symbol}' (bundled: {', '.join(known)})")
+    days = np.asarray(data["date"], dtype="datetime64[D]")
+    return pd.DataFrame(
+        {
+            "time": days.astype("datetime64[s]").astype(np.int64).astype(np.float64),
+            **{c: np.asarray(data[c], dtype=np.float64) for c in ("open", "high", "low", "close", "volume")},
+        }
+    )
+
+
+def raw_files(raw_dir: Path) -> list[Path]:
+    if not raw_dir.is_dir():
+        return []
+    return sorted(p for p in raw_dir.iterdir() if p.is_file() and p.suffix.lower() in RAW_SUFFIXES)
+
+
+def ingest(params: IngestParams) -> list[Series]:
+    """Read and validate every configured source; pure apart from reading the inputs."""
+    out: dict[str, Series] = {}
+
+    def add(series: Series) -> None:
+        if series.key in out:
+            raise CandleError(
+                f"series {series.key} comes from both {out[series.key].source} and {series.source}; keep one"
+            )
+        out[series.key] = series
+
+    for symbol in params.bundled:
+        source = f"bokeh_sampledata.stocks.{symbol.upper()}"
+        candles, report = validate_candles(bundled_frame(symbol), source, params.on_invalid)
+        add(Series(symbol.upper(), params.bundled_timeframe, source, candles, report))
+    for path in raw_files(Path(params.raw_dir)):
+        pair, timeframe = parse_series_filename(path)
+        frame, raw_times = read_series_file(path, params.naive_timezone)
+        candles, report = validate_candles(frame, path.name, params.on_invalid, raw_times)
+        add(Series(pair, timeframe, str(path), candles, report))
+    if not out:
+        raise CandleError(
+            f"ingest: no series (ingest.bundled is empty and {params.raw_dir} holds no CSV/Parquet files)"
+        )
+    return [out[k] for k in sorted(out)]
+
+
+def mirror(candles: pl.DataFrame) -> pl.DataFrame:
+    """Reflect prices about the series' highest high: p -> 2*M - p (high and low swap roles).
+
+    Candle shapes and sizes are kept exactly, directions flip, prices stay positive.
+    """
+    top = 2 * float(np.max(candles["high"].to_numpy()))
+    return candles.with_columns(
+        open=top - pl.col("open"),
+        high=top - pl.col("low"),
+        low=top - pl.col("high"),
+        close=top - pl.col("close"),
+    )
+
+
+def augmented(series: list[Series], kinds: list[str]) -> list[Series]:
+    out = []
+    if "mirror" in kinds:
+        out += [
+            Series(
+                s.pair + MIRROR_SUFFIX, s.timeframe, f"mirror of {s.key}", mirror(s.candles), s.report, s.key
+            )
+            for s in series
+        ]
+    return out
+
+
+def series_index(series: list[Series]) -> list[dict[str, Any]]:
+    return [
+        {
+            "pair": s.pair,
+            "timeframe": s.timeframe,
+            "file": f"{s.key}.parquet",
+            "source": s.source,
+            "rows": s.candles.height,
+            "first_time": int(s.candles["time"][0]),
+            "last_time": int(s.candles["time"][-1]),
+            "augmented_from": s.augmented_from,
+        }
+        for s in series
+    ]
+
+
+def ingest_metrics(series: list[Series]) -> dict[str, Any]:
+    """Headline numbers for metrics/ingest.json (real series only; augmented ones counted apart)."""
+    real = [s for s in series if not s.augmented_from]
+    dropped: dict[str, int] = {}
+    for s in series:
+        for rule, n in s.report.dropped_by_rule.items():
+            dropped[rule] = dropped.get(rule, 0) + n
+    return {
+        "series": len(real),
+        "rows": sum(s.candles.height for s in real),
+        "rows_per_series": {s.key: s.candles.height for s in real},
+        "augmented_series": len(series) - len(real),
+        "dropped_rows": dropped,
+        "volume_filled_with_zero": sum(s.report.volume_filled for s in series),
+    }

@@ -1,0 +1,152 @@
+"""Loading a model to predict with, from a bundle directory or the MLflow registry.
+
+A model comes from a local bundle directory (the pipeline's ``models/``) or from the
+MLflow registry (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``), always through
+``candle_ml.bundle.load_bundle``, together with its name, version and the test metrics
+``evaluate`` measured for exactly that model. The server and ``candle-ml predict`` share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from candle_ml.bundle import BUNDLE_FILE, Bundle, load_bundle
+from candle_ml.errors import CandleMLError, ModelLoadError
+from candle_ml.paths import EVALUATE_METRICS
+from candle_ml.tracking import fail_fast
+
+log = logging.getLogger("candle_ml.loading")
+
+REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+class ModelSummary(msgspec.Struct):
+    """Which model answered: part of every prediction response."""
+
+    name: str
+    version: str
+    model_type: str
+    run_id: str | None
+    trained_at: str
+    min_history: int  # candles a prediction needs before it
+    lookahead: int  # later candles a prediction looks at; the last ones of a request can still change
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    bundle: Bundle
+    name: str
+    version: str
+    source: str
+    metrics: dict[str, Any] | None  # evaluate's test-split metrics for exactly this model
+    metrics_source: str | None
+
+    @property
+    def summary(self) -> ModelSummary:
+        meta = self.bundle.meta
+        return ModelSummary(
+            name=self.name,
+            version=self.version,
+            model_type=meta.model_type,
+            run_id=meta.training.run_id,
+            trained_at=meta.training.trained_at,
+            min_history=meta.min_history,
+            lookahead=meta.window.after,
+        )
+
+
+def _content_version(path: Path) -> str:
+    """A local bundle's version: a hash of its files, so a retrained bundle reads as new."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.iterdir() if p.is_file()):
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes())
+    return "sha256:" + digest.hexdigest()[:12]
+
+
+def _load_local(path: Path) -> LoadedModel:
+    bundle = load_bundle(path)
+    # `dvc repro` writes metrics/evaluate.json beside models/; older than the bundle means stale.
+    metrics_file = path.resolve().parent / EVALUATE_METRICS
+    metrics, metrics_source = None, None
+    if metrics_file.is_file() and metrics_file.stat().st_mtime >= (path / BUNDLE_FILE).stat().st_mtime:
+        metrics, metrics_source = json.loads(metrics_file.read_text()), str(metrics_file)
+    return LoadedModel(
+        bundle, path.resolve().name, _content_version(path), str(path.resolve()), metrics, metrics_source
+    )
+
+
+def _load_registry(uri: str, tracking_uri: str) -> LoadedModel:
+    match = REGISTRY_URI.match(uri)
+    if not match:
+        raise ModelLoadError(f"--model {uri}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    import mlflow
+    from mlflow import MlflowClient
+
+    fail_fast()
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    name = match["name"]
+    try:
+        if match["alias"]:
+            version = client.get_model_version_by_alias(name, match["alias"])
+        else:
+            version = client.get_model_version(name, match["version"])
+        mlflow.set_tracking_uri(tracking_uri)
+        local = Path(tempfile.mkdtemp(prefix="candle-ml-model-"))
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version.version}", dst_path=str(local), tracking_uri=tracking_uri
+        )
+    except Exception as exc:  # the store's own errors, network or missing names
+        raise ModelLoadError(
+            f"--model {uri} from {tracking_uri}: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        ) from None
+    bundles = sorted(p.parent for p in local.rglob(BUNDLE_FILE))
+    if not bundles:
+        raise ModelLoadError(
+            f"--model {uri}: version {version.version} holds no {BUNDLE_FILE} (not a candle-ml pyfunc?)"
+        )
+    bundle = load_bundle(bundles[0])
+    metrics, metrics_source = None, None
+    if version.run_id:
+        try:  # evaluate logs metrics/evaluate.json into the training run
+            got = mlflow.artifacts.download_artifacts(
+                run_id=version.run_id,
+                artifact_path="evaluate.json",
+                dst_path=str(local / "run"),
+                tracking_uri=tracking_uri,
+            )
+            metrics, metrics_source = (
+                json.loads(Path(got).read_text()),
+                f"runs:/{version.run_id}/evaluate.json",
+            )
+        except Exception:
+            log.warning(
+                "%s: run %s has no evaluate.json (was evaluate run?); no test metrics", uri, version.run_id
+            )
+    return LoadedModel(bundle, name, str(version.version), uri, metrics, metrics_source)
+
+
+def load_model_from(source: str, tracking_uri: str, threads: int | None = None) -> LoadedModel:
+    """Load a bundle; ``threads`` sets the model's threads per prediction (None: the library default)."""
+    try:
+        loaded = (
+            _load_registry(source, tracking_uri)
+            if source.startswith("models:/")
+            else _load_local(Path(source))
+        )
+    except ModelLoadError:
+        raise
+    except (CandleMLError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"--model {source}: {exc}") from None
+    if threads is not None:
+        loaded.bundle.model.set_threads(threads)
+    return loaded

@@ -1,0 +1,35 @@
+"""Every path the pipeline, the server and the CLI use, relative to the repository root.
+
+``dvc.yaml`` declares the same paths as stage deps and outs; change them together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PARAMS = Path("params.yaml")
+DVC_LOCK = Path("dvc.lock")
+
+RAW_DIR = Path("data/raw")  # user candle files: {PAIR}_{TIMEFRAME}.csv|parquet
+CANDLES_DIR = Path("data/candles")  # ingest: one Parquet file per series + index.json
+FEATURES_DIR = Path("data/features")  # featurize
+AUTOLABEL_DIR = Path("data/autolabel")  # autolabel
+AUTOLABEL_SPANS = AUTOLABEL_DIR / "spans.json"
+ANNOTATIONS_DIR = Path("data/annotations")
+HUMAN_DIR = ANNOTATIONS_DIR / "human"  # trader exports, *.json
+FEEDBACK_LOG = ANNOTATIONS_DIR / "feedback.jsonl"  # answers the server appends
+DATASET_DIR = Path("data/dataset")
+DATASET = DATASET_DIR / "dataset.parquet"
+REFERENCE = DATASET_DIR / "reference.parquet"
+SCHEMA = DATASET_DIR / "schema.json"
+DATASET_REPORT = DATASET_DIR / "report.json"
+MODEL_DIR = Path("models")
+PLOTS_DIR = Path("plots")
+METRICS_DIR = Path("metrics")
+EVALUATE_METRICS = METRICS_DIR / "evaluate.json"
+
+INDEX = "index.json"  # the series listing inside CANDLES_DIR and FEATURES_DIR
+
+
+def metrics_file(stage: str) -> Path:
+    return METRICS_DIR / f"{stage}.json"

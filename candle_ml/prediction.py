@@ -1,0 +1,157 @@
+"""Prediction as the API defines it, independent of HTTP: candles in, predictions and spans out.
+
+The heavy lifting is ``Bundle.predict``: the pipeline's own ``featurize`` and window
+functions on the raw candles. This module adds what the chart needs around it:
+``min_confidence``, span grouping, and chunked prediction over a stored series with the
+model's history carried into each chunk. The server and ``candle-ml predict`` share it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from candle_ml.errors import EmptyRange, TooLittleHistory, UnknownSeries
+from candle_ml.loading import LoadedModel, ModelSummary
+from candle_ml.paths import INDEX
+from candle_ml.patterns import NO_PATTERN
+from candle_ml.spans import group_spans
+from candle_ml.stageio import read_json
+
+
+class CandlePrediction(msgspec.Struct):
+    time: int
+    label: str | None  # null where the candle lacks the history the model needs
+    confidence: float | None
+
+
+class SpanPrediction(msgspec.Struct):
+    start_time: int
+    end_time: int
+    label: str
+    avg_confidence: float
+    candles: int
+
+
+class PredictResponse(msgspec.Struct):
+    predictions: list[CandlePrediction]
+    spans: list[SpanPrediction]
+    model_info: ModelSummary
+
+
+def require_history(n: int, min_history: int, source: str) -> None:
+    """No candle of ``n`` could be labeled: say how many the model needs."""
+    if n <= min_history:
+        raise TooLittleHistory(
+            f"{source}: {n} candles sent; the model needs at least {min_history + 1} "
+            f"({min_history} candles of history before the first candle it can label)",
+            field="candles",
+            rule="min_history",
+        )
+
+
+def respond(
+    model: LoadedModel,
+    times: np.ndarray,
+    pred_labels: np.ndarray,
+    confidence: np.ndarray,
+    min_confidence: float,
+) -> PredictResponse:
+    """Per-candle predictions (labels below ``min_confidence`` become ``O``) and their spans."""
+    labels = pred_labels.copy()
+    has = ~np.isnan(confidence)  # exactly the candles with a label
+    if min_confidence > 0:
+        labels[has & (confidence < min_confidence)] = NO_PATTERN
+    conf_out = np.where(has, confidence, 0.0).tolist()
+    predictions = [
+        CandlePrediction(t, label, c if ok else None)
+        for t, label, c, ok in zip(times.tolist(), labels.tolist(), conf_out, has.tolist(), strict=True)
+    ]
+    spans = [
+        SpanPrediction(
+            start_time=int(times[s.start]),
+            end_time=int(times[s.end]),
+            label=s.label,
+            avg_confidence=float(confidence[s.start : s.end + 1].mean()),
+            candles=s.length,
+        )
+        for s in group_spans(labels)
+    ]
+    return PredictResponse(predictions, spans, model.summary)
+
+
+def predict_frame(
+    model: LoadedModel, candles: pl.DataFrame, min_confidence: float = 0.0, source: str = "candles"
+) -> PredictResponse:
+    """Validated canonical candles of one series -> the API's prediction response."""
+    require_history(candles.height, model.bundle.meta.min_history, source)
+    pred = model.bundle.predict(candles)
+    return respond(model, pred.time, pred.label, pred.confidence, min_confidence)
+
+
+def stored_series(candles_dir: Path) -> dict[tuple[str, str], Path]:
+    """(pair, timeframe) -> Parquet file of each real series ``ingest`` stored (augmented copies left out)."""
+    index_file = candles_dir / INDEX
+    if not index_file.is_file():
+        return {}
+    return {
+        (e["pair"], e["timeframe"]): candles_dir / e["file"]
+        for e in read_json(index_file)["series"]
+        if not e.get("augmented_from")
+    }
+
+
+def stored_series_file(candles_dir: Path, pair: str, timeframe: str) -> Path:
+    """The Parquet file of a stored series; the path comes from ingest's index, never from the caller."""
+    known = stored_series(candles_dir)
+    path = known.get((pair, timeframe))
+    if path is None:
+        listing = (
+            ", ".join(f"{p} {t}" for p, t in sorted(known))
+            or f"none (run `dvc repro` to ingest into {candles_dir})"
+        )
+        raise UnknownSeries(f"no stored series {pair} {timeframe}; known: {listing}", field="pair")
+    return path
+
+
+def predict_stored(
+    model: LoadedModel,
+    candles_dir: Path,
+    pair: str,
+    timeframe: str,
+    start: int | None = None,
+    end: int | None = None,
+    batch_size: int = 5_000,
+    min_confidence: float = 0.0,
+) -> PredictResponse:
+    """Predict a stored series (or its ``start``..``end`` range) ``batch_size`` candles at a time.
+
+    Each chunk is read with the model's ``min_history`` candles before it and its lookahead
+    after it, so every candle gets exactly the prediction it gets in one pass over the series,
+    while memory holds one chunk's features and windows at a time.
+    """
+    series = pl.scan_parquet(stored_series_file(candles_dir, pair, timeframe))
+    times = series.select("time").collect()["time"].to_numpy()
+    lo = 0 if start is None else int(np.searchsorted(times, start, "left"))
+    hi = times.size if end is None else int(np.searchsorted(times, end, "right"))
+    if lo >= hi:
+        raise EmptyRange(
+            f"start/end: no candles of {pair} {timeframe} between {start} and {end} "
+            f"(stored: {int(times[0])} to {int(times[-1])})",
+            field="start",
+            rule="range has candles",
+        )
+    meta = model.bundle.meta
+    labels = np.empty(hi - lo, dtype=object)
+    confidence = np.empty(hi - lo)
+    for a in range(lo, hi, batch_size):
+        b = min(a + batch_size, hi)
+        first, last = max(0, a - meta.min_history), min(times.size, b + meta.window.after)
+        chunk = series.slice(first, last - first).collect()
+        pred = model.bundle.predict(chunk)
+        labels[a - lo : b - lo] = pred.label[a - first : b - first]
+        confidence[a - lo : b - lo] = pred.confidence[a - first : b - first]
+    return respond(model, times[lo:hi], labels, confidence, min_confidence)

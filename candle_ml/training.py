@@ -1,0 +1,186 @@
+"""Training: the labeled dataset -> a fitted model, its bundle metadata, and its MLflow run.
+
+The model type comes from ``train.model_type`` through the registry in
+``candle_ml.models``; classes are weighted (``train.class_weight``) because most
+candles are ``O``; XGBoost early-stops on the val split. The bundle carries the
+featurize/window/label config so the server needs no params.yaml.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import polars as pl
+from sklearn.utils.class_weight import compute_sample_weight
+
+from candle_ml.bundle import BundleMeta, TrainingInfo, label_colors
+from candle_ml.candles import CANDLE_COLUMNS
+from candle_ml.config import FeaturizeParams, MlflowParams, TrainParams
+from candle_ml.errors import DatasetError
+from candle_ml.models import PatternModel, create_model, model_class
+from candle_ml.tracking import dataset_version, flatten, git_commit, run_tags
+
+log = logging.getLogger("candle_ml.train")
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PYFUNC_CODE = PACKAGE_DIR / "mlflow_pyfunc.py"
+PRICE_AND_VOLUME = CANDLE_COLUMNS[1:]
+
+
+@dataclass
+class TrainResult:
+    model: PatternModel
+    classes: list[str]
+    fit_info: dict[str, Any]
+    class_counts: dict[str, dict[str, int]]
+    seconds: float
+
+
+def training_classes(frame: pl.DataFrame, labels: list[str]) -> list[str]:
+    """The labels the model can learn: those with rows in train, in the dataset's order."""
+    present = set(frame.filter(pl.col("split") == "train")["label"].unique())
+    missing = [lab for lab in labels if lab not in present]
+    if missing:
+        log.warning("labels with no training rows (the model cannot predict them): %s", ", ".join(missing))
+    return [lab for lab in labels if lab in present]
+
+
+def split_xy(
+    frame: pl.DataFrame, inputs: list[str], classes: list[str], split: str
+) -> tuple[np.ndarray, np.ndarray]:
+    part = frame.filter((pl.col("split") == split) & pl.col("label").is_in(classes))
+    y = part["label"].replace_strict({c: i for i, c in enumerate(classes)}, return_dtype=pl.Int32).to_numpy()
+    return part.select(inputs).to_numpy().astype(np.float32), y
+
+
+def sample_weights(y: np.ndarray, mode: str) -> np.ndarray | None:
+    """``balanced``: each class weighs the same in total (n / (k * count)); ``none``: no weights."""
+    return compute_sample_weight("balanced", y) if mode == "balanced" else None
+
+
+def train(frame: pl.DataFrame, schema: dict[str, Any], params: TrainParams) -> TrainResult:
+    """Pure core: fit the configured model on the train split (val for early stopping)."""
+    if frame.filter(pl.col("split") == "train").height == 0:
+        raise DatasetError("train: the dataset has no train rows (check dataset.split)")
+    model_class(params.model_type)  # fail on an unknown type before any work
+    if schema["encoding"] != "window":
+        raise DatasetError(
+            f"train: {params.model_type} needs dataset.encoding: window (got {schema['encoding']})"
+        )
+    classes = training_classes(frame, schema["labels"])
+    X, y = split_xy(frame, schema["input_columns"], classes, "train")
+    X_val, y_val = split_xy(frame, schema["input_columns"], classes, "val")
+    hyper = getattr(params, params.model_type, None)
+    model = create_model(params.model_type, hyper, len(classes), params.seed, params.device)
+    started = time.perf_counter()
+    info = model.fit(X, y, sample_weights(y, params.class_weight), X_val, y_val)
+    seconds = time.perf_counter() - started
+    counts = {
+        split: {
+            r["label"]: int(r["len"])
+            for r in frame.filter(pl.col("split") == split)
+            .group_by("label")
+            .len()
+            .sort("label")
+            .iter_rows(named=True)
+        }
+        for split in ("train", "val", "test")
+    }
+    return TrainResult(model, classes, info, counts, seconds)
+
+
+def bundle_meta(
+    result: TrainResult, schema: dict[str, Any], params: TrainParams, run_id: str | None
+) -> BundleMeta:
+    warmup = int(schema["warmup"])
+    return BundleMeta(
+        model_type=params.model_type,
+        labels=label_colors(result.classes),
+        featurize=msgspec.convert(schema["featurize"], FeaturizeParams),
+        window_size=schema["window"]["window_size"],
+        context=schema["window"]["context"],
+        feature_columns=schema["feature_columns"],
+        input_columns=schema["input_columns"],
+        warmup=warmup,
+        # The leftmost candle of the anchor's window needs converged features.
+        min_history=max(int(schema.get("history", warmup)), warmup) + schema["window"]["before"],
+        label_priority=schema["label_priority"],
+        training=TrainingInfo(
+            trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            run_id=run_id,
+            git_commit=git_commit(),
+            dataset_version=dataset_version(),
+            params=msgspec.to_builtins(params),
+            fit={**result.fit_info, "seconds": round(result.seconds, 2)},
+            class_counts=result.class_counts,
+        ),
+    )
+
+
+def log_to_mlflow(
+    result: TrainResult,
+    all_params: dict[str, Any],
+    meta: BundleMeta,
+    cfg: MlflowParams,
+    params_file: Path,
+    bundle_dir: Path,
+) -> None:
+    """Record the run: params, data facts, tags, the native model and a raw-candle pyfunc."""
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    mlflow.log_params(flatten(all_params))
+    mlflow.log_params(
+        {
+            f"data.rows.{split}.{label}": n
+            for split, c in result.class_counts.items()
+            for label, n in c.items()
+        }
+    )
+    mlflow.log_param("data.dataset_version", meta.training.dataset_version)
+    mlflow.set_tags(
+        run_tags(meta.model_type, all_params) | {"dataset_version": str(meta.training.dataset_version)}
+    )
+    mlflow.log_metrics(
+        {f"fit.{k}": float(v) for k, v in meta.training.fit.items() if isinstance(v, int | float)}
+    )
+    mlflow.log_artifact(str(params_file))
+    result.model.log_native("model")
+    inputs: list[Any] = [ColSpec("long", "time")] + [ColSpec("double", c) for c in PRICE_AND_VOLUME]
+    outputs: list[Any] = [
+        ColSpec("long", "time"),
+        ColSpec("string", "label"),
+        ColSpec("double", "confidence"),
+    ]
+    signature = ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+    info = mlflow.pyfunc.log_model(
+        name="candles_pyfunc",
+        python_model=str(PYFUNC_CODE),
+        artifacts={"bundle": str(bundle_dir.resolve())},
+        code_paths=[str(PACKAGE_DIR)],  # the library alone: it never imports stages/ or serve/
+        signature=signature,
+        pip_requirements=_pip_requirements(),
+        registered_model_name=cfg.registered_model or None,
+    )
+    if cfg.registered_model and info.registered_model_version is not None:
+        mlflow.MlflowClient().set_registered_model_alias(
+            cfg.registered_model, cfg.alias, info.registered_model_version
+        )
+        log.info(
+            "registered %s version %s as @%s", cfg.registered_model, info.registered_model_version, cfg.alias
+        )
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    pkgs = ("numpy", "pandas", "polars", "ta-lib", "msgspec", "scikit-learn", "skops", "xgboost", "pyyaml")
+    return [f"{p}=={version(p)}" for p in pkgs]

@@ -1,0 +1,54 @@
+"""Every way a request can be wrong -> a 4xx ``{"status_code", "detail", "field"?, "rule"?}``.
+
+Bodies are decoded by msgspec (400 with the JSON path of the bad field); everything the
+library rejects is a ``CandleMLError`` that carries its own status, field and rule.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response
+
+from candle_ml.errors import CandleError, CandleMLError
+
+_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+
+
+def error_response(status: int, detail: str, **extra: Any) -> Response[dict[str, Any]]:
+    body = {"status_code": status, "detail": detail, **{k: v for k, v in extra.items() if v is not None}}
+    return Response(body, status_code=status, media_type=MediaType.JSON)
+
+
+def body_invalid(_: Request[Any, Any, Any], exc: msgspec.ValidationError) -> Response[dict[str, Any]]:
+    # msgspec: "Expected `int`, got `float` - at `$.candles[3].time`" -> field "candles[3].time"
+    msg = str(exc)
+    match = _AT.search(msg)
+    field = match["path"].lstrip(".") if match else None
+    rule = msg[: match.start()] if match else msg
+    unknown = re.search(r"unknown field `([^`]*)`", rule)
+    if unknown:  # name the offending field itself
+        field = f"{field}.{unknown[1]}" if field else unknown[1]
+    return error_response(
+        400, f"{field}: {rule}" if field else f"request body: {rule}", field=field, rule=rule
+    )
+
+
+def body_malformed(_: Request[Any, Any, Any], exc: msgspec.DecodeError) -> Response[dict[str, Any]]:
+    return error_response(400, f"request body is not valid JSON: {exc}", rule="malformed JSON")
+
+
+def library_error(_: Request[Any, Any, Any], exc: CandleMLError) -> Response[dict[str, Any]]:
+    field = exc.field
+    if isinstance(exc, CandleError):  # a request candle broke a candle rule: point at it
+        field = f"candles[{exc.row}].{exc.field}" if exc.row is not None and exc.field else "candles"
+    return error_response(exc.status, str(exc), field=field, rule=exc.rule)
+
+
+EXCEPTION_HANDLERS = {
+    msgspec.ValidationError: body_invalid,
+    msgspec.DecodeError: body_malformed,
+    CandleMLError: library_error,
+}

@@ -1,0 +1,31 @@
+"""``GET /health``: readiness (200 with a model loaded, 503 without) and the MLflow store's state."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+from serve.health import TrackingProbe
+from serve.model_store import ModelStore
+from serve.schemas import Health
+
+
+class HealthController(Controller):
+    tags = ["health"]
+
+    @get("/health", sync_to_thread=True, summary="200 with a model loaded, 503 without")
+    def health(
+        self, store: NamedDependency[ModelStore], probe: NamedDependency[TrackingProbe]
+    ) -> Response[Health]:
+        current = store.current
+        mlflow_state = probe.state()
+        ok = current is not None and mlflow_state != "unreachable" and store.last_error is None
+        body = Health(
+            status="ok" if ok else "degraded",
+            model_loaded=current is not None,
+            model=f"{current.name}@{current.version}" if current else None,
+            mlflow=mlflow_state,
+            last_reload_error=store.last_error,
+        )
+        return Response(body, status_code=HTTP_200_OK if current else HTTP_503_SERVICE_UNAVAILABLE)

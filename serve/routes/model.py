@@ -1,0 +1,43 @@
+"""``GET /model/info``, ``GET /model/labels`` and ``POST /model/reload``."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.status_codes import HTTP_200_OK, HTTP_409_CONFLICT
+
+from candle_ml.bundle import Label
+from candle_ml.errors import ModelLoadError
+from candle_ml.loading import LoadedModel
+from serve.model_store import ModelStore, model_info
+from serve.schemas import ModelInfo, ReloadResult
+
+
+class ModelController(Controller):
+    path = "/model"
+    tags = ["model"]
+
+    @get("/info", sync_to_thread=False, summary="The served model: version, config, test metrics")
+    def info(self, model: NamedDependency[LoadedModel]) -> ModelInfo:
+        return model_info(model)
+
+    @get("/labels", sync_to_thread=False, summary="Labels the model can predict, with chart colours")
+    def labels(self, model: NamedDependency[LoadedModel]) -> list[Label]:
+        return model.bundle.meta.labels
+
+    @post(
+        "/reload",
+        sync_to_thread=True,
+        status_code=HTTP_200_OK,
+        summary="Load the model again and swap it in; a failed load keeps the old one (409)",
+    )
+    def reload(self, store: NamedDependency[ModelStore]) -> Response[ReloadResult]:
+        try:
+            loaded = store.reload()
+        except ModelLoadError as exc:
+            current = store.current
+            return Response(
+                ReloadResult(False, current.summary if current else None, str(exc)),
+                status_code=HTTP_409_CONFLICT,
+            )
+        return Response(ReloadResult(True, loaded.summary))

@@ -1,0 +1,39 @@
+"""Typed settings of the server (``candle-ml serve`` options)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+
+from candle_ml import paths
+from candle_ml.tracking import tracking_uri as default_tracking_uri
+
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # ~100,000 candles at up to ~300 bytes each
+
+
+class ServeSettings(msgspec.Struct, forbid_unknown_fields=True):
+    model: str = str(paths.MODEL_DIR)  # bundle directory, or models:/NAME@ALIAS | models:/NAME/VERSION
+    candles_dir: str = str(paths.CANDLES_DIR)  # what ingest stored, for /predict/batch
+    tracking_uri: str | None = None  # MLflow store; default MLFLOW_TRACKING_URI, else ./mlflow.db if present
+    cors_origins: list[str] = msgspec.field(
+        default_factory=list
+    )  # off unless the annotation tool's origin is set
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Threads per prediction; None: the model library's default (all cores), which measured
+    # as fast as 1 thread at 8 concurrent requests and faster alone (bench/serve.py).
+    model_threads: int | None = None
+
+    def store_uri(self) -> str:
+        """Where models:/ URIs resolve: --tracking-uri, else the pipeline's own store."""
+        return self.tracking_uri or default_tracking_uri()
+
+    def resolved_tracking_uri(self) -> str | None:
+        """The store /health reports on; None (not configured) for a local model with no store."""
+        uri = self.store_uri()
+        local_store = uri.startswith("sqlite:///") and Path(uri.removeprefix("sqlite:///")).is_file()
+        configured = (
+            self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or self.model.startswith("models:/")
+        )
+        return uri if configured or local_store else None
