@@ -90,6 +90,12 @@ class EmptyRange(CandleMLError):
     status = 422
 
 
+class TimeframeError(CandleMLError):
+    """A timeframe that is neither stored nor of a form whose candles can be counted."""
+
+    status = 422
+
+
 class NoModel(CandleMLError):
     """The server has no model loaded."""
 

@@ -1,0 +1,162 @@
+"""Comparing the model with what traders marked: disagreements and the review queue.
+
+Two spans **correspond** when the candles they cover overlap by more than half of the
+candles either covers, i.e. intersection over union of their candle ranges > ``min_overlap``
+(0.5; the same rule ``evaluate`` uses for span F1). A 1-candle span therefore corresponds
+only to the same candle, a 2-candle span to a span sharing both candles or to a 3-candle span
+sharing two, and so on. Candles are counted on the series' stored candle times, or on a
+regular grid of the timeframe (``1d``, ``4h``, ``15m``) when the series is not stored.
+
+Pairs are matched one to one, best overlap first. A matched pair with the same label is an
+agreement; with different labels a ``label_mismatch`` (a trader's dismissal, label ``O``,
+that still has a prediction on it is one). An unmatched human span is ``missed_by_model``
+(unless it is a dismissal: then the model agrees nothing is there); an unmatched predicted
+span is ``missed_by_human``. Everything here is pure: the external annotation tool's backend
+can import it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+import msgspec
+import numpy as np
+
+from candle_ml.errors import TimeframeError
+from candle_ml.patterns import NO_PATTERN
+from candle_ml.spans import LabelSpan
+
+Kind = Literal["missed_by_model", "missed_by_human", "label_mismatch"]
+KINDS: tuple[Kind, ...] = ("missed_by_model", "missed_by_human", "label_mismatch")
+
+_TIMEFRAME = re.compile(r"^(?P<n>\d+)(?P<unit>s|m|min|h|d|w)$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class TimedSpan(Protocol):
+    @property
+    def start_time(self) -> int: ...
+
+    @property
+    def end_time(self) -> int: ...
+
+    @property
+    def label(self) -> str: ...
+
+
+class Summary(msgspec.Struct):
+    predicted: int
+    human: int
+    agreements: int
+    disagreements: int
+    by_kind: dict[str, int]
+
+
+def timeframe_seconds(timeframe: str) -> int:
+    """``1d`` -> 86400, ``4h`` -> 14400, ``15m`` -> 900; an unknown form is a 422."""
+    match = _TIMEFRAME.match(timeframe.strip())
+    if not match or int(match["n"]) == 0:
+        raise TimeframeError(
+            f"timeframe '{timeframe}': not stored, and not of the form <n>s|m|h|d|w (e.g. 1d, 4h, 15m), "
+            "so its candles cannot be counted",
+            field="timeframe",
+            rule="stored series or <n>s|m|h|d|w",
+        )
+    return int(match["n"]) * _UNIT_SECONDS[match["unit"].lower()]
+
+
+def candle_range(span: TimedSpan, times: np.ndarray | None, step: int) -> LabelSpan:
+    """The candle indices a span covers: on stored candle times, else on a grid of ``step`` seconds."""
+    if times is not None:
+        first = int(np.searchsorted(times, span.start_time, "left"))
+        last = int(np.searchsorted(times, span.end_time, "right")) - 1
+        return LabelSpan(first, last, span.label)
+    return LabelSpan(span.start_time // step, span.end_time // step, span.label)
+
+
+def match(
+    human: list[LabelSpan], predicted: list[LabelSpan], min_overlap: float = 0.5
+) -> list[tuple[int, int]]:
+    """One-to-one pairs (human index, predicted index) whose overlap exceeds ``min_overlap``, best first."""
+    p_start = np.array([p.start for p in predicted], dtype=np.int64)
+    p_end = np.array([p.end for p in predicted], dtype=np.int64)
+    candidates: list[tuple[float, int, int]] = []
+    for i, h in enumerate(human):
+        inter = np.minimum(p_end, h.end) - np.maximum(p_start, h.start) + 1
+        union = (p_end - p_start + 1) + h.length - inter
+        ratio = np.where(inter > 0, inter / np.maximum(union, 1), 0.0)
+        candidates += [(float(ratio[j]), i, int(j)) for j in np.flatnonzero(ratio > min_overlap)]
+    pairs, used_h, used_p = [], set(), set()
+    for _, i, j in sorted(candidates, key=lambda c: (-c[0], c[1], c[2])):
+        if i not in used_h and j not in used_p:
+            pairs.append((i, j))
+            used_h.add(i)
+            used_p.add(j)
+    return pairs
+
+
+def disagreements(
+    human: Sequence[TimedSpan],
+    predicted: Sequence[TimedSpan],
+    times: np.ndarray | None = None,
+    step: int = 86400,
+    min_overlap: float = 0.5,
+) -> tuple[list[tuple[Kind, TimedSpan | None, TimedSpan | None]], Summary]:
+    """Disagreements between the human and the predicted spans of one series, ordered by time.
+
+    ``times``: the series' candle times (sorted); without them candles are counted on a grid
+    of ``step`` seconds. Predicted spans labeled ``O`` are ignored (they say nothing is there).
+    """
+    predicted = [p for p in predicted if p.label != NO_PATTERN]
+    h_ranges = [candle_range(s, times, step) for s in human]
+    p_ranges = [candle_range(s, times, step) for s in predicted]
+    pairs = match(h_ranges, p_ranges, min_overlap)
+    found: list[tuple[Kind, TimedSpan | None, TimedSpan | None]] = []
+    agreements = 0
+    for i, j in pairs:
+        if human[i].label == predicted[j].label:
+            agreements += 1
+        else:
+            found.append(("label_mismatch", human[i], predicted[j]))
+    matched_h = {i for i, _ in pairs}
+    matched_p = {j for _, j in pairs}
+    for i, h in enumerate(human):
+        if i not in matched_h:
+            if h.label == NO_PATTERN:
+                agreements += 1  # dismissed, and the model predicts nothing there
+            else:
+                found.append(("missed_by_model", h, None))
+    found += [("missed_by_human", None, p) for j, p in enumerate(predicted) if j not in matched_p]
+    found.sort(key=lambda d: min(s.start_time for s in (d[1], d[2]) if s is not None))
+    by_kind: dict[str, int] = {k: sum(1 for d in found if d[0] == k) for k in KINDS}
+    return found, Summary(len(predicted), len(human), agreements, len(found), by_kind)
+
+
+def unanswered(
+    predicted: Sequence[TimedSpan],
+    human: Sequence[TimedSpan],
+    times: np.ndarray | None = None,
+    step: int = 86400,
+    min_overlap: float = 0.5,
+) -> list[int]:
+    """Indices of predicted spans that no human span corresponds to (nobody answered them)."""
+    p_ranges = [candle_range(s, times, step) for s in predicted]
+    h_ranges = [candle_range(s, times, step) for s in human]
+    # Any corresponding human span answers a prediction, whatever its label.
+    answered = {j for _, j in match(h_ranges, p_ranges, min_overlap)}
+    return [j for j in range(len(predicted)) if j not in answered]
+
+
+def margins(proba: np.ndarray) -> np.ndarray:
+    """Per candle, the probability of the most likely label minus the second's (NaN without a prediction).
+
+    Small margins are where the model is least sure, the answers that teach it most.
+    """
+    if proba.shape[1] < 2:
+        return np.where(np.isnan(proba[:, 0]), np.nan, 1.0)
+    top2 = -np.sort(-np.nan_to_num(proba, nan=-1.0), axis=1)[:, :2]
+    out = top2[:, 0] - top2[:, 1]
+    out[np.isnan(proba).any(axis=1)] = np.nan
+    return out
