@@ -122,7 +122,8 @@ def write_annotation_file(path: Path, spans: list[Span], **extra: Any) -> None:
 @dataclass
 class Annotation:
     span: Span
-    origin: str  # "human/x.json entry 3", "feedback.jsonl line 7", "autolabel"
+    origin: str  # "x.json entry 3", "feedback.jsonl #7", "autolabel"
+    from_feedback: bool = False  # an answer from the feedback log (not an export)
 
 
 def read_human_annotations(human_dir: Path, feedback_file: Path) -> tuple[list[Annotation], int]:
@@ -132,7 +133,7 @@ def read_human_annotations(human_dir: Path, feedback_file: Path) -> tuple[list[A
     for path in files:
         out += [Annotation(sp, f"{path.name} entry {i}") for i, sp in enumerate(read_annotation_file(path))]
     feedback, torn = read_feedback_log(feedback_file)
-    out += [Annotation(sp, f"{feedback_file.name} #{i}") for i, sp in enumerate(feedback)]
+    out += [Annotation(sp, f"{feedback_file.name} #{i}", from_feedback=True) for i, sp in enumerate(feedback)]
     bad = [a for a in out if a.span.source == "programmatic"]
     if bad:
         raise AnnotationError(

@@ -126,10 +126,16 @@ class RandomForestParams(Options):
 class TrainParams(Options):
     model_type: str = "xgboost"
     class_weight: Literal["balanced", "none"] = "balanced"
+    # Rows a trader labeled (exports, feedback) weigh this many times a TA-Lib-labeled row.
+    human_weight: float = 20.0
     seed: int = 42
     device: Literal["cpu", "cuda"] = "cpu"
     xgboost: XGBoostParams = msgspec.field(default_factory=XGBoostParams)
     random_forest: RandomForestParams = msgspec.field(default_factory=RandomForestParams)
+
+    def __post_init__(self) -> None:
+        if self.human_weight <= 0:
+            raise ValueError("train.human_weight must be > 0")
 
 
 class EvaluateParams(Options):

@@ -25,7 +25,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from candle_ml.annotations import Annotation
+from candle_ml.annotations import HUMAN_SOURCES, Annotation
 from candle_ml.candles import series_key
 from candle_ml.config import DatasetParams, FeaturizeParams, SplitParams
 from candle_ml.errors import DatasetError
@@ -202,6 +202,12 @@ def build_dataset(
     used = [p for p in ordered if p.span.label != NO_PATTERN]
     details, metrics = dataset_metrics(frame, used, agreement, skipped, overridden, purged)
     metrics["augmented_rows"] = augmented_rows
+    # Traders' answers: what the feedback log holds, and the dismissals that became negatives.
+    metrics["feedback_spans"] = {
+        source: sum(1 for a in human if a.from_feedback and a.span.source == source)
+        for source in sorted(HUMAN_SOURCES)
+    }
+    metrics["negatives_from_dismissals"] = sum(1 for p in human_placed if p.span.label == NO_PATTERN)
     schema = {
         "encoding": params.encoding,
         "feature_columns": feature_cols,

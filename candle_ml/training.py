@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 from sklearn.utils.class_weight import compute_sample_weight
 
+from candle_ml.annotations import HUMAN_SOURCES
 from candle_ml.bundle import BundleMeta, TrainingInfo, label_colors
 from candle_ml.candles import CANDLE_COLUMNS
 from candle_ml.config import FeaturizeParams, MlflowParams, TrainParams
@@ -54,15 +55,31 @@ def training_classes(frame: pl.DataFrame, labels: list[str]) -> list[str]:
 
 def split_xy(
     frame: pl.DataFrame, inputs: list[str], classes: list[str], split: str
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs, class indices and which rows a trader labeled (exports or feedback) of one split."""
     part = frame.filter((pl.col("split") == split) & pl.col("label").is_in(classes))
     y = part["label"].replace_strict({c: i for i, c in enumerate(classes)}, return_dtype=pl.Int32).to_numpy()
-    return part.select(inputs).to_numpy().astype(np.float32), y
+    human = (
+        part["source"].is_in(sorted(HUMAN_SOURCES)).fill_null(False).to_numpy()
+        if "source" in part.columns
+        else np.zeros(part.height, dtype=bool)
+    )
+    return part.select(inputs).to_numpy().astype(np.float32), y, human
 
 
-def sample_weights(y: np.ndarray, mode: str) -> np.ndarray | None:
-    """``balanced``: each class weighs the same in total (n / (k * count)); ``none``: no weights."""
-    return compute_sample_weight("balanced", y) if mode == "balanced" else None
+def sample_weights(
+    y: np.ndarray, mode: str, human: np.ndarray | None = None, human_weight: float = 1.0
+) -> np.ndarray | None:
+    """``balanced``: each class weighs the same in total (n / (k * count)); ``none``: no weights.
+
+    Rows a trader labeled then weigh ``human_weight`` times as much: one answer outweighs the
+    TA-Lib labels of look-alike candles, so a dismissal or correction actually moves the model.
+    """
+    weights = compute_sample_weight("balanced", y) if mode == "balanced" else None
+    if human is None or human_weight == 1.0 or not human.any():
+        return weights
+    base = np.ones(len(y)) if weights is None else weights
+    return base * np.where(human, human_weight, 1.0)
 
 
 def train(frame: pl.DataFrame, schema: dict[str, Any], params: TrainParams) -> TrainResult:
@@ -75,12 +92,12 @@ def train(frame: pl.DataFrame, schema: dict[str, Any], params: TrainParams) -> T
             f"train: {params.model_type} needs dataset.encoding: window (got {schema['encoding']})"
         )
     classes = training_classes(frame, schema["labels"])
-    X, y = split_xy(frame, schema["input_columns"], classes, "train")
-    X_val, y_val = split_xy(frame, schema["input_columns"], classes, "val")
+    X, y, human = split_xy(frame, schema["input_columns"], classes, "train")
+    X_val, y_val, _ = split_xy(frame, schema["input_columns"], classes, "val")
     hyper = getattr(params, params.model_type, None)
     model = create_model(params.model_type, hyper, len(classes), params.seed, params.device)
     started = time.perf_counter()
-    info = model.fit(X, y, sample_weights(y, params.class_weight), X_val, y_val)
+    info = model.fit(X, y, sample_weights(y, params.class_weight, human, params.human_weight), X_val, y_val)
     seconds = time.perf_counter() - started
     counts = {
         split: {
