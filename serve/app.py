@@ -28,6 +28,7 @@ from serve.errors import EXCEPTION_HANDLERS
 from serve.health import TrackingProbe
 from serve.model_store import ModelStore
 from serve.routes import ROUTES
+from serve.series_cache import SeriesCache
 from serve.settings import ServeSettings
 
 log = logging.getLogger("candle_ml.serve")
@@ -79,25 +80,42 @@ def _candles_dir(state: State) -> Path:
     return Path(state.settings.candles_dir)
 
 
+def _feedback_log(state: State) -> Path:
+    return Path(state.settings.feedback_log)
+
+
+def _human_dir(state: State) -> Path:
+    return Path(state.settings.human_dir)
+
+
+def _series_cache(state: State) -> SeriesCache:
+    cache: SeriesCache = state.series_cache
+    return cache
+
+
+DEPENDENCIES = {
+    "store": _store,
+    "model": _model,
+    "probe": _probe,
+    "candles_dir": _candles_dir,
+    "feedback_log": _feedback_log,
+    "human_dir": _human_dir,
+    "series_cache": _series_cache,
+}
+
+
 def create_app(settings: ServeSettings | None = None) -> Litestar:
     settings = settings or ServeSettings()
     origins = settings.cors_origins
     return Litestar(
         route_handlers=ROUTES,
-        dependencies={
-            name: Provide(fn, sync_to_thread=False)
-            for name, fn in (
-                ("store", _store),
-                ("model", _model),
-                ("probe", _probe),
-                ("candles_dir", _candles_dir),
-            )
-        },
+        dependencies={name: Provide(fn, sync_to_thread=False) for name, fn in DEPENDENCIES.items()},
         state=State(
             {
                 "settings": settings,
                 "probe": TrackingProbe(settings.resolved_tracking_uri()),
                 "store": ModelStore(settings.model, settings.store_uri(), settings.model_threads),
+                "series_cache": SeriesCache(Path(settings.candles_dir)),
             }
         ),
         lifespan=[lifespan],

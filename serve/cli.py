@@ -22,7 +22,15 @@ def serve(
     model: str = typer.Option(
         str(paths.MODEL_DIR), help="bundle directory, or models:/NAME@ALIAS | models:/NAME/VERSION"
     ),
-    candles_dir: Path = typer.Option(paths.CANDLES_DIR, help="series stored by ingest, for /predict/batch"),
+    candles_dir: Path = typer.Option(
+        paths.CANDLES_DIR, help="series stored by ingest (batch and review routes)"
+    ),
+    feedback_log: Path = typer.Option(
+        paths.FEEDBACK_LOG, help="where POST /feedback appends traders' answers"
+    ),
+    human_dir: Path = typer.Option(
+        paths.HUMAN_DIR, help="traders' exports (*.json), shown with the feedback"
+    ),
     tracking_uri: str = typer.Option(
         None, help="MLflow store (default MLFLOW_TRACKING_URI, else ./mlflow.db)"
     ),
@@ -33,7 +41,7 @@ def serve(
     model_threads: int = typer.Option(None, min=1, help="threads per prediction (default: all cores)"),
     log_level: str = typer.Option("info", help="uvicorn log level"),
 ) -> None:
-    """Serve predictions over HTTP (routes: /predict, /predict/batch, /model/info, /model/labels, /health)."""
+    """Serve predictions, the review page (/) and the feedback routes over HTTP (docs/api.md)."""
     import uvicorn
 
     from candle_ml.stageio import setup_logging
@@ -44,6 +52,8 @@ def serve(
     settings = ServeSettings(
         model=model,
         candles_dir=str(candles_dir),
+        feedback_log=str(feedback_log),
+        human_dir=str(human_dir),
         tracking_uri=tracking_uri,
         cors_origins=list(cors_origin),
         max_body_bytes=int(max_body_mb * 1024 * 1024),

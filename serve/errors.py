@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response
+from litestar.exceptions import ValidationException
 
 from candle_ml.errors import CandleError, CandleMLError
 
@@ -47,7 +48,17 @@ def library_error(_: Request[Any, Any, Any], exc: CandleMLError) -> Response[dic
     return error_response(exc.status, str(exc), field=field, rule=exc.rule)
 
 
+def query_invalid(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+    """Litestar's own validation (query parameters): the first problem, as field and rule."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    first = extra[0] if extra and isinstance(extra[0], dict) else {}
+    field, rule = first.get("key"), first.get("message")
+    detail = f"{field}: {rule}" if field and rule else exc.detail
+    return error_response(400, detail, field=field, rule=rule)
+
+
 EXCEPTION_HANDLERS = {
+    ValidationException: query_invalid,
     msgspec.ValidationError: body_invalid,
     msgspec.DecodeError: body_malformed,
     CandleMLError: library_error,

@@ -5,16 +5,18 @@ guess, and unknown fields are rejected (a typo such as ``min_confidance`` would
 otherwise be silently ignored). Times are Unix seconds, UTC, integers.
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar.dto import MsgspecDTO
+from litestar.openapi.datastructures import ResponseSpec
 from msgspec import Meta
 
 from candle_ml.bundle import Label
 from candle_ml.candles import PAIR_PATTERN, TIMEFRAME_PATTERN
 from candle_ml.loading import ModelSummary
 from candle_ml.prediction import CandlePrediction, PredictResponse, SpanPrediction
+from candle_ml.review import Summary
 
 # The same rule as the series file names ingest accepts (candle_ml.candles).
 SERIES_NAME = Meta(pattern=f"^{PAIR_PATTERN}$", description="series name, e.g. AAPL or EURUSD")
@@ -41,6 +43,23 @@ def strict_json(model: type) -> type[MsgspecDTO[Any]]:
             return msgspec.json.decode(value, type=model)
 
     return StrictJSON
+
+
+class ErrorBody(msgspec.Struct):
+    """Every error: the status, a sentence naming the field and the rule, and both where known."""
+
+    status_code: int
+    detail: str
+    field: str | None = None
+    rule: str | None = None
+
+
+def errors(**described: str) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for a route's error statuses: ``errors(e400="...", e422="...")``."""
+    return {
+        int(code[1:]): ResponseSpec(data_container=ErrorBody, description=text, generate_examples=False)
+        for code, text in described.items()
+    }
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
@@ -104,6 +123,126 @@ class ReloadResult(msgspec.Struct):
     reloaded: bool
     model: ModelSummary | None
     error: str | None = None
+
+
+LABEL = Meta(
+    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,63}$",
+    description="a pattern label such as bullish_engulfing, or O (no pattern)",
+)
+SPAN_ID = Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$", description="the span's id")
+SPAN_EXAMPLE = {
+    "id": "a1",
+    "pair": "AAPL",
+    "timeframe": "1d",
+    "start_time": 1105660800,
+    "end_time": 1106006400,
+    "label": "bullish_engulfing",
+    "confidence": 1.0,
+    "source": "human",
+    "model_prediction": None,
+}
+
+
+class AnnotationSpan(Body):
+    """A span in the annotation format (docs/api.md)."""
+
+    pair: Annotated[str, SERIES_NAME]
+    timeframe: Annotated[str, TIMEFRAME]
+    start_time: Annotated[int, UNIX_SECONDS]
+    end_time: Annotated[int, UNIX_SECONDS]
+    label: Annotated[str, LABEL]
+    id: str | None = None  # checked against SPAN_ID where used (OpenAPI cannot render an optional Meta)
+    confidence: Annotated[float, Meta(ge=0.0, le=1.0)] = 1.0
+    source: Literal["human", "human_correction", "model_confirmed", "programmatic"] = "human"
+    model_prediction: str | dict[str, Any] | None = None
+
+
+class FeedbackSpan(AnnotationSpan):
+    """A trader's answer: confirm (model_confirmed), correct or dismiss (human_correction), or new (human)."""
+
+    source: Literal["human", "human_correction", "model_confirmed"] = "human"
+
+
+class FeedbackRequest(Body):
+    annotations: Annotated[list[FeedbackSpan], Meta(min_length=1, max_length=1000)]
+
+
+class FeedbackStored(msgspec.Struct):
+    stored: int
+    ids: list[str]
+
+
+class SeriesInfo(msgspec.Struct):
+    pair: str
+    timeframe: str
+    candles: int
+    first_time: int
+    last_time: int
+
+
+class CandlesResponse(msgspec.Struct):
+    pair: str
+    timeframe: str
+    candles: list[dict[str, float]]
+
+
+class PredictedSpan(Body):
+    """A predicted span as ``POST /predict`` returns it (``avg_confidence`` and ``candles`` optional)."""
+
+    start_time: Annotated[int, UNIX_SECONDS]
+    end_time: Annotated[int, UNIX_SECONDS]
+    label: Annotated[str, LABEL]
+    avg_confidence: float | None = None
+    candles: int | None = None
+    score: float | None = None  # the review queue's margin, where it comes from there
+
+
+class DisagreementsRequest(Body):
+    human: Annotated[list[AnnotationSpan], Meta(max_length=10_000)]
+    predicted: Annotated[list[PredictedSpan], Meta(max_length=10_000)]
+    # The series both lists are on; default: the human spans' own. Candles are counted on its
+    # stored candles, or on a regular grid of the timeframe when it is not stored.
+    pair: str | None = None
+    timeframe: str | None = None
+
+
+class Disagreement(msgspec.Struct):
+    kind: Literal["missed_by_model", "missed_by_human", "label_mismatch"]
+    human: AnnotationSpan | None
+    predicted: PredictedSpan | None
+
+
+class DisagreementsResponse(msgspec.Struct):
+    disagreements: list[Disagreement]
+    summary: Summary
+
+
+class ReviewResponse(msgspec.Struct):
+    pair: str
+    timeframe: str
+    predictions: list[CandlePrediction]
+    spans: list[SpanPrediction]
+    human: list[AnnotationSpan]
+    disagreements: list[Disagreement]
+    summary: Summary
+    model_info: ModelSummary
+
+
+class QueueItem(msgspec.Struct):
+    pair: str
+    timeframe: str
+    start_time: int
+    end_time: int
+    label: str
+    avg_confidence: float
+    candles: int
+    score: float  # mean margin between the two most likely labels over the span: low = unsure
+
+
+class QueueResponse(msgspec.Struct):
+    queue: list[QueueItem]
+    unanswered: int  # predicted spans nobody answered, over the series asked about
+    model_info: ModelSummary
 
 
 __all__ = [

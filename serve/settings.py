@@ -15,7 +15,9 @@ DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # ~100,000 candles at up to ~300 byte
 
 class ServeSettings(msgspec.Struct, forbid_unknown_fields=True):
     model: str = str(paths.MODEL_DIR)  # bundle directory, or models:/NAME@ALIAS | models:/NAME/VERSION
-    candles_dir: str = str(paths.CANDLES_DIR)  # what ingest stored, for /predict/batch
+    candles_dir: str = str(paths.CANDLES_DIR)  # what ingest stored, for /predict/batch and the review routes
+    feedback_log: str = str(paths.FEEDBACK_LOG)  # where POST /feedback appends traders' answers
+    human_dir: str = str(paths.HUMAN_DIR)  # traders' exports, read by GET /feedback and /review
     tracking_uri: str | None = None  # MLflow store; default MLFLOW_TRACKING_URI, else ./mlflow.db if present
     cors_origins: list[str] = msgspec.field(
         default_factory=list

@@ -1,7 +1,22 @@
 """The HTTP routes, one module per part of the API; ``ROUTES`` is what the app mounts."""
 
+from typing import Any
+
+from serve.routes.feedback import FeedbackController
 from serve.routes.health import HealthController
 from serve.routes.model import ModelController
+from serve.routes.page import PageController, static_files
 from serve.routes.predict import PredictController
+from serve.routes.review import ReviewController
+from serve.routes.series import SeriesController
 
-ROUTES = [PredictController, ModelController, HealthController]
+ROUTES: list[Any] = [
+    PredictController,
+    ModelController,
+    HealthController,
+    SeriesController,
+    FeedbackController,
+    ReviewController,
+    PageController,
+    static_files,
+]

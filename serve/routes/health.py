@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from serve.health import TrackingProbe
@@ -14,7 +15,12 @@ from serve.schemas import Health
 class HealthController(Controller):
     tags = ["health"]
 
-    @get("/health", sync_to_thread=True, summary="200 with a model loaded, 503 without")
+    @get(
+        "/health",
+        sync_to_thread=True,
+        responses={503: ResponseSpec(Health, description="no model loaded")},
+        summary="200 with a model loaded, 503 without",
+    )
     def health(
         self, store: NamedDependency[ModelStore], probe: NamedDependency[TrackingProbe]
     ) -> Response[Health]:

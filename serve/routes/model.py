@@ -4,29 +4,41 @@ from __future__ import annotations
 
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_409_CONFLICT
 
 from candle_ml.bundle import Label
 from candle_ml.errors import ModelLoadError
 from candle_ml.loading import LoadedModel
 from serve.model_store import ModelStore, model_info
-from serve.schemas import ModelInfo, ReloadResult
+from serve.schemas import ModelInfo, ReloadResult, errors
 
 
 class ModelController(Controller):
     path = "/model"
     tags = ["model"]
 
-    @get("/info", sync_to_thread=False, summary="The served model: version, config, test metrics")
+    @get(
+        "/info",
+        responses=errors(e503="no model loaded"),
+        sync_to_thread=False,
+        summary="The served model: version, config, test metrics",
+    )
     def info(self, model: NamedDependency[LoadedModel]) -> ModelInfo:
         return model_info(model)
 
-    @get("/labels", sync_to_thread=False, summary="Labels the model can predict, with chart colours")
+    @get(
+        "/labels",
+        responses=errors(e503="no model loaded"),
+        sync_to_thread=False,
+        summary="Labels the model can predict, with chart colours",
+    )
     def labels(self, model: NamedDependency[LoadedModel]) -> list[Label]:
         return model.bundle.meta.labels
 
     @post(
         "/reload",
+        responses={409: ResponseSpec(ReloadResult, description="load failed; the old model keeps serving")},
         sync_to_thread=True,
         status_code=HTTP_200_OK,
         summary="Load the model again and swap it in; a failed load keeps the old one (409)",

@@ -16,7 +16,7 @@ from litestar.status_codes import HTTP_200_OK
 from candle_ml.candles import CANDLE_COLUMNS, validate_candles
 from candle_ml.loading import LoadedModel
 from candle_ml.prediction import PredictResponse, predict_frame, predict_stored
-from serve.schemas import CANDLE_EXAMPLE, BatchRequest, Candle, PredictRequest, strict_json
+from serve.schemas import CANDLE_EXAMPLE, BatchRequest, Candle, PredictRequest, errors, strict_json
 
 PREDICT_EXAMPLE = Example(
     summary="candles of one series, oldest first (a real request needs at least min_history + 1)",
@@ -41,6 +41,11 @@ class PredictController(Controller):
 
     @post(
         "/predict",
+        responses=errors(
+            e400="malformed body, wrong type, unknown field",
+            e422="a candle breaks a rule, or too little history",
+            e503="no model loaded",
+        ),
         dto=strict_json(PredictRequest),
         return_dto=None,
         status_code=HTTP_200_OK,
@@ -56,6 +61,12 @@ class PredictController(Controller):
 
     @post(
         "/predict/batch",
+        responses=errors(
+            e400="malformed body",
+            e404="series not stored",
+            e422="no candles in range",
+            e503="no model loaded",
+        ),
         dto=strict_json(BatchRequest),
         return_dto=None,
         status_code=HTTP_200_OK,

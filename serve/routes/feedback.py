@@ -1,0 +1,172 @@
+"""``POST /feedback`` (a trader's answers, appended durably) and ``GET /feedback`` (what traders marked)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.openapi.spec import Example
+from litestar.params import Body
+from litestar.status_codes import HTTP_201_CREATED
+
+from candle_ml.annotations import Span
+from candle_ml.errors import AnnotationError, UnknownSeries
+from candle_ml.feedback import append_spans, human_spans
+from candle_ml.patterns import NO_PATTERN
+from serve.routes.series import END, PAIR, START, TIMEFRAME
+from serve.schemas import (
+    SPAN_EXAMPLE,
+    SPAN_ID,
+    AnnotationSpan,
+    FeedbackRequest,
+    FeedbackSpan,
+    FeedbackStored,
+    errors,
+    strict_json,
+)
+from serve.series_cache import SeriesCache
+
+FEEDBACK_EXAMPLE = Example(
+    summary="confirm one prediction and dismiss another",
+    value={
+        "annotations": [
+            {**SPAN_EXAMPLE, "source": "model_confirmed"},
+            {
+                **SPAN_EXAMPLE,
+                "id": "a2",
+                "start_time": 1104796800,
+                "end_time": 1104796800,
+                "label": "O",
+                "source": "human_correction",
+                "model_prediction": "doji",
+            },
+        ]
+    },
+)
+_SPAN_ID = re.compile(SPAN_ID.pattern or "")
+
+
+def _reject(i: int, field: str, message: str, rule: str) -> AnnotationError:
+    return AnnotationError(
+        f"annotations[{i}].{field}: {message}", field=f"annotations[{i}].{field}", rule=rule
+    )
+
+
+def check_answer(i: int, span: FeedbackSpan, cache: SeriesCache) -> None:
+    """The rules beyond the body's types; every failure names the entry, the field and the rule."""
+    if span.id is not None and not _SPAN_ID.match(span.id):
+        raise _reject(
+            i, "id", f"'{span.id}' must be 1-128 letters, digits, '_', '.', ':' or '-'", "id pattern"
+        )
+    if span.end_time < span.start_time:
+        raise _reject(
+            i, "end_time", f"{span.end_time} is before start_time {span.start_time}", "end_time >= start_time"
+        )
+    if span.source == "human_correction" and span.model_prediction is None:
+        raise _reject(
+            i,
+            "model_prediction",
+            "a correction or dismissal must name the prediction it answers",
+            "human_correction needs model_prediction",
+        )
+    if span.source == "model_confirmed" and span.label == NO_PATTERN:
+        raise _reject(
+            i,
+            "label",
+            "a confirmed prediction cannot be O; dismiss it with source human_correction",
+            "model_confirmed needs a pattern label",
+        )
+    try:
+        times = cache.times(span.pair.upper(), span.timeframe)
+    except UnknownSeries as exc:
+        raise _reject(i, "pair", str(exc), "stored series") from None
+    for field in ("start_time", "end_time"):
+        t = getattr(span, field)
+        k = int(np.searchsorted(times, t))
+        if k >= times.size or times[k] != t:
+            raise _reject(
+                i,
+                field,
+                f"{t} is not the time of a stored {span.pair} {span.timeframe} candle "
+                f"(stored: {int(times[0])} to {int(times[-1])})",
+                "matches a stored candle",
+            )
+
+
+class FeedbackController(Controller):
+    path = "/feedback"
+    tags = ["feedback"]
+
+    @post(
+        responses=errors(
+            e400="malformed body, wrong type, unknown field, more than 1,000 spans",
+            e422="a span breaks a rule: end before start, a correction without model_prediction, "
+            "a series not stored, a time that is no stored candle",
+        ),
+        dto=strict_json(FeedbackRequest),
+        return_dto=None,
+        status_code=HTTP_201_CREATED,
+        sync_to_thread=True,
+        summary="Store a trader's answers (confirm, correct, dismiss, new); durable before the 201",
+        description="Appended to the feedback log under an exclusive lock and fsynced before answering. "
+        "Resending the same id is idempotent: the dataset keeps the latest answer per id.",
+    )
+    def store(
+        self,
+        data: Annotated[FeedbackRequest, Body(examples=[FEEDBACK_EXAMPLE])],
+        series_cache: NamedDependency[SeriesCache],
+        feedback_log: NamedDependency[Path],
+    ) -> FeedbackStored:
+        for i, answer in enumerate(data.annotations):
+            check_answer(i, answer, series_cache)
+        spans = [
+            Span(
+                pair=a.pair,
+                timeframe=a.timeframe,
+                start_time=a.start_time,
+                end_time=a.end_time,
+                label=a.label,
+                id=a.id or f"fb-{uuid.uuid4().hex[:16]}",
+                confidence=a.confidence,
+                source=a.source,
+                model_prediction=a.model_prediction,
+            )
+            for a in data.annotations
+        ]
+        append_spans(feedback_log, spans)
+        return FeedbackStored(len(spans), [s.id for s in spans if s.id is not None])
+
+    @get(
+        responses=errors(e400="bad pair, timeframe, start or end"),
+        sync_to_thread=True,
+        summary="Human spans of a series (exports and feedback, the latest per id)",
+    )
+    def read(
+        self,
+        human_dir: NamedDependency[Path],
+        feedback_log: NamedDependency[Path],
+        pair: Annotated[str, PAIR],
+        timeframe: Annotated[str, TIMEFRAME],
+        start: Annotated[int | None, START] = None,
+        end: Annotated[int | None, END] = None,
+    ) -> list[AnnotationSpan]:
+        return [to_wire(s) for s in human_spans(human_dir, feedback_log, pair, timeframe, start, end)]
+
+
+def to_wire(span: Span) -> AnnotationSpan:
+    return AnnotationSpan(
+        pair=span.pair,
+        timeframe=span.timeframe,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        label=span.label,
+        id=span.id,
+        confidence=span.confidence,
+        source=span.source,
+        model_prediction=span.model_prediction,
+    )

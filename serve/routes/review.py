@@ -1,0 +1,181 @@
+"""``POST /disagreements``, ``GET /review`` and ``GET /review/queue``: the model against the traders."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, cast
+
+import numpy as np
+from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import Body, Parameter
+from litestar.status_codes import HTTP_200_OK
+
+from candle_ml.errors import UnknownSeries
+from candle_ml.feedback import human_spans
+from candle_ml.loading import LoadedModel
+from candle_ml.prediction import SeriesPrediction, respond, stored_series
+from candle_ml.review import Kind, TimedSpan, disagreements, timeframe_seconds, unanswered
+from candle_ml.spans import group_spans
+from serve.routes.feedback import to_wire
+from serve.routes.series import END, PAIR, START, TIMEFRAME
+from serve.schemas import (
+    CONFIDENCE,
+    AnnotationSpan,
+    Disagreement,
+    DisagreementsRequest,
+    DisagreementsResponse,
+    PredictedSpan,
+    QueueItem,
+    QueueResponse,
+    ReviewResponse,
+    errors,
+    strict_json,
+)
+from serve.series_cache import SeriesCache
+
+MIN_CONFIDENCE = Parameter(ge=0.0, le=1.0, description=CONFIDENCE.description)
+
+
+def _grid(pair: str | None, timeframe: str | None, cache: SeriesCache) -> tuple[np.ndarray | None, int]:
+    """Candle times of a stored series, else a regular grid step for its timeframe."""
+    if pair and timeframe:
+        try:
+            return cache.times(pair.upper(), timeframe), 0
+        except UnknownSeries:
+            pass
+    return None, timeframe_seconds(timeframe or "")
+
+
+def wire(found: list[tuple[Kind, TimedSpan | None, TimedSpan | None]]) -> list[Disagreement]:
+    """The pure function's result as response structs (its spans are the request's or ours)."""
+    return [
+        Disagreement(k, cast(AnnotationSpan | None, h), cast(PredictedSpan | None, p)) for k, h, p in found
+    ]
+
+
+class ReviewController(Controller):
+    tags = ["review"]
+
+    @post(
+        "/disagreements",
+        responses=errors(e400="malformed body", e422="a series neither stored nor of a known timeframe"),
+        dto=strict_json(DisagreementsRequest),
+        return_dto=None,
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        summary="Where traders and the model disagree: missed by either, or a different label",
+    )
+    def compare(
+        self, data: Annotated[DisagreementsRequest, Body()], series_cache: NamedDependency[SeriesCache]
+    ) -> DisagreementsResponse:
+        pair = data.pair or (data.human[0].pair if data.human else None)
+        timeframe = data.timeframe or (data.human[0].timeframe if data.human else None)
+        times, step = _grid(pair, timeframe, series_cache)
+        found, summary = disagreements(data.human, data.predicted, times, step or 86400)
+        return DisagreementsResponse(wire(found), summary)
+
+    @get(
+        "/review",
+        responses=errors(
+            e400="bad query parameter",
+            e404="series not stored",
+            e422="series shorter than the model's history",
+            e503="no model loaded",
+        ),
+        sync_to_thread=True,
+        summary="Predictions, human spans and disagreements of a stored series range, in one answer",
+    )
+    def review(
+        self,
+        model: NamedDependency[LoadedModel],
+        series_cache: NamedDependency[SeriesCache],
+        human_dir: NamedDependency[Path],
+        feedback_log: NamedDependency[Path],
+        pair: Annotated[str, PAIR],
+        timeframe: Annotated[str, TIMEFRAME],
+        start: Annotated[int | None, START] = None,
+        end: Annotated[int | None, END] = None,
+        min_confidence: Annotated[float, MIN_CONFIDENCE] = 0.0,
+    ) -> Response[ReviewResponse]:
+        started = time.perf_counter()
+        full = series_cache.get(model, pair, timeframe)
+        window = full.window(start, end)
+        answer = respond(
+            model, full.times[window], full.labels[window], full.confidence[window], min_confidence
+        )
+        human = [to_wire(s) for s in human_spans(human_dir, feedback_log, pair, timeframe, start, end)]
+        predicted = [
+            PredictedSpan(s.start_time, s.end_time, s.label, s.avg_confidence, s.candles)
+            for s in answer.spans
+        ]
+        found, summary = disagreements(human, predicted, full.times)
+        body = ReviewResponse(
+            pair,
+            timeframe,
+            answer.predictions,
+            answer.spans,
+            human,
+            wire(found),
+            summary,
+            answer.model_info,
+        )
+        return Response(
+            body, headers={"Server-Timing": f"review;dur={(time.perf_counter() - started) * 1000:.1f}"}
+        )
+
+    @get(
+        "/review/queue",
+        responses=errors(e400="bad query parameter", e404="series not stored", e503="no model loaded"),
+        sync_to_thread=True,
+        summary="Predicted spans nobody answered yet, least sure first (the active-learning queue)",
+    )
+    def queue(
+        self,
+        model: NamedDependency[LoadedModel],
+        series_cache: NamedDependency[SeriesCache],
+        human_dir: NamedDependency[Path],
+        feedback_log: NamedDependency[Path],
+        candles_dir: NamedDependency[Path],
+        pair: Annotated[str | None, PAIR] = None,
+        timeframe: Annotated[str | None, TIMEFRAME] = None,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 20,
+    ) -> Response[QueueResponse]:
+        started = time.perf_counter()
+        series = [
+            (p, t)
+            for p, t in sorted(stored_series(candles_dir))
+            if (pair is None or p == pair.upper()) and (timeframe is None or t == timeframe)
+        ]
+        if pair is not None and not series:
+            raise UnknownSeries(f"no stored series {pair} {timeframe or ''}".strip(), field="pair")
+        items: list[QueueItem] = []
+        for p, t in series:
+            full = series_cache.get(model, p, t)
+            items += queue_items(p, t, full, human_spans(human_dir, feedback_log, p, t))
+        items.sort(key=lambda q: (q.score, q.pair, q.start_time))
+        body = QueueResponse(items[:limit], len(items), model.summary)
+        return Response(
+            body, headers={"Server-Timing": f"queue;dur={(time.perf_counter() - started) * 1000:.1f}"}
+        )
+
+
+def queue_items(pair: str, timeframe: str, full: SeriesPrediction, human: list) -> list[QueueItem]:
+    """Every unanswered predicted span of one series with its score (mean margin over its candles)."""
+    spans = group_spans(full.labels)
+    predicted = [PredictedSpan(int(full.times[s.start]), int(full.times[s.end]), s.label) for s in spans]
+    open_ = unanswered(predicted, human, full.times)
+    return [
+        QueueItem(
+            pair,
+            timeframe,
+            predicted[j].start_time,
+            predicted[j].end_time,
+            spans[j].label,
+            float(np.mean(full.confidence[spans[j].start : spans[j].end + 1])),
+            spans[j].length,
+            round(float(np.mean(full.margin[spans[j].start : spans[j].end + 1])), 6),
+        )
+        for j in open_
+    ]

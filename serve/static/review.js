@@ -1,0 +1,478 @@
+// candle-ml review page: the chart, the model's predictions, the traders' spans and where they
+// disagree; confirm / correct / dismiss / mark answers go to POST /feedback. Answers made while the
+// server cannot be reached wait in localStorage and are sent when it returns: nothing is lost.
+"use strict";
+
+const LWC = window.LightweightCharts;
+const params = new URLSearchParams(location.search);
+const POLL_BAD_MS = 1000 * Number(params.get("poll") || 30); // while the server is offline or degraded
+const POLL_OK_MS = 4 * POLL_BAD_MS;
+const PENDING_KEY = "candle-ml.pending-answers";
+// Boxes over the whole height for what a trader marked and the model disagrees with; a strip at
+// the top for predictions no trader has marked yet (most of a fresh chart: a box would hide it).
+const DISAGREEMENT_STYLE = {
+  missed_by_model: { color: "#e53935", dash: [6, 4], fill: "rgba(229,57,53,0.08)", strip: false },
+  missed_by_human: { color: "#f9a825", dash: [], fill: "rgba(251,192,45,0.85)", strip: true },
+  label_mismatch: { color: "#fb8c00", dash: [], fill: "rgba(251,140,0,0.16)", strip: false },
+};
+
+const $ = (id) => document.getElementById(id);
+const state = {
+  series: [], pair: null, timeframe: null, candles: [], times: [],
+  model: null, labels: new Map(), enabled: new Set(), f1: {},
+  review: null, cache: new Map(), selected: null, mark: null,
+  online: true, modelLoaded: false,
+};
+
+// ------------------------------------------------------------------ HTTP
+
+async function api(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, { headers: { "Content-Type": "application/json" }, ...options });
+  } catch (err) {
+    setHealth({ online: false });
+    throw new Error("Model server offline");
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const err = new Error((body && body.detail) || `${response.status} ${response.statusText}`);
+    err.status = response.status;
+    if (response.status === 503) setHealth({ online: true, modelLoaded: false, reason: err.message });
+    throw err;
+  }
+  return body;
+}
+
+function status(text) { $("status").textContent = text; }
+
+// ------------------------------------------------------------------ health, offline, pending answers
+
+let pollTimer = null;
+
+function setHealth({ online, modelLoaded = state.modelLoaded, reason = "", degraded = false }) {
+  state.online = online;
+  state.modelLoaded = online && modelLoaded;
+  const banner = $("banner");
+  banner.classList.toggle("degraded", online);
+  if (!online) {
+    banner.textContent = "Model server offline: answers are kept in this browser and sent when it returns.";
+  } else if (!modelLoaded) {
+    banner.textContent = `No model loaded: ${reason || "the server has no model"}`;
+  } else if (degraded) {
+    banner.textContent = `Model server degraded: ${reason}`;
+  }
+  banner.hidden = online && modelLoaded && !degraded;
+  $("predict-controls").disabled = !state.modelLoaded;
+  $("reload-model").disabled = !online;
+  schedulePoll(online && modelLoaded && !degraded ? POLL_OK_MS : POLL_BAD_MS);
+}
+
+function schedulePoll(ms) {
+  clearTimeout(pollTimer);
+  pollTimer = setTimeout(pollHealth, ms);
+}
+
+async function pollHealth() {
+  const wasOnline = state.online, hadModel = state.modelLoaded;
+  try {
+    const response = await fetch("/health", { cache: "no-store" });
+    const body = await response.json();
+    const reason = body.last_reload_error || (body.mlflow === "unreachable" ? "MLflow store unreachable" : "");
+    setHealth({ online: true, modelLoaded: body.model_loaded, reason, degraded: body.status !== "ok" });
+    if (!wasOnline || (!hadModel && body.model_loaded)) await reconnected();
+  } catch (err) {
+    setHealth({ online: false });
+  }
+}
+
+async function reconnected() {
+  status("Reconnected.");
+  await flushPending();
+  await loadModel();
+  if (!state.series.length) { await loadSeries(); return; }
+  state.cache.clear(); // answers sent meanwhile change the human spans and the disagreements
+  await runReview(visibleRange());
+  await refreshQueue();
+}
+
+function pending() { return JSON.parse(localStorage.getItem(PENDING_KEY) || "[]"); }
+
+function savePending(list) {
+  localStorage.setItem(PENDING_KEY, JSON.stringify(list));
+  $("pending").hidden = list.length === 0;
+  $("pending").textContent = `${list.length} answer${list.length === 1 ? "" : "s"} waiting`;
+}
+
+function newId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function answer(span) {
+  // Every answer goes through the pending list first, so a failed send is never lost.
+  savePending([...pending(), { id: newId(), confidence: 1.0, model_prediction: null, ...span }]);
+  await flushPending();
+}
+
+let flushing = false;
+
+async function flushPending() {
+  if (flushing) return;
+  flushing = true;
+  try {
+    let list = pending();
+    while (list.length) {
+      const batch = list.slice(0, 500);
+      try {
+        await api("/feedback", { method: "POST", body: JSON.stringify({ annotations: batch }) });
+      } catch (err) {
+        if (err.status >= 400 && err.status < 500) {
+          // The server will never take this answer (e.g. a candle that is not stored): say so, drop it.
+          status(`Answer rejected: ${err.message}`);
+          list = list.slice(1);
+          savePending(list);
+          continue;
+        }
+        status(`${list.length} answer(s) waiting: ${err.message}`);
+        return;
+      }
+      const sent = new Set(batch.map((s) => s.id));
+      list = pending().filter((s) => !sent.has(s.id));
+      savePending(list);
+      status(`Saved ${batch.length} answer(s).`);
+    }
+  } finally {
+    flushing = false;
+  }
+}
+
+// ------------------------------------------------------------------ chart
+
+const chart = LWC.createChart($("chart"), {
+  autoSize: true,
+  layout: { background: { color: "#ffffff" }, textColor: "#37474f" },
+  grid: { vertLines: { color: "#f0f0f0" }, horzLines: { color: "#f0f0f0" } },
+  timeScale: { timeVisible: false, rightOffset: 4 },
+});
+const candleSeries = chart.addSeries(LWC.CandlestickSeries, {
+  upColor: "#26a69a", downColor: "#ef5350", borderVisible: false, wickUpColor: "#26a69a", wickDownColor: "#ef5350",
+});
+const predictionLayer = chart.addSeries(LWC.HistogramSeries, {
+  priceScaleId: "predictions", priceLineVisible: false, lastValueVisible: false,
+});
+chart.priceScale("predictions").applyOptions({ scaleMargins: { top: 0, bottom: 0 }, visible: false });
+const markers = LWC.createSeriesMarkers(candleSeries, []);
+
+function alpha(hex, a) { return hex + Math.round(a * 255).toString(16).padStart(2, "0"); }
+
+function minConfidence() { return Number($("confidence").value) / 100; }
+
+function visibleSpans() {
+  if (!state.review) return [];
+  return state.review.spans.filter((s) => state.enabled.has(s.label) && s.avg_confidence >= minConfidence());
+}
+
+function drawPredictions() {
+  const show = $("layer").checked && state.review;
+  const spans = show ? visibleSpans() : [];
+  const onlyDis = $("only-disagreements").checked;
+  const disagreeing = new Set((state.review ? state.review.disagreements : [])
+    .filter((d) => d.predicted).map((d) => d.predicted.start_time));
+  const shown = onlyDis ? spans.filter((s) => disagreeing.has(s.start_time)) : spans;
+  const byTime = new Map();
+  for (const s of shown) {
+    const color = alpha((state.labels.get(s.label) || {}).color || "#42a5f5", 0.18);
+    for (const t of timesBetween(s.start_time, s.end_time)) byTime.set(t, color);
+  }
+  predictionLayer.setData(state.times.map((t) => byTime.has(t)
+    ? { time: t, value: 1, color: byTime.get(t) } : { time: t }));
+  markers.setMarkers(shown.map((s) => ({
+    time: s.start_time, position: "aboveBar", shape: "arrowDown",
+    color: (state.labels.get(s.label) || {}).color || "#42a5f5",
+    text: `${s.label} (${Math.round(100 * s.avg_confidence)}%)`,
+  })));
+  drawOverlay();
+}
+
+function timesBetween(start, end) {
+  const lo = lowerBound(state.times, start), hi = lowerBound(state.times, end + 1);
+  return state.times.slice(lo, hi);
+}
+
+function lowerBound(arr, x) {
+  let lo = 0, hi = arr.length;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (arr[mid] < x) lo = mid + 1; else hi = mid; }
+  return lo;
+}
+
+// Human spans and disagreements are drawn on a canvas over the chart, kept in step with its time scale.
+function drawOverlay() {
+  const canvas = $("overlay"), wrap = $("chart-wrap");
+  const ratio = window.devicePixelRatio || 1;
+  canvas.width = wrap.clientWidth * ratio;
+  canvas.height = wrap.clientHeight * ratio;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(ratio, ratio);
+  ctx.clearRect(0, 0, wrap.clientWidth, wrap.clientHeight);
+  if (!state.review) return drawMark(ctx);
+  const scale = chart.timeScale();
+  const half = Math.max(2, scale.options().barSpacing / 2);
+  const height = wrap.clientHeight - 30; // leave the time axis alone
+  const box = (s) => {
+    const x1 = scale.timeToCoordinate(s.start_time), x2 = scale.timeToCoordinate(s.end_time);
+    return x1 === null || x2 === null ? null : [x1 - half, x2 + half];
+  };
+  if (!$("only-disagreements").checked) {
+    for (const h of state.review.human) {
+      const b = box(h);
+      if (!b) continue;
+      ctx.fillStyle = h.label === "O" ? "#78909c" : "#1e88e5";
+      ctx.fillRect(b[0], height - 6, b[1] - b[0], 6);
+      ctx.font = "11px system-ui"; ctx.fillText(h.label, b[0], height - 9);
+    }
+  }
+  for (const d of state.review.disagreements) {
+    const style = DISAGREEMENT_STYLE[d.kind];
+    const b = box(d.human || d.predicted);
+    if (!b) continue;
+    ctx.fillStyle = style.fill;
+    if (style.strip) { ctx.fillRect(b[0], 0, b[1] - b[0], 8); continue; }
+    ctx.fillRect(b[0], 0, b[1] - b[0], height);
+    ctx.strokeStyle = style.color; ctx.lineWidth = 2; ctx.setLineDash(style.dash);
+    ctx.strokeRect(b[0], 1, b[1] - b[0], height - 2);
+  }
+  ctx.setLineDash([]);
+  drawMark(ctx);
+}
+
+function drawMark(ctx) {
+  if (!state.mark || state.mark.start === undefined) return;
+  const scale = chart.timeScale();
+  const x1 = scale.timeToCoordinate(state.mark.start);
+  const x2 = scale.timeToCoordinate(state.mark.end ?? state.mark.start);
+  if (x1 === null || x2 === null) return;
+  ctx.fillStyle = "rgba(30,136,229,0.15)";
+  ctx.fillRect(Math.min(x1, x2) - 4, 0, Math.abs(x2 - x1) + 8, ctx.canvas.height);
+}
+
+chart.timeScale().subscribeVisibleLogicalRangeChange(() => drawOverlay());
+new ResizeObserver(() => drawOverlay()).observe($("chart-wrap"));
+
+// ------------------------------------------------------------------ data
+
+async function loadModel() {
+  const info = await api("/model/info");
+  const versionChanged = state.model && state.model.version !== info.version;
+  state.model = info;
+  $("model-version").textContent = `model: ${info.name}@${info.version}`;
+  if (versionChanged) { state.cache.clear(); state.review = null; drawPredictions(); }
+  state.labels = new Map(info.labels.map((l) => [l.name, l]));
+  const perSpan = (info.metrics && (info.metrics.per_class_span || info.metrics.per_class)) || {};
+  const box = $("labels"), select = $("correct-label"), names = $("label-names");
+  box.replaceChildren(); select.replaceChildren(); names.replaceChildren();
+  const enableAll = !state.enabled.size || versionChanged;
+  for (const label of info.labels) {
+    if (label.name !== "O") {
+      if (enableAll) state.enabled.add(label.name);
+      const row = document.createElement("label");
+      const check = document.createElement("input");
+      check.type = "checkbox"; check.checked = state.enabled.has(label.name); check.dataset.label = label.name;
+      check.addEventListener("change", () => {
+        check.checked ? state.enabled.add(label.name) : state.enabled.delete(label.name);
+        drawPredictions();
+      });
+      const swatch = document.createElement("span");
+      swatch.className = "swatch"; swatch.style.background = label.color;
+      const f1 = document.createElement("span");
+      f1.className = "f1";
+      f1.textContent = perSpan[label.name] ? `F1 ${perSpan[label.name].f1.toFixed(2)}` : "";
+      row.append(check, swatch, document.createTextNode(label.name), f1);
+      box.append(row);
+    }
+    select.append(new Option(label.name, label.name));
+    names.append(new Option(label.name));
+  }
+}
+
+async function loadSeries() {
+  state.series = await api("/series");
+  const select = $("series");
+  select.replaceChildren(...state.series.map((s) =>
+    new Option(`${s.pair} ${s.timeframe} (${s.candles})`, `${s.pair}|${s.timeframe}`)));
+  const wanted = params.get("series");
+  if (wanted && state.series.some((s) => `${s.pair}|${s.timeframe}` === wanted)) select.value = wanted;
+  await selectSeries(select.value);
+}
+
+async function selectSeries(value) {
+  [state.pair, state.timeframe] = value.split("|");
+  state.review = null; state.selected = null; updateSelection();
+  const body = await api(`/candles?pair=${encodeURIComponent(state.pair)}&timeframe=${encodeURIComponent(state.timeframe)}`);
+  state.candles = body.candles;
+  state.times = body.candles.map((c) => c.time);
+  candleSeries.setData(body.candles);
+  chart.timeScale().setVisibleLogicalRange({ from: state.times.length - 150, to: state.times.length + 4 });
+  drawPredictions();
+  if (state.modelLoaded) await runReview(visibleRange());
+  await refreshQueue();
+}
+
+function visibleRange() {
+  const range = chart.timeScale().getVisibleRange();
+  return range ? { start: range.from, end: range.to } : {};
+}
+
+async function runReview(range = {}) {
+  if (!state.pair || !state.modelLoaded) return;
+  const version = state.model ? state.model.version : "";
+  const key = [state.pair, state.timeframe, range.start ?? "", range.end ?? "", version].join("|");
+  if (!state.cache.has(key)) {
+    const q = new URLSearchParams({ pair: state.pair, timeframe: state.timeframe });
+    if (range.start !== undefined) { q.set("start", range.start); q.set("end", range.end); }
+    $("loading").hidden = false;
+    $("run-visible").disabled = $("predict-all").disabled = true;
+    try {
+      const review = await api(`/review?${q}`);
+      if (review.model_info.version !== version) { state.cache.clear(); await loadModel(); }
+      state.cache.set(key, review);
+    } catch (err) {
+      status(`Prediction failed: ${err.message}`);
+      return;
+    } finally {
+      $("loading").hidden = true;
+      $("run-visible").disabled = $("predict-all").disabled = false;
+    }
+  }
+  state.review = state.cache.get(key);
+  renderSummary();
+  drawPredictions();
+}
+
+function renderSummary() {
+  const s = state.review.summary;
+  const items = [
+    ["", `${s.predicted} predicted, ${s.human} marked, ${s.agreements} agree`],
+    ["missed_by_model", `${s.by_kind.missed_by_model} missed by the model`],
+    ["missed_by_human", `${s.by_kind.missed_by_human} missed by traders`],
+    ["label_mismatch", `${s.by_kind.label_mismatch} label mismatches`],
+  ];
+  $("summary").replaceChildren(...items.map(([cls, text]) => {
+    const li = document.createElement("li"); li.className = cls; li.textContent = text; return li;
+  }));
+}
+
+async function refreshQueue() {
+  if (!state.pair || !state.modelLoaded) return;
+  let body;
+  try {
+    body = await api(`/review/queue?pair=${encodeURIComponent(state.pair)}&timeframe=${encodeURIComponent(state.timeframe)}&limit=20`);
+  } catch (err) { return; }
+  $("queue").replaceChildren(...body.queue.map((item) => {
+    const li = document.createElement("li");
+    const day = new Date(item.start_time * 1000).toISOString().slice(0, 10);
+    li.textContent = `${item.label} ${day} (margin ${item.score.toFixed(2)})`;
+    li.addEventListener("click", () => goTo(item));
+    return li;
+  }));
+}
+
+function goTo(span) {
+  const i = lowerBound(state.times, span.start_time);
+  chart.timeScale().setVisibleLogicalRange({ from: i - 60, to: i + 60 });
+  state.selected = { start_time: span.start_time, end_time: span.end_time, label: span.label,
+    avg_confidence: span.avg_confidence };
+  updateSelection();
+}
+
+// ------------------------------------------------------------------ answers
+
+function spanAt(time) {
+  if (!state.review || time === undefined) return null;
+  return visibleSpans().find((s) => s.start_time <= time && time <= s.end_time) || null;
+}
+
+function updateSelection() {
+  const s = state.selected;
+  for (const id of ["confirm", "dismiss", "correct", "correct-label"]) $(id).disabled = !s;
+  $("selected-text").textContent = s
+    ? `${s.label} ${new Date(s.start_time * 1000).toISOString().slice(0, 10)} – ` +
+      `${new Date(s.end_time * 1000).toISOString().slice(0, 10)}` +
+      (s.avg_confidence !== undefined ? ` (${Math.round(100 * s.avg_confidence)}%)` : "")
+    : "Click a predicted span on the chart.";
+}
+
+function answerSelected(label, source) {
+  const s = state.selected;
+  answer({ pair: state.pair, timeframe: state.timeframe, start_time: s.start_time, end_time: s.end_time,
+    label, source, model_prediction: s.label }).then(afterAnswer);
+}
+
+async function afterAnswer() {
+  state.cache.clear(); // human spans changed: the next review fetches them again
+  if (state.online && state.modelLoaded) { await runReview(visibleRange()); await refreshQueue(); }
+}
+
+chart.subscribeClick((param) => {
+  if (param.time === undefined) return;
+  if (state.mark) {
+    if (state.mark.start === undefined) { state.mark.start = param.time; $("mark-text").textContent = "Now the last candle."; }
+    else {
+      state.mark.end = param.time;
+      if (state.mark.end < state.mark.start) [state.mark.start, state.mark.end] = [state.mark.end, state.mark.start];
+      $("mark-text").textContent = "Choose or type a label, then Save span.";
+      $("save-span").disabled = false;
+    }
+    drawOverlay();
+    return;
+  }
+  state.selected = spanAt(param.time);
+  updateSelection();
+});
+
+$("confirm").addEventListener("click", () => answerSelected(state.selected.label, "model_confirmed"));
+$("dismiss").addEventListener("click", () => answerSelected("O", "human_correction"));
+$("correct").addEventListener("click", () => answerSelected($("correct-label").value, "human_correction"));
+$("mark").addEventListener("click", () => {
+  state.mark = {}; $("save-span").disabled = true; $("mark-text").textContent = "Click the first candle.";
+});
+$("save-span").addEventListener("click", () => {
+  const label = $("new-label").value.trim().toLowerCase().replace(/\s+/g, "_");
+  if (!label || !state.mark || state.mark.end === undefined) { status("Mark two candles and give a label."); return; }
+  answer({ pair: state.pair, timeframe: state.timeframe, start_time: state.mark.start, end_time: state.mark.end,
+    label, source: "human" }).then(afterAnswer);
+  state.mark = null; $("save-span").disabled = true; $("mark-text").textContent = "Saved.";
+  drawOverlay();
+});
+$("series").addEventListener("change", (e) => selectSeries(e.target.value));
+$("layer").addEventListener("change", drawPredictions);
+$("only-disagreements").addEventListener("change", drawPredictions);
+$("confidence").addEventListener("input", () => {
+  $("confidence-value").textContent = `${$("confidence").value}%`;
+  drawPredictions();
+});
+$("run-visible").addEventListener("click", () => runReview(visibleRange()));
+$("predict-all").addEventListener("click", () => runReview({}));
+$("reload-model").addEventListener("click", async () => {
+  try {
+    const result = await api("/model/reload", { method: "POST" });
+    status(`Reloaded ${result.model.name}@${result.model.version}.`);
+  } catch (err) { status(`Reload failed: ${err.message}`); }
+  await pollHealth();
+  await loadModel().catch(() => {});
+  await runReview(visibleRange());
+});
+
+// ------------------------------------------------------------------ start
+
+(async function start() {
+  savePending(pending());
+  await pollHealth();
+  try {
+    if (state.modelLoaded) await loadModel();
+    await loadSeries();
+    await flushPending();
+  } catch (err) {
+    status(err.message);
+  }
+})();

@@ -1,0 +1,182 @@
+"""The review page in headless Chromium against the real server: what a trader sees and does.
+
+Needs Debian's `chromium` and Playwright for Python (driving that browser; no browser download):
+.ci/run installs both. Screenshots are kept in test-artifacts/ and checked by their pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from serve.process import free_port, stop, wait_ready
+
+from .conftest import ARTIFACTS
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if not os.environ.get("CANDLE_ML_REQUIRE_BROWSER"):  # CI sets it: there a missing browser is a failure
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (apt-get install chromium)", allow_module_level=True)
+    pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+UP, DOWN = (0x26, 0xA6, 0x9A), (0xEF, 0x53, 0x50)  # the chart's candle colours
+
+
+class Server:
+    """``candle-ml serve`` as a subprocess that a test can stop and start again on the same port."""
+
+    def __init__(self, bundle_dir: Path, candles_dir: Path, log: Path, out: Path):
+        self.port = free_port()
+        self.cmd = [
+            str(Path(sys.executable).with_name("candle-ml")),
+            "serve",
+            "--port",
+            str(self.port),
+            "--model",
+            str(bundle_dir),
+            "--candles-dir",
+            str(candles_dir),
+            "--feedback-log",
+            str(log),
+            "--log-level",
+            "warning",
+        ]
+        self.log = log
+        self.out = open(out, "a")  # noqa: SIM115  (open for the server's whole life)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.cmd, stdout=self.out, stderr=subprocess.STDOUT, env={**os.environ})
+        wait_ready(self.port, "/health", self.proc, timeout=60)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+
+@pytest.fixture(scope="module")
+def server(served_model, tmp_path_factory):
+    bundle_dir, candles_dir = served_model
+    root = tmp_path_factory.mktemp("page")
+    srv = Server(bundle_dir, candles_dir, root / "feedback.jsonl", root / "server.log")
+    srv.start()
+    yield srv
+    srv.stop()
+    srv.out.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"http://127.0.0.1:{server.port}/?series=AAPL|1d&poll=1")
+        page.wait_for_function(
+            "document.querySelector('#summary').textContent.includes('predicted')", timeout=30_000
+        )
+        page.errors = errors
+        yield page
+        browser.close()
+
+
+def shot(page: Page, name: str) -> np.ndarray:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"page-{name}.png"
+    page.screenshot(path=str(path))
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def pixels_near(img: np.ndarray, color: tuple[int, int, int], tol: int = 12) -> int:
+    return int((np.abs(img - np.array(color)).max(axis=2) <= tol).sum())
+
+
+def feedback_lines(server) -> list[dict]:
+    return [json.loads(line) for line in server.log.read_text().splitlines()] if server.log.exists() else []
+
+
+def click_a_prediction(page: Page) -> dict:
+    """Click the chart on the predicted span nearest the middle of the view; returns that span."""
+    target = page.evaluate("""() => {
+        const range = chart.timeScale().getVisibleRange(), mid = (range.from + range.to) / 2;
+        const dist = (s) => Math.abs(s.start_time - mid);
+        const s = visibleSpans().reduce((best, s) => (dist(s) < dist(best) ? s : best));
+        return {span: s, x: chart.timeScale().timeToCoordinate(s.start_time)};
+    }""")
+    box = page.locator("#chart").bounding_box()
+    page.mouse.click(box["x"] + target["x"], box["y"] + box["height"] / 2)
+    page.wait_for_function("!document.querySelector('#dismiss').disabled")
+    return target["span"]
+
+
+def test_the_page_draws_a_series_and_its_predictions(page):
+    img = shot(page, "loaded")
+    chart = img[40:760, :1020]  # the chart, without the header and the side panel
+    assert pixels_near(chart, UP) > 400 and pixels_near(chart, DOWN) > 400, "no candles drawn"
+    assert page.evaluate("markers.markers().length") > 0
+    first = page.evaluate("markers.markers()[0].text")
+    assert "(" in first and first.endswith("%)")  # "{label} ({confidence}%)"
+    assert page.locator("#model-version").inner_text().startswith("model: models@sha256:")
+    assert page.locator("#queue li").count() == 20
+    assert not page.locator("#banner").is_visible() and page.errors == []
+
+
+def test_a_dismiss_in_the_page_lands_in_the_feedback_log(page, server):
+    span = click_a_prediction(page)
+    assert span["label"] in page.locator("#selected-text").inner_text()
+    page.click("#dismiss")
+    deadline = time.monotonic() + 10
+    while not feedback_lines(server) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [line] = feedback_lines(server)
+    assert (
+        line["label"] == "O"
+        and line["source"] == "human_correction"
+        and line["model_prediction"] == span["label"]
+    )
+    assert (line["pair"], line["start_time"], line["end_time"]) == (
+        "AAPL",
+        span["start_time"],
+        span["end_time"],
+    )
+    # The dismissal now shows as a disagreement (the model still predicts that pattern there).
+    page.wait_for_function(
+        "state.review && state.review.summary.by_kind.label_mismatch === 1", timeout=10_000
+    )
+    img = shot(page, "dismissed")
+    assert pixels_near(img[40:760, :1020], (0xFB, 0x8C, 0x00), tol=40) > 50  # the orange mismatch box
+
+
+def test_offline_banner_and_an_answer_kept_until_the_server_returns(page, server):
+    server.stop()
+    page.wait_for_selector("#banner:not([hidden])", timeout=15_000)
+    assert "offline" in page.locator("#banner").inner_text()
+    assert page.locator("#run-visible").is_disabled() and page.locator("#predict-all").is_disabled()
+    span = click_a_prediction(page)  # annotation keeps working offline
+    page.select_option("#correct-label", "doji")
+    page.click("#correct")
+    page.wait_for_selector("#pending:not([hidden])")
+    assert page.locator("#pending").inner_text() == "1 answer waiting"
+    img = shot(page, "offline")
+    assert pixels_near(img[40:90], (0xC6, 0x28, 0x28)) > 2000  # the red banner
+    assert len(feedback_lines(server)) == 1
+    server.start()
+    page.wait_for_selector("#pending", state="hidden", timeout=20_000)
+    lines = feedback_lines(server)
+    assert len(lines) == 2 and lines[1]["label"] == "doji" and lines[1]["start_time"] == span["start_time"]
+    page.wait_for_selector("#banner", state="hidden", timeout=10_000)
+    assert not page.locator("#run-visible").is_disabled()
+    page.wait_for_function("state.review && state.review.summary.human === 2", timeout=10_000)
+    shot(page, "back-online")
