@@ -1,8 +1,9 @@
 """Integration: the real DVC pipeline on the bundled data, built once per session (conftest `pipeline`).
 
 The tests run in file order on the same copy of the repository: the build, a no-op rerun,
-what a parameter change would rerun, a trader's export (a real rerun), then one queued
-experiment compared with `dvc exp show` and tracked in MLflow.
+what a parameter change would rerun, a trader's export (a real rerun), the review loop (answers
+over HTTP, a real rerun, a reload), then one queued experiment compared with `dvc exp show`
+and tracked in MLflow.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ import json
 
 import polars as pl
 import pytest
+from litestar.testing import TestClient
 
-from .conftest import STAGES, commit_all, ran, run, set_param
+from serve.app import create_app
+from serve.settings import ServeSettings
+
+from .conftest import ARTIFACTS, STAGES, commit_all, ran, run, set_param
 
 pytestmark = pytest.mark.integration
 
@@ -102,8 +107,88 @@ def test_a_traders_export_rebuilds_the_dataset_and_what_follows(pipeline):
     commit_all(repo, "a trader's export")  # queued experiments copy only what git tracks
 
 
+def test_the_review_loop_answers_reach_the_next_model(pipeline):
+    """Predict, dismiss one predicted span and confirm another over HTTP, `dvc repro`, reload: the
+    dismissed span is now O (or less sure) and the confirmed one is still predicted."""
+    repo, _ = pipeline
+    log = repo / "data/annotations/feedback.jsonl"
+    settings = ServeSettings(
+        model=str(repo / "models"),
+        candles_dir=str(repo / "data/candles"),
+        feedback_log=str(log),
+        human_dir=str(repo / "data/annotations/human"),
+        tracking_uri=f"sqlite:///{repo / 'mlflow.db'}",
+    )
+    times = pl.read_parquet(repo / "data/candles/AAPL_1d.parquet")["time"]
+    train_part = {"pair": "AAPL", "timeframe": "1d", "start": times[400], "end": times[2000]}  # train split
+    with TestClient(create_app(settings)) as client:
+        before = client.get("/review", params=train_part).json()
+        sure = [s for s in before["spans"] if s["avg_confidence"] > 0.9]
+        dismissed = next(s for s in sure if s["label"] == "doji")
+        confirmed = next(s for s in sure if s["label"] == "bullish_engulfing")
+        answers = [
+            {**series_of(dismissed), "label": "O", "source": "human_correction", "model_prediction": "doji"},
+            {
+                **series_of(confirmed),
+                "label": "bullish_engulfing",
+                "source": "model_confirmed",
+                "model_prediction": "bullish_engulfing",
+            },
+        ]
+        assert client.post("/feedback", json={"annotations": answers}).status_code == 201
+        old_version = client.get("/model/info").json()["version"]
+
+        status = run(["dvc", "status", "dataset"], repo)
+        assert "dataset" in status and "data/annotations" in status  # DVC sees the new answers
+        out = run(["dvc", "repro"], repo)
+        assert ran(out) == ["dataset", *DOWNSTREAM]
+        metrics = json.loads((repo / "metrics/dataset.json").read_text())
+        assert metrics["feedback_spans"] == {"human": 0, "human_correction": 1, "model_confirmed": 1}
+        assert metrics["negatives_from_dismissals"] == 2  # this one and the trader export's
+
+        reload = client.post("/model/reload").json()
+        assert reload["reloaded"] and reload["model"]["version"] != old_version
+        after = client.get("/review", params=train_part).json()
+    was, now = conf_at(before, dismissed), conf_at(after, dismissed)
+    kept = conf_at(after, confirmed)
+    report = {
+        "dismissed": {**dismissed, "before": was, "after": now},
+        "confirmed": {**confirmed, "before": conf_at(before, confirmed), "after": kept},
+    }
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "review-loop.json").write_text(json.dumps(report, indent=1))
+    print("review loop:", report)
+    assert now[0] == "O" or (now[0] == "doji" and now[1] < was[1])
+    assert kept[0] == "bullish_engulfing"
+    commit_all(repo, "traders' answers")
+
+
+def series_of(span: dict) -> dict:
+    return {"pair": "AAPL", "timeframe": "1d", "start_time": span["start_time"], "end_time": span["end_time"]}
+
+
+def conf_at(review: dict, span: dict) -> tuple[str, float]:
+    """The label and confidence of the first candle of ``span`` in a /review answer."""
+    p = next(p for p in review["predictions"] if p["time"] == span["start_time"])
+    return p["label"], round(p["confidence"], 4)
+
+
 def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
     repo, _ = pipeline
+    # An answer that arrived after the last commit: queued experiments must see it too.
+    extra = {
+        "pair": "IBM",
+        "timeframe": "1d",
+        "start_time": 1105660800,
+        "end_time": 1105660800,
+        "label": "O",
+        "id": "late",
+        "confidence": 1.0,
+        "source": "human_correction",
+        "model_prediction": "doji",
+    }
+    with open(repo / "data/annotations/feedback.jsonl", "a") as f:
+        f.write(json.dumps(extra) + "\n")
     run(["dvc", "exp", "run", "--queue", "-n", "rf", "--set-param", "train.model_type=random_forest"], repo)
     run(["dvc", "exp", "run", "--run-all", "--jobs", "1"], repo)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo))
@@ -111,10 +196,13 @@ def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
     for baseline in shown:
         for exp in baseline.get("experiments") or []:
             for rev in exp.get("revs", []):
-                metrics = rev["data"]["metrics"]["metrics/evaluate.json"]["data"]
+                metrics = rev["data"]["metrics"]
                 exps[rev["name"]] = (rev["data"]["params"]["params.yaml"]["data"]["train"], metrics)
     assert set(exps) == {"rf"}
-    assert exps["rf"][0]["model_type"] == "random_forest" and 0 < exps["rf"][1]["f1_macro"] <= 1
+    train_params, metrics = exps["rf"]
+    assert train_params["model_type"] == "random_forest"
+    assert 0 < metrics["metrics/evaluate.json"]["data"]["f1_macro"] <= 1
+    assert metrics["metrics/dataset.json"]["data"]["feedback_spans"]["human_correction"] == 2
 
     # Every run is in the repository's MLflow store, the queued one too (it ran in a temp copy).
     import mlflow
@@ -122,7 +210,7 @@ def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
     store = f"sqlite:///{repo / 'mlflow.db'}"
     mlflow.set_tracking_uri(store)
     runs = mlflow.search_runs(experiment_names=["candle-ml"], output_format="list")
-    assert len(runs) == 3  # the build, the rebuild after the export, the experiment
+    assert len(runs) == 4  # the build, the rebuilds after the export and the answers, the experiment
     assert {r.data.tags.get("dvc_exp_name") for r in runs} == {None, "rf"}
     rf = next(r for r in runs if r.data.params["train.model_type"] == "random_forest")
     assert rf.data.tags["dvc_exp_name"] == "rf" and rf.data.tags["model_type"] == "random_forest"
@@ -136,7 +224,7 @@ def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
         "params.yaml",
     } <= artifacts
     version = mlflow.MlflowClient().get_model_version_by_alias("candle-patterns", "candidate")
-    assert int(version.version) == 3 and version.run_id == rf.info.run_id  # the latest holds the alias
+    assert int(version.version) == 4 and version.run_id == rf.info.run_id  # the latest holds the alias
 
     # The registered pyfunc takes raw candles and runs the pipeline's own preprocessing.
     model = mlflow.pyfunc.load_model("models:/candle-patterns@candidate")
@@ -150,6 +238,6 @@ def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
     from candle_ml.loading import load_model_from
 
     served = load_model_from("models:/candle-patterns@candidate", store)
-    assert served.version == "3" and served.bundle.meta.training.run_id == version.run_id
+    assert served.version == "4" and served.bundle.meta.training.run_id == version.run_id
     assert served.metrics is not None and 0 < served.metrics["span_f1_macro"] <= 1
     assert served.metrics_source == f"runs:/{version.run_id}/evaluate.json"
