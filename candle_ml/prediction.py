@@ -8,6 +8,7 @@ model's history carried into each chunk. The server and ``candle-ml predict`` sh
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -18,6 +19,7 @@ from candle_ml.errors import EmptyRange, TooLittleHistory, UnknownSeries
 from candle_ml.loading import LoadedModel, ModelSummary
 from candle_ml.paths import INDEX
 from candle_ml.patterns import NO_PATTERN
+from candle_ml.review import margins
 from candle_ml.spans import group_spans
 from candle_ml.stageio import read_json
 
@@ -115,6 +117,49 @@ def stored_series_file(candles_dir: Path, pair: str, timeframe: str) -> Path:
         )
         raise UnknownSeries(f"no stored series {pair} {timeframe}; known: {listing}", field="pair")
     return path
+
+
+def stored_series_info(candles_dir: Path) -> list[dict[str, int | str]]:
+    """The real series ``ingest`` stored: pair, timeframe, candle count, first and last time."""
+    index_file = candles_dir / INDEX
+    if not index_file.is_file():
+        return []
+    return [
+        {
+            "pair": e["pair"],
+            "timeframe": e["timeframe"],
+            "candles": e["rows"],
+            "first_time": e["first_time"],
+            "last_time": e["last_time"],
+        }
+        for e in read_json(index_file)["series"]
+        if not e.get("augmented_from")
+    ]
+
+
+def read_stored(candles_dir: Path, pair: str, timeframe: str) -> pl.DataFrame:
+    """Every stored candle of a series (canonical, validated by ingest)."""
+    return pl.read_parquet(stored_series_file(candles_dir, pair, timeframe))
+
+
+@dataclass(frozen=True)
+class SeriesPrediction:
+    """A whole stored series predicted in one pass (what the review routes slice)."""
+
+    times: np.ndarray
+    labels: np.ndarray  # object: label, or None without enough history
+    confidence: np.ndarray  # NaN without a prediction
+    margin: np.ndarray  # top-1 minus top-2 probability (candle_ml.review.margins)
+
+    def window(self, start: int | None, end: int | None) -> slice:
+        lo = 0 if start is None else int(np.searchsorted(self.times, start, "left"))
+        hi = self.times.size if end is None else int(np.searchsorted(self.times, end, "right"))
+        return slice(lo, hi)
+
+
+def predict_series(model: LoadedModel, candles: pl.DataFrame) -> SeriesPrediction:
+    pred = model.bundle.predict(candles)
+    return SeriesPrediction(pred.time, pred.label, pred.confidence, margins(pred.proba))
 
 
 def predict_stored(
