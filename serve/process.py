@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import http.client
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -43,3 +46,45 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+class ServerProcess:
+    """``candle-ml serve`` as a subprocess on a loopback port it keeps across restarts.
+
+    ``options`` are the command line after ``serve`` (``--model``, ``--feedback-log``, ...);
+    its output goes to ``log`` (appended, so restarts keep the earlier runs' lines).
+    """
+
+    def __init__(self, *options: str, log: Path, port: int | None = None):
+        self.port = port or free_port()
+        self.cmd = [
+            str(Path(sys.executable).with_name("candle-ml")),
+            "serve",
+            "--port",
+            str(self.port),
+            *options,
+        ]
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> ServerProcess:
+        with open(self.log, "ab") as out:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
+        wait_ready(self.port, "/health", self.proc, timeout)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no shutdown code runs."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None

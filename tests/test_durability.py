@@ -9,32 +9,25 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import polars as pl
 
 from candle_ml.annotations import read_feedback_log
-from serve.process import free_port, stop, wait_ready
+from serve.process import ServerProcess
 
 from .conftest import ARTIFACTS
 
 WRITERS, SPANS_EACH, KILLS, DEADLINE_S = 8, 200, 4, 180
 
 
-def start_server(port: int, bundle_dir: Path, candles_dir: Path, log: Path, out) -> subprocess.Popen:
-    exe = Path(sys.executable).with_name("candle-ml")
-    cmd = [
-        str(exe),
-        "serve",
-        "--port",
-        str(port),
+def test_acknowledged_spans_survive_kill_9(served_model, tmp_path):
+    bundle_dir, candles_dir = served_model
+    times = pl.read_parquet(candles_dir / "AAPL_1d.parquet")["time"].to_list()
+    log = tmp_path / "feedback.jsonl"
+    server = ServerProcess(
         "--model",
         str(bundle_dir),
         "--candles-dir",
@@ -43,16 +36,9 @@ def start_server(port: int, bundle_dir: Path, candles_dir: Path, log: Path, out)
         str(log),
         "--log-level",
         "warning",
-    ]
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
-    wait_ready(port, "/health", proc, timeout=60)
-    return proc
-
-
-def test_acknowledged_spans_survive_kill_9(served_model, tmp_path):
-    bundle_dir, candles_dir = served_model
-    times = pl.read_parquet(candles_dir / "AAPL_1d.parquet")["time"].to_list()
-    log, port = tmp_path / "feedback.jsonl", free_port()
+        log=tmp_path / "server.log",
+    )
+    port = server.port
     acked: list[dict] = []
     lock = threading.Lock()
     deadline = time.monotonic() + DEADLINE_S
@@ -91,22 +77,20 @@ def test_acknowledged_spans_survive_kill_9(served_model, tmp_path):
                     acked.append(span)
                 break
 
-    with open(tmp_path / "server.log", "w") as out:
-        proc = start_server(port, bundle_dir, candles_dir, log, out)
-        threads = [threading.Thread(target=writer, args=(k,)) for k in range(WRITERS)]
+    server.start()
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(WRITERS)]
+    for t in threads:
+        t.start()
+    try:
+        rng = random.Random(0)
+        for _ in range(KILLS):  # at random moments, whatever the writers are doing
+            time.sleep(rng.uniform(0.5, 2.0))
+            server.kill()
+            server.start()
         for t in threads:
-            t.start()
-        try:
-            rng = random.Random(0)
-            for _ in range(KILLS):
-                time.sleep(rng.uniform(0.5, 2.0))
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                proc = start_server(port, bundle_dir, candles_dir, log, out)
-            for t in threads:
-                t.join(max(1.0, deadline - time.monotonic()))
-        finally:
-            stop(proc)
+            t.join(max(1.0, deadline - time.monotonic()))
+    finally:
+        server.stop()
     assert not any(t.is_alive() for t in threads), "writers did not finish in time"
 
     spans, torn = read_feedback_log(log)  # parses, or raises naming the bad line

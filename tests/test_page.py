@@ -9,16 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from serve.process import free_port, stop, wait_ready
+from serve.process import ServerProcess
 
 from .conftest import ARTIFACTS
 
@@ -32,48 +29,24 @@ from playwright.sync_api import Page, sync_playwright  # noqa: E402
 UP, DOWN = (0x26, 0xA6, 0x9A), (0xEF, 0x53, 0x50)  # the chart's candle colours
 
 
-class Server:
-    """``candle-ml serve`` as a subprocess that a test can stop and start again on the same port."""
-
-    def __init__(self, bundle_dir: Path, candles_dir: Path, log: Path, out: Path):
-        self.port = free_port()
-        self.cmd = [
-            str(Path(sys.executable).with_name("candle-ml")),
-            "serve",
-            "--port",
-            str(self.port),
-            "--model",
-            str(bundle_dir),
-            "--candles-dir",
-            str(candles_dir),
-            "--feedback-log",
-            str(log),
-            "--log-level",
-            "warning",
-        ]
-        self.log = log
-        self.out = open(out, "a")  # noqa: SIM115  (open for the server's whole life)
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(self.cmd, stdout=self.out, stderr=subprocess.STDOUT, env={**os.environ})
-        wait_ready(self.port, "/health", self.proc, timeout=60)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop(self.proc)
-            self.proc = None
-
-
 @pytest.fixture(scope="module")
 def server(served_model, tmp_path_factory):
     bundle_dir, candles_dir = served_model
     root = tmp_path_factory.mktemp("page")
-    srv = Server(bundle_dir, candles_dir, root / "feedback.jsonl", root / "server.log")
-    srv.start()
-    yield srv
+    srv = ServerProcess(
+        "--model",
+        str(bundle_dir),
+        "--candles-dir",
+        str(candles_dir),
+        "--feedback-log",
+        str(root / "feedback.jsonl"),
+        "--log-level",
+        "warning",
+        log=root / "server.log",
+    )
+    srv.feedback_log = root / "feedback.jsonl"
+    yield srv.start()
     srv.stop()
-    srv.out.close()
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +77,11 @@ def pixels_near(img: np.ndarray, color: tuple[int, int, int], tol: int = 12) -> 
 
 
 def feedback_lines(server) -> list[dict]:
-    return [json.loads(line) for line in server.log.read_text().splitlines()] if server.log.exists() else []
+    return (
+        [json.loads(line) for line in server.feedback_log.read_text().splitlines()]
+        if server.feedback_log.exists()
+        else []
+    )
 
 
 def click_a_prediction(page: Page) -> dict:
@@ -177,6 +154,7 @@ def test_offline_banner_and_an_answer_kept_until_the_server_returns(page, server
     lines = feedback_lines(server)
     assert len(lines) == 2 and lines[1]["label"] == "doji" and lines[1]["start_time"] == span["start_time"]
     page.wait_for_selector("#banner", state="hidden", timeout=10_000)
-    assert not page.locator("#run-visible").is_disabled()
     page.wait_for_function("state.review && state.review.summary.human === 2", timeout=10_000)
+    page.wait_for_selector("#loading", state="hidden")
+    assert not page.locator("#run-visible").is_disabled()
     shot(page, "back-online")

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -22,7 +18,7 @@ from candle_ml.bundle import load_bundle
 from candle_ml.evaluation import predict_series
 from serve.app import create_app
 from serve.cli import app as cli
-from serve.process import free_port
+from serve.process import ServerProcess
 from serve.settings import ServeSettings
 
 
@@ -461,37 +457,16 @@ def test_real_server_starts_predicts_reloads_on_sighup_and_stops_on_sigterm(
     served_model, aapl, min_history, tmp_path
 ):
     bundle_dir, candles_dir = served_model
-    port = free_port()
-    exe = Path(sys.executable).with_name("candle-ml")
-    cmd = [
-        str(exe),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--model",
-        str(bundle_dir),
-        "--candles-dir",
-        str(candles_dir),
-    ]
-    log = open(tmp_path / "server.log", "w+")  # noqa: SIM115  (open for the server's whole life)
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env={**os.environ})
-    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    server = ServerProcess(
+        "--host", "127.0.0.1", "--model", str(bundle_dir), "--candles-dir", str(candles_dir), log=log
+    )
+    server.start()  # waits for /health to answer 200
+    proc = server.proc
+    assert proc is not None
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, f"server exited: {(tmp_path / 'server.log').read_text()}"
-            assert time.monotonic() < deadline, "server did not become healthy in 60 s"
-            time.sleep(0.3)
         req = urllib.request.Request(
-            base + "/predict",
+            server.url + "/predict",
             json.dumps(body(aapl.slice(0, min_history + 50))).encode(),
             {"Content-Type": "application/json"},
         )
@@ -500,19 +475,16 @@ def test_real_server_starts_predicts_reloads_on_sighup_and_stops_on_sigterm(
         assert len(out["predictions"]) == min_history + 50 and out["predictions"][-1]["label"] is not None
         proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 20
-        while "SIGHUP: reloading" not in (tmp_path / "server.log").read_text():
+        while "SIGHUP: reloading" not in log.read_text():
             assert time.monotonic() < deadline, "no reload after SIGHUP"
             time.sleep(0.2)
-        with urllib.request.urlopen(base + "/health", timeout=5) as r:
+        with urllib.request.urlopen(server.url + "/health", timeout=5) as r:
             assert r.status == 200
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises SIGTERM so the parent sees why it ended.
         assert proc.wait(timeout=10) in (0, -signal.SIGTERM)
         assert time.monotonic() - started < 5
-        assert "Application shutdown complete" in (tmp_path / "server.log").read_text()
+        assert "Application shutdown complete" in log.read_text()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
+        server.kill()
