@@ -95,7 +95,17 @@ def human_spans(
     """What traders marked (exports, then the log; the latest per ``id``), optionally one
     series and the spans that overlap ``start``..``end``; ordered by time."""
     annotations, _ = read_human_annotations(human_dir, feedback_log)
-    spans = [a.span for a in latest_by_id(annotations, Skipped())]
+    return select_spans([a.span for a in latest_by_id(annotations, Skipped())], pair, timeframe, start, end)
+
+
+def select_spans(
+    spans: list[Span],
+    pair: str | None = None,
+    timeframe: str | None = None,
+    start: int | None = None,
+    end: int | None = None,
+) -> list[Span]:
+    """The spans of one series (pair compared case-insensitively) overlapping ``start``..``end``, by time."""
     out = [
         s
         for s in spans

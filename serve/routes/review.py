@@ -13,7 +13,7 @@ from litestar.params import Body, Parameter
 from litestar.status_codes import HTTP_200_OK
 
 from candle_ml.errors import UnknownSeries
-from candle_ml.feedback import human_spans
+from candle_ml.feedback import human_spans, select_spans
 from candle_ml.loading import LoadedModel
 from candle_ml.prediction import SeriesPrediction, respond, stored_series
 from candle_ml.review import Kind, TimedSpan, disagreements, timeframe_seconds, unanswered
@@ -150,10 +150,11 @@ class ReviewController(Controller):
         ]
         if pair is not None and not series:
             raise UnknownSeries(f"no stored series {pair} {timeframe or ''}".strip(), field="pair")
+        answered = human_spans(human_dir, feedback_log)  # read once for every series
         items: list[QueueItem] = []
         for p, t in series:
             full = series_cache.get(model, p, t)
-            items += queue_items(p, t, full, human_spans(human_dir, feedback_log, p, t))
+            items += queue_items(p, t, full, select_spans(answered, p, t))
         items.sort(key=lambda q: (q.score, q.pair, q.start_time))
         body = QueueResponse(items[:limit], len(items), model.summary)
         return Response(
