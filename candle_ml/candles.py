@@ -72,25 +72,55 @@ def parse_series_filename(path: Path) -> tuple[str, str]:
     return match["pair"].upper(), match["timeframe"]
 
 
-def canonical_columns(columns: list[str], source: str) -> dict[str, str]:
-    """Map source headers onto the canonical names (case-insensitive aliases)."""
+def _unnamed(col: str) -> bool:
+    """pandas' name for a column with an empty header, such as the index ``df.to_csv()`` writes."""
+    return not col.strip() or col.startswith("Unnamed: ")
+
+
+def canonical_columns(columns: list[str], source: str, time_column: str | None = None) -> dict[str, str]:
+    """Map source headers onto the canonical names (case-insensitive aliases).
+
+    ``time_column`` names the time column outright. Without it and without a time alias, an
+    unnamed first column is the time: what pandas' ``df.to_csv()`` writes for a date index.
+    """
+    if time_column is not None and time_column not in columns:
+        raise CandleError(
+            f"{source}: no column '{time_column}' (the time column asked for); columns: {', '.join(columns)}",
+            field="time",
+            rule="time column exists",
+        )
     mapping: dict[str, str] = {}
     for col in columns:
-        canon = COLUMN_ALIASES.get(col.strip().lower().replace(" ", "_"))
+        canon = COLUMN_ALIASES.get(_key(col))
+        if time_column is not None:  # that column is the time, and no other is
+            canon = "time" if col == time_column else (None if canon == "time" else canon)
         if canon is None:
             continue
         if canon in mapping.values():
             other = next(k for k, v in mapping.items() if v == canon)
             raise CandleError(f"{source}: columns '{other}' and '{col}' both mean '{canon}'; keep one")
         mapping[col] = canon
+    if "time" not in mapping.values() and columns and _unnamed(columns[0]):
+        mapping = {columns[0]: "time", **mapping}
     missing = [c for c in ("time", *PRICE_COLUMNS) if c not in mapping.values()]
     if missing:
+        hint = (
+            "; name it with --time-column NAME (candle-ml check/predict) or ingest.time_column in params.yaml"
+            if "time" in missing
+            else ""
+        )
         raise CandleError(
             f"{source}: missing required column(s) {', '.join(missing)} "
             f"(found: {', '.join(columns)}; accepted names include Date/Datetime/timestamp, "
-            "Open, High, Low, Close, Volume)"
+            f"Open, High, Low, Close, Volume){hint}",
+            field=missing[0],
+            rule="required column",
         )
     return mapping
+
+
+def _key(col: str) -> str:
+    return col.strip().lower().replace(" ", "_")
 
 
 def parse_times(values: pd.Series, naive_timezone: str = "UTC") -> np.ndarray:
@@ -121,7 +151,9 @@ def parse_times(values: pd.Series, naive_timezone: str = "UTC") -> np.ndarray:
     return np.where(ts.isna().to_numpy(), np.nan, np.floor(ns / 1e9))
 
 
-def read_series_file(path: Path, naive_timezone: str = "UTC") -> tuple[pd.DataFrame, np.ndarray]:
+def read_series_file(
+    path: Path, naive_timezone: str = "UTC", time_column: str | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Read a user CSV/Parquet file into canonical columns.
 
     Returns the frame (times still unvalidated, as float seconds with NaN for
@@ -133,7 +165,7 @@ def read_series_file(path: Path, naive_timezone: str = "UTC") -> tuple[pd.DataFr
         raw = pd.read_parquet(path)
     else:
         raise CandleError(f"{path.name}: unsupported file type (use .csv or .parquet)")
-    mapping = canonical_columns([str(c) for c in raw.columns], path.name)
+    mapping = canonical_columns([str(c) for c in raw.columns], path.name, time_column)
     raw = raw.rename(columns=mapping)[list(mapping.values())]
     frame = pd.DataFrame({"time": parse_times(raw["time"], naive_timezone)})
     for col in (*PRICE_COLUMNS, "volume"):

@@ -13,7 +13,7 @@ import typer
 
 from candle_ml import paths
 from candle_ml.annotations import read_annotation_file, read_feedback_log
-from candle_ml.candles import parse_series_filename, read_series_file, validate_candles
+from candle_ml.candles import CANDLE_COLUMNS, parse_series_filename, read_series_file, validate_candles
 from candle_ml.errors import CandleMLError
 
 app = typer.Typer(
@@ -27,6 +27,9 @@ def check(
         ..., help="candle files ({PAIR}_{TF}.csv|parquet) or annotation files (.json/.jsonl)"
     ),
     naive_timezone: str = typer.Option("UTC", help="timezone of candle timestamps that carry none"),
+    time_column: str = typer.Option(
+        None, help="the time column's name when it is none of Date/Datetime/time"
+    ),
 ) -> None:
     """Check files before dropping them into data/raw/ or data/annotations/: same rules as the pipeline."""
     failed = False
@@ -42,7 +45,7 @@ def check(
                 )
             else:
                 pair, timeframe = parse_series_filename(path)
-                frame, raw_times = read_series_file(path, naive_timezone)
+                frame, raw_times = read_series_file(path, naive_timezone, time_column)
                 candles, _ = validate_candles(frame, path.name, "error", raw_times)
                 typer.echo(f"{path}: ok, {pair} {timeframe}, {candles.height} candles")
         except (CandleMLError, FileNotFoundError) as exc:
@@ -71,9 +74,17 @@ def predict(
     model: str = typer.Option(str(paths.MODEL_DIR), help="bundle directory, or models:/NAME@ALIAS"),
     min_confidence: float = typer.Option(0.0, min=0.0, max=1.0, help="predictions below this become O"),
     naive_timezone: str = typer.Option("UTC", help="timezone of timestamps that carry none"),
+    time_column: str = typer.Option(
+        None, help="the time column's name when it is none of Date/Datetime/time"
+    ),
     tracking_uri: str = typer.Option(None, help="MLflow store for models:/ URIs"),
+    pair: str = typer.Option(None, help="the series' pair in the output (default: from a PAIR_TF file name)"),
+    timeframe: str = typer.Option(None, help="the series' timeframe (default: from a PAIR_TF file name)"),
 ) -> None:
-    """Predict every candle of a file offline, with the same code as POST /predict."""
+    """Predict every candle of a file offline, with the same code as POST /predict.
+
+    Columns: time (Unix seconds), time_utc (ISO 8601), pair, timeframe, the candle, label and
+    confidence (empty where the candle lacks the history the model needs)."""
     import msgspec
     import polars as pl
 
@@ -82,16 +93,27 @@ def predict(
     from candle_ml.tracking import tracking_uri as default_tracking_uri
 
     try:
-        frame, raw_times = read_series_file(input_file, naive_timezone)
+        frame, raw_times = read_series_file(input_file, naive_timezone, time_column)
         candles, _ = validate_candles(frame, input_file.name, "error", raw_times)
         loaded = load_model_from(model, tracking_uri or default_tracking_uri())
         result = predict_frame(loaded, candles, min_confidence, source=input_file.name)
     except (CandleMLError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    table = candles.with_columns(
-        label=pl.Series([p.label for p in result.predictions], dtype=pl.String),
-        confidence=pl.Series([p.confidence for p in result.predictions], dtype=pl.Float64),
+    if pair is None or timeframe is None:
+        try:
+            named = parse_series_filename(input_file)
+        except CandleMLError:
+            named = (None, None)
+        pair, timeframe = pair or named[0], timeframe or named[1]
+    table = candles.select(
+        pl.col("time"),
+        pl.from_epoch("time", "s").dt.strftime("%Y-%m-%dT%H:%M:%SZ").alias("time_utc"),
+        pl.lit(pair, dtype=pl.String).alias("pair"),
+        pl.lit(timeframe, dtype=pl.String).alias("timeframe"),
+        *CANDLE_COLUMNS[1:],
+        pl.Series("label", [p.label for p in result.predictions], dtype=pl.String),
+        pl.Series("confidence", [p.confidence for p in result.predictions], dtype=pl.Float64),
     )
     suffix = output.suffix.lower() if output else ".csv"
     if output is None:

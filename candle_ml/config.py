@@ -29,6 +29,8 @@ class IngestParams(Options):
     raw_dir: str = "data/raw"
     # Timezone that naive timestamps in raw files are in (aware ones are converted).
     naive_timezone: str = "UTC"
+    # The time column of raw files when its name is none of the usual ones (Date, Datetime, ...).
+    time_column: str | None = None
     on_invalid: Literal["error", "drop"] = "error"
     # Training-only augmentation: "mirror" adds each series reflected upside down
     # (bullish <-> bearish shapes; TA-Lib labels them afresh). The dataset stage keeps

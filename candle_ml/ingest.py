@@ -88,7 +88,7 @@ def ingest(params: IngestParams) -> list[Series]:
         add(Series(symbol.upper(), params.bundled_timeframe, source, candles, report))
     for path in raw_files(Path(params.raw_dir)):
         pair, timeframe = parse_series_filename(path)
-        frame, raw_times = read_series_file(path, params.naive_timezone)
+        frame, raw_times = read_series_file(path, params.naive_timezone, params.time_column)
         candles, report = validate_candles(frame, path.name, params.on_invalid, raw_times)
         add(Series(pair, timeframe, str(path), candles, report))
     if not out:

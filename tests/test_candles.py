@@ -140,3 +140,52 @@ def test_missing_columns_and_bad_file_names(tmp_path):
         read_series_file(p)
     with pytest.raises(CandleError, match="PAIR.*_.*TIMEFRAME"):
         parse_series_filename(tmp_path / "nounderscore.csv")
+
+
+def _frame(n: int = 5) -> pd.DataFrame:
+    idx = pd.date_range("2017-04-19 09:00", periods=n, freq="h", name=None)
+    close = np.linspace(1.07, 1.08, n)
+    return pd.DataFrame(
+        {
+            "Open": close - 0.001,
+            "High": close + 0.002,
+            "Low": close - 0.002,
+            "Close": close,
+            "Volume": np.arange(n) * 100.0,
+        },
+        index=idx,
+    )
+
+
+def test_pandas_default_csv_with_an_unnamed_date_index_loads(tmp_path):
+    p = tmp_path / "EURUSD_1h.csv"
+    _frame().to_csv(p)  # header ",Open,High,Low,Close,Volume": the dates in an unnamed first column
+    raw, raw_times = read_series_file(p)
+    candles, _ = validate_candles(raw, p.name, raw_times=raw_times)
+    assert candles["time"][0] == 1492592400 and candles.height == 5
+
+
+def test_yahoo_style_adj_close_lowercase_and_epoch_millis_load(tmp_path):
+    f = _frame()
+    yahoo = tmp_path / "AAPL_1d.csv"
+    f.assign(**{"Adj Close": f["Close"] * 0.9}).rename_axis("Date").reset_index()[
+        ["Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"]
+    ].to_csv(yahoo, index=False)
+    assert read_series_file(yahoo)[0]["close"].tolist() == f["Close"].tolist()  # Close, not Adj Close
+    lower = tmp_path / "X_1h.csv"
+    f.rename(columns=str.lower).to_csv(lower, index_label="datetime")
+    assert read_series_file(lower)[0]["time"].iloc[0] == 1492592400
+    millis = tmp_path / "Y_1h.csv"
+    f.reset_index(drop=True).assign(ts=f.index.astype("int64") // 10**6).to_csv(millis, index=False)
+    assert read_series_file(millis)[0]["time"].iloc[0] == 1492592400
+
+
+def test_an_unusual_time_column_is_named_or_the_error_says_how(tmp_path):
+    p = tmp_path / "EURUSD_1h.csv"
+    _frame().rename_axis("bar_open").to_csv(p)
+    with pytest.raises(CandleError, match="missing required column\\(s\\) time .*--time-column NAME"):
+        read_series_file(p)
+    raw, _ = read_series_file(p, time_column="bar_open")
+    assert raw["time"].iloc[0] == 1492592400
+    with pytest.raises(CandleError, match="no column 'opened'"):
+        read_series_file(p, time_column="opened")

@@ -31,3 +31,34 @@ def test_patterns_lists_lengths_and_labels():
     result = runner.invoke(app, ["patterns"])
     assert result.exit_code == 0
     assert "CDLMORNINGSTAR         3  bullish_morning_star" in result.output
+
+
+def test_a_pandas_default_csv_is_checked_and_predicted(served_model, tmp_path):
+    """`df.to_csv()` of a date-indexed frame (an unnamed first column) works as typed, no options."""
+    import pandas as pd
+    import polars as pl
+
+    bundle_dir, candles_dir = served_model
+    aapl = pl.read_parquet(candles_dir / "AAPL_1d.parquet").tail(400).to_pandas()
+    frame = (
+        aapl.set_index(pd.to_datetime(aapl.pop("time"), unit="s")).rename_axis(None).rename(columns=str.title)
+    )
+    src = tmp_path / "AAPL_1d.csv"
+    frame.to_csv(src)
+    assert src.read_text().startswith(",Open,High,Low,Close,Volume")
+    checked = runner.invoke(app, ["check", str(src)])
+    assert checked.exit_code == 0 and "AAPL_1d.csv: ok, AAPL 1d, 400 candles" in checked.output
+    out = tmp_path / "pred.csv"
+    predicted = runner.invoke(app, ["predict", str(src), "-o", str(out), "--model", str(bundle_dir)])
+    assert predicted.exit_code == 0, predicted.output
+    table = pl.read_csv(out, schema_overrides={"confidence": pl.Float64, "label": pl.String})
+    assert table.columns[:4] == ["time", "time_utc", "pair", "timeframe"]
+    assert table["pair"].unique().to_list() == ["AAPL"] and table["time_utc"][0].endswith("T00:00:00Z")
+    assert table["label"].null_count() == 297 and table["confidence"].drop_nulls().min() > 0
+
+    renamed = tmp_path / "AAPL-BARS_1d.csv"
+    frame.rename_axis("bar").to_csv(renamed)
+    refused = runner.invoke(app, ["check", str(renamed)])
+    assert refused.exit_code == 1 and "--time-column NAME" in refused.output
+    named = runner.invoke(app, ["check", str(renamed), "--time-column", "bar"])
+    assert named.exit_code == 0 and "400 candles" in named.output
