@@ -91,3 +91,15 @@ def test_feedback_log_bad_line_before_the_end_is_an_error(tmp_path):
 
 def test_absent_feedback_log_is_empty(tmp_path):
     assert read_feedback_log(tmp_path / "feedback.jsonl") == ([], 0)
+
+
+def test_the_example_export_is_valid_and_on_real_candles():
+    from pathlib import Path
+
+    from candle_ml.ingest import bundled_frame
+
+    example = Path(__file__).resolve().parent.parent / "data/annotations/examples/AAPL_2005Q1.json"
+    spans = read_annotation_file(example)
+    times = set(bundled_frame("AAPL")["time"].astype(int))
+    assert {s.source for s in spans} == {"model_confirmed", "human_correction", "human"}
+    assert all(s.start_time in times and s.end_time in times for s in spans)
