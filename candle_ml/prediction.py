@@ -15,7 +15,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from candle_ml.errors import EmptyRange, TooLittleHistory, UnknownSeries
+from candle_ml.errors import CandleMLError, EmptyRange, TooLittleHistory, UnknownSeries
 from candle_ml.loading import LoadedModel, ModelSummary
 from candle_ml.paths import INDEX
 from candle_ml.patterns import NO_PATTERN
@@ -94,52 +94,59 @@ def predict_frame(
     return respond(model, pred.time, pred.label, pred.confidence, min_confidence)
 
 
-def stored_series(candles_dir: Path) -> dict[tuple[str, str], Path]:
-    """(pair, timeframe) -> Parquet file of each real series ``ingest`` stored (augmented copies left out)."""
+@dataclass(frozen=True)
+class StoredSeries:
+    """The real series ``ingest`` stored, read into memory (a few MB): a snapshot the server keeps
+    serving when a later ``dvc repro`` removes or breaks ``data/candles/``."""
+
+    candles: dict[tuple[str, str], pl.DataFrame]
+    source: Path
+
+    def get(self, pair: str, timeframe: str) -> pl.DataFrame:
+        """Every candle of a series, or a 404 that lists the known ones."""
+        frame = self.candles.get((pair, timeframe))
+        if frame is None:
+            listing = (
+                ", ".join(f"{p} {t}" for p, t in sorted(self.candles))
+                or f"none (run `dvc repro` to ingest into {self.source})"
+            )
+            raise UnknownSeries(f"no stored series {pair} {timeframe}; known: {listing}", field="pair")
+        return frame
+
+    def info(self) -> list[dict[str, int | str]]:
+        """Pair, timeframe, candle count, first and last time of each series."""
+        return [
+            {
+                "pair": p,
+                "timeframe": t,
+                "candles": f.height,
+                "first_time": int(f["time"][0]),
+                "last_time": int(f["time"][-1]),
+            }
+            for (p, t), f in sorted(self.candles.items())
+        ]
+
+
+def load_stored(candles_dir: Path) -> StoredSeries:
+    """Read every real series of ``ingest``'s index (augmented copies left out).
+
+    No index: an empty snapshot (nothing ingested yet). An index whose files are missing or
+    unreadable (a rebuild that failed half way) is an error, so a caller can keep what it has.
+    """
     index_file = candles_dir / INDEX
     if not index_file.is_file():
-        return {}
-    return {
-        (e["pair"], e["timeframe"]): candles_dir / e["file"]
-        for e in read_json(index_file)["series"]
-        if not e.get("augmented_from")
-    }
-
-
-def stored_series_file(candles_dir: Path, pair: str, timeframe: str) -> Path:
-    """The Parquet file of a stored series; the path comes from ingest's index, never from the caller."""
-    known = stored_series(candles_dir)
-    path = known.get((pair, timeframe))
-    if path is None:
-        listing = (
-            ", ".join(f"{p} {t}" for p, t in sorted(known))
-            or f"none (run `dvc repro` to ingest into {candles_dir})"
-        )
-        raise UnknownSeries(f"no stored series {pair} {timeframe}; known: {listing}", field="pair")
-    return path
-
-
-def stored_series_info(candles_dir: Path) -> list[dict[str, int | str]]:
-    """The real series ``ingest`` stored: pair, timeframe, candle count, first and last time."""
-    index_file = candles_dir / INDEX
-    if not index_file.is_file():
-        return []
-    return [
-        {
-            "pair": e["pair"],
-            "timeframe": e["timeframe"],
-            "candles": e["rows"],
-            "first_time": e["first_time"],
-            "last_time": e["last_time"],
-        }
-        for e in read_json(index_file)["series"]
-        if not e.get("augmented_from")
-    ]
-
-
-def read_stored(candles_dir: Path, pair: str, timeframe: str) -> pl.DataFrame:
-    """Every stored candle of a series (canonical, validated by ingest)."""
-    return pl.read_parquet(stored_series_file(candles_dir, pair, timeframe))
+        return StoredSeries({}, candles_dir)
+    candles: dict[tuple[str, str], pl.DataFrame] = {}
+    try:
+        for e in read_json(index_file)["series"]:
+            if not e.get("augmented_from"):  # the file comes from ingest's index, never from a request
+                candles[(e["pair"], e["timeframe"])] = pl.read_parquet(candles_dir / e["file"])
+    except (OSError, ValueError, KeyError, pl.exceptions.PolarsError) as exc:
+        raise CandleMLError(
+            f"{candles_dir}: cannot read the stored series ({type(exc).__name__}: {exc}); "
+            "`dvc checkout` restores the last good ones"
+        ) from None
+    return StoredSeries(candles, candles_dir)
 
 
 @dataclass(frozen=True)
@@ -164,7 +171,7 @@ def predict_series(model: LoadedModel, candles: pl.DataFrame) -> SeriesPredictio
 
 def predict_stored(
     model: LoadedModel,
-    candles_dir: Path,
+    series: pl.DataFrame,
     pair: str,
     timeframe: str,
     start: int | None = None,
@@ -174,12 +181,11 @@ def predict_stored(
 ) -> PredictResponse:
     """Predict a stored series (or its ``start``..``end`` range) ``batch_size`` candles at a time.
 
-    Each chunk is read with the model's ``min_history`` candles before it and its lookahead
+    Each chunk is taken with the model's ``min_history`` candles before it and its lookahead
     after it, so every candle gets exactly the prediction it gets in one pass over the series,
     while memory holds one chunk's features and windows at a time.
     """
-    series = pl.scan_parquet(stored_series_file(candles_dir, pair, timeframe))
-    times = series.select("time").collect()["time"].to_numpy()
+    times = series["time"].to_numpy()
     lo = 0 if start is None else int(np.searchsorted(times, start, "left"))
     hi = times.size if end is None else int(np.searchsorted(times, end, "right"))
     if lo >= hi:
@@ -195,8 +201,7 @@ def predict_stored(
     for a in range(lo, hi, batch_size):
         b = min(a + batch_size, hi)
         first, last = max(0, a - meta.min_history), min(times.size, b + meta.window.after)
-        chunk = series.slice(first, last - first).collect()
-        pred = model.bundle.predict(chunk)
+        pred = model.bundle.predict(series.slice(first, last - first))
         labels[a - lo : b - lo] = pred.label[a - first : b - first]
         confidence[a - lo : b - lo] = pred.confidence[a - first : b - first]
     return respond(model, times[lo:hi], labels, confidence, min_confidence)

@@ -22,7 +22,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from candle_ml.errors import ModelLoadError
+from candle_ml.errors import CandleMLError, ModelLoadError
 from candle_ml.loading import LoadedModel
 from serve.errors import EXCEPTION_HANDLERS
 from serve.health import TrackingProbe
@@ -50,6 +50,8 @@ async def _reload_quietly(store: ModelStore) -> None:
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     """Load the model before the first request; ``kill -HUP`` reloads it like ``POST /model/reload``."""
     store: ModelStore = app.state.store
+    with contextlib.suppress(CandleMLError):  # logged; /health says why; the next reload retries
+        await asyncio.to_thread(app.state.series_cache.reload)
     await _reload_quietly(store)
     loop = asyncio.get_running_loop()
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
@@ -76,10 +78,6 @@ def _probe(state: State) -> TrackingProbe:
     return probe
 
 
-def _candles_dir(state: State) -> Path:
-    return Path(state.settings.candles_dir)
-
-
 def _feedback_log(state: State) -> Path:
     return Path(state.settings.feedback_log)
 
@@ -97,7 +95,6 @@ DEPENDENCIES = {
     "store": _store,
     "model": _model,
     "probe": _probe,
-    "candles_dir": _candles_dir,
     "feedback_log": _feedback_log,
     "human_dir": _human_dir,
     "series_cache": _series_cache,

@@ -117,12 +117,16 @@ class Health(msgspec.Struct):
     model: str | None  # name@version
     mlflow: str  # ok | unreachable | not configured
     last_reload_error: str | None = None
+    series: int = 0  # stored series being served (a snapshot read at startup and on reload)
+    series_error: str | None = None  # why the last read of the stored series failed (the old ones serve)
 
 
 class ReloadResult(msgspec.Struct):
     reloaded: bool
     model: ModelSummary | None
     error: str | None = None
+    series: int = 0  # stored series served after the reload
+    series_error: str | None = None  # the stored series could not be read again: the previous ones serve
 
 
 LABEL = Meta(

@@ -1,20 +1,30 @@
-"""Whole-series predictions for the review routes, computed once per model version and series.
+"""The stored series the server serves, and their whole-series predictions.
 
-A stored series does not change while the server runs and a model version never changes, so
-``/review`` and ``/review/queue`` slice one cached pass instead of predicting again; a reload
-(new version) simply misses the cache. At most ``MAX_ENTRIES`` series are kept.
+The series are read into memory at startup and on ``POST /model/reload`` (a few MB), and every
+route reads that snapshot: a ``dvc repro`` that removes ``data/candles/`` and then fails leaves
+the server serving the last good series until a reload finds a good set again (a failed read
+keeps the old snapshot and says why in ``/health``).
+
+``/review`` and ``/review/queue`` slice one cached prediction pass per model version, snapshot
+and series instead of predicting again; a new model version or snapshot simply misses the cache.
+At most ``MAX_ENTRIES`` passes are kept.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
+from candle_ml.errors import CandleMLError
 from candle_ml.loading import LoadedModel
-from candle_ml.prediction import SeriesPrediction, predict_series, read_stored, require_history
+from candle_ml.prediction import SeriesPrediction, StoredSeries, load_stored, predict_series, require_history
+
+log = logging.getLogger("candle_ml.serve")
 
 MAX_ENTRIES = 16
 
@@ -22,20 +32,44 @@ MAX_ENTRIES = 16
 class SeriesCache:
     def __init__(self, candles_dir: Path):
         self.candles_dir = candles_dir
-        self._entries: OrderedDict[tuple[str, str, str], SeriesPrediction] = OrderedDict()
+        self.stored = StoredSeries({}, candles_dir)
+        self.generation = 0  # bumped by every snapshot swap: part of the prediction cache key
+        self.last_error: str | None = None
+        self._entries: OrderedDict[tuple[str, int, str, str], SeriesPrediction] = OrderedDict()
         self._lock = threading.Lock()
-        self._computing: dict[tuple[str, str, str], threading.Lock] = {}
-        self._times: dict[tuple[str, str], np.ndarray] = {}
+        self._computing: dict[tuple[str, int, str, str], threading.Lock] = {}
+
+    def reload(self) -> StoredSeries:
+        """Read the stored series again; on failure keep serving the previous snapshot and raise."""
+        try:
+            fresh = load_stored(self.candles_dir)
+            if not fresh.candles and self.stored.candles:  # dvc repro removes outputs before rebuilding them
+                raise CandleMLError(
+                    f"{self.candles_dir}: no stored series now (a rebuild in progress, or one that failed); "
+                    "`dvc checkout data/candles` restores the last good ones"
+                )
+        except CandleMLError as exc:
+            self.last_error = str(exc)
+            log.error(
+                "stored series not reloaded, still serving %d series: %s", len(self.stored.candles), exc
+            )
+            raise
+        with self._lock:
+            self.stored, self.generation, self.last_error = fresh, self.generation + 1, None
+            self._entries.clear()
+        log.info("serving %d stored series from %s", len(fresh.candles), self.candles_dir)
+        return fresh
+
+    def series(self, pair: str, timeframe: str) -> pl.DataFrame:
+        """Every candle of a stored series (404 for one ingest did not store)."""
+        return self.stored.get(pair, timeframe)
 
     def times(self, pair: str, timeframe: str) -> np.ndarray:
-        """The stored candle times of a series (404 for a series ingest did not store)."""
-        key = (pair, timeframe)
-        if key not in self._times:
-            self._times[key] = read_stored(self.candles_dir, pair, timeframe)["time"].to_numpy()
-        return self._times[key]
+        return self.series(pair, timeframe)["time"].to_numpy()
 
     def get(self, model: LoadedModel, pair: str, timeframe: str) -> SeriesPrediction:
-        key = (model.version, pair, timeframe)
+        """The whole series predicted by ``model``, computed once per model version and snapshot."""
+        key = (model.version, self.generation, pair, timeframe)
         with self._lock:
             if key in self._entries:
                 self._entries.move_to_end(key)
@@ -45,7 +79,7 @@ class SeriesCache:
             with self._lock:
                 if key in self._entries:
                     return self._entries[key]
-            candles = read_stored(self.candles_dir, pair, timeframe)
+            candles = self.series(pair, timeframe)
             require_history(candles.height, model.bundle.meta.min_history, f"{pair} {timeframe}")
             result = predict_series(model, candles)
             with self._lock:

@@ -257,3 +257,36 @@ def test_the_page_and_its_scripts_are_served(app_dirs):
     lib = client.get("/static/vendor/lightweight-charts.standalone.production.js")
     assert lib.status_code == 200 and "Lightweight Charts" in lib.text[:300]
     assert client.get("/static/review.js").status_code == 200
+
+
+def test_the_server_keeps_its_series_through_a_failed_rebuild(served_model, tmp_path):
+    """`dvc repro` removes data/candles before ingest reruns; if ingest then fails, the server
+    keeps serving the series it read, says so in /health, and takes a good set on reload."""
+    import shutil
+
+    bundle_dir, candles_dir = served_model
+    live = tmp_path / "candles"
+    shutil.copytree(candles_dir, live)
+    settings = ServeSettings(
+        model=str(bundle_dir), candles_dir=str(live), feedback_log=str(tmp_path / "f.jsonl")
+    )
+    batch = {"pair": "IBM", "timeframe": "1d", "start": 1356998400}
+    with TestClient(create_app(settings)) as client:
+        before = client.post("/predict/batch", json=batch).json()
+        shutil.rmtree(live)  # what DVC does first; then ingest fails
+        assert client.post("/predict/batch", json=batch).json() == before
+        reload = client.post("/model/reload").json()
+        assert reload["reloaded"] and reload["series"] == 2 and "dvc checkout" in reload["series_error"]
+        health = client.get("/health").json()
+        assert health["status"] == "degraded" and health["series"] == 2 and health["series_error"]
+        assert len(client.get("/series").json()) == 2
+        live.mkdir()  # a half-written rebuild: the index names a file that is not there
+        (live / "index.json").write_text(
+            json.dumps({"series": [{"pair": "IBM", "timeframe": "1d", "file": "IBM_1d.parquet"}]})
+        )
+        assert "cannot read the stored series" in client.post("/model/reload").json()["series_error"]
+        assert client.post("/predict/batch", json=batch).json() == before
+        shutil.rmtree(live)
+        shutil.copytree(candles_dir, live)  # `dvc checkout`, or a rebuild that succeeded
+        reload = client.post("/model/reload").json()
+        assert reload["series_error"] is None and client.get("/health").json()["status"] == "ok"

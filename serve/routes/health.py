@@ -10,6 +10,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from serve.health import TrackingProbe
 from serve.model_store import ModelStore
 from serve.schemas import Health
+from serve.series_cache import SeriesCache
 
 
 class HealthController(Controller):
@@ -22,16 +23,26 @@ class HealthController(Controller):
         summary="200 with a model loaded, 503 without",
     )
     def health(
-        self, store: NamedDependency[ModelStore], probe: NamedDependency[TrackingProbe]
+        self,
+        store: NamedDependency[ModelStore],
+        probe: NamedDependency[TrackingProbe],
+        series_cache: NamedDependency[SeriesCache],
     ) -> Response[Health]:
         current = store.current
         mlflow_state = probe.state()
-        ok = current is not None and mlflow_state != "unreachable" and store.last_error is None
+        ok = (
+            current is not None
+            and mlflow_state != "unreachable"
+            and store.last_error is None
+            and series_cache.last_error is None
+        )
         body = Health(
             status="ok" if ok else "degraded",
             model_loaded=current is not None,
             model=f"{current.name}@{current.version}" if current else None,
             mlflow=mlflow_state,
             last_reload_error=store.last_error,
+            series=len(series_cache.stored.candles),
+            series_error=series_cache.last_error,
         )
         return Response(body, status_code=HTTP_200_OK if current else HTTP_503_SERVICE_UNAVAILABLE)

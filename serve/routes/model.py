@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_409_CONFLICT
 
 from candle_ml.bundle import Label
-from candle_ml.errors import ModelLoadError
+from candle_ml.errors import CandleMLError, ModelLoadError
 from candle_ml.loading import LoadedModel
 from serve.model_store import ModelStore, model_info
 from serve.schemas import ModelInfo, ReloadResult, errors
+from serve.series_cache import SeriesCache
 
 
 class ModelController(Controller):
@@ -43,13 +46,19 @@ class ModelController(Controller):
         status_code=HTTP_200_OK,
         summary="Load the model again and swap it in; a failed load keeps the old one (409)",
     )
-    def reload(self, store: NamedDependency[ModelStore]) -> Response[ReloadResult]:
+    def reload(
+        self, store: NamedDependency[ModelStore], series_cache: NamedDependency[SeriesCache]
+    ) -> Response[ReloadResult]:
+        """The stored series are read again too: a rebuild that failed keeps the last good ones."""
+        with contextlib.suppress(CandleMLError):  # kept in series_cache.last_error
+            series_cache.reload()
+        served = len(series_cache.stored.candles)
         try:
             loaded = store.reload()
         except ModelLoadError as exc:
             current = store.current
-            return Response(
-                ReloadResult(False, current.summary if current else None, str(exc)),
-                status_code=HTTP_409_CONFLICT,
+            body = ReloadResult(
+                False, current.summary if current else None, str(exc), served, series_cache.last_error
             )
-        return Response(ReloadResult(True, loaded.summary))
+            return Response(body, status_code=HTTP_409_CONFLICT)
+        return Response(ReloadResult(True, loaded.summary, None, served, series_cache.last_error))

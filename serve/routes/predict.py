@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -17,6 +16,7 @@ from candle_ml.candles import CANDLE_COLUMNS, validate_candles
 from candle_ml.loading import LoadedModel
 from candle_ml.prediction import PredictResponse, predict_frame, predict_stored
 from serve.schemas import CANDLE_EXAMPLE, BatchRequest, Candle, PredictRequest, errors, strict_json
+from serve.series_cache import SeriesCache
 
 PREDICT_EXAMPLE = Example(
     summary="candles of one series, oldest first (a real request needs at least min_history + 1)",
@@ -77,11 +77,11 @@ class PredictController(Controller):
         self,
         data: Annotated[BatchRequest, Body(examples=[BATCH_EXAMPLE])],
         model: NamedDependency[LoadedModel],
-        candles_dir: NamedDependency[Path],
+        series_cache: NamedDependency[SeriesCache],
     ) -> PredictResponse:
         return predict_stored(
             model,
-            candles_dir,
+            series_cache.series(data.pair, data.timeframe),
             data.pair,
             data.timeframe,
             data.start,

@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_200_OK
 from candle_ml.errors import UnknownSeries
 from candle_ml.feedback import human_spans, select_spans
 from candle_ml.loading import LoadedModel
-from candle_ml.prediction import SeriesPrediction, respond, stored_series
+from candle_ml.prediction import SeriesPrediction, respond
 from candle_ml.review import Kind, TimedSpan, disagreements, timeframe_seconds, unanswered
 from candle_ml.spans import group_spans
 from serve.routes.feedback import to_wire
@@ -137,7 +137,6 @@ class ReviewController(Controller):
         series_cache: NamedDependency[SeriesCache],
         human_dir: NamedDependency[Path],
         feedback_log: NamedDependency[Path],
-        candles_dir: NamedDependency[Path],
         pair: Annotated[str | None, PAIR] = None,
         timeframe: Annotated[str | None, TIMEFRAME] = None,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 20,
@@ -145,7 +144,7 @@ class ReviewController(Controller):
         started = time.perf_counter()
         series = [
             (p, t)
-            for p, t in sorted(stored_series(candles_dir))
+            for p, t in sorted(series_cache.stored.candles)
             if (pair is None or p == pair.upper()) and (timeframe is None or t == timeframe)
         ]
         if pair is not None and not series:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from litestar import Controller, get
@@ -10,8 +9,8 @@ from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from candle_ml.candles import PAIR_PATTERN, TIMEFRAME_PATTERN
-from candle_ml.prediction import read_stored, stored_series_info
 from serve.schemas import CandlesResponse, SeriesInfo, errors
+from serve.series_cache import SeriesCache
 
 PAIR = Parameter(pattern=f"^{PAIR_PATTERN}$", description="series name, e.g. AAPL")
 TIMEFRAME = Parameter(pattern=f"^{TIMEFRAME_PATTERN}$", description="timeframe, e.g. 1d")
@@ -27,8 +26,8 @@ class SeriesController(Controller):
         sync_to_thread=False,
         summary="The series ingest stored: pair, timeframe, candles, first/last time",
     )
-    def series(self, candles_dir: NamedDependency[Path]) -> list[SeriesInfo]:
-        return [SeriesInfo(**e) for e in stored_series_info(candles_dir)]  # type: ignore[arg-type]
+    def series(self, series_cache: NamedDependency[SeriesCache]) -> list[SeriesInfo]:
+        return [SeriesInfo(**e) for e in series_cache.stored.info()]  # type: ignore[arg-type]
 
     @get(
         "/candles",
@@ -38,13 +37,13 @@ class SeriesController(Controller):
     )
     def candles(
         self,
-        candles_dir: NamedDependency[Path],
+        series_cache: NamedDependency[SeriesCache],
         pair: Annotated[str, PAIR],
         timeframe: Annotated[str, TIMEFRAME],
         start: Annotated[int | None, START] = None,
         end: Annotated[int | None, END] = None,
     ) -> CandlesResponse:
-        frame = read_stored(candles_dir, pair, timeframe)
+        frame = series_cache.series(pair, timeframe)
         if start is not None:
             frame = frame.filter(frame["time"] >= start)
         if end is not None:
