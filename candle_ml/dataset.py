@@ -292,7 +292,7 @@ def dataset_metrics(
     overridden: int,
     purged: int,
 ) -> tuple[dict, dict]:
-    """(details for report.json, the metrics of metrics/dataset.json)."""
+    """(details for data/dataset/report.json, the numbers of reports/dataset.json)."""
     counts = frame["label"].value_counts(sort=True)
     total = frame.height
     label_counts = {r["label"]: int(r["count"]) for r in counts.iter_rows(named=True)}
@@ -357,4 +357,15 @@ def model_schema(
         "featurize": msgspec.to_builtins(featurize),
         "warmup": warmup,
         "history": warmup if history is None else history,
+    }
+
+
+def dataset_headline(report: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers ``dvc metrics show`` and ``dvc exp show`` compare; the rest stays in the report."""
+    return {
+        "rows": report["rows"],
+        "spans": report["spans"],
+        "agreement_rate": report["agreement_rate"],
+        "answers": sum(report["feedback_spans"].values()),  # traders' answers in the feedback log
+        "negatives": report["negatives_from_dismissals"],
     }

@@ -120,8 +120,13 @@ def evaluate(test: pl.DataFrame, min_overlap: float, majority: str) -> dict[str,
             "f1_macro": c["f1_macro"],
             "span_f1_macro": s["span_f1_macro"],
         }
+    # The pattern the model serves worst, among those the test split has.
+    scored = {label: v["f1"] for label, v in model["per_class_span"].items() if v["support"] > 0}
+    worst = min(scored, key=lambda label: (scored[label], label)) if scored else None
     return {
         **model,
+        "worst_span_f1": scored[worst] if worst else 0.0,
+        "worst_span_label": worst,
         "baselines": baselines,
         "test_candles": test.height,
         "test_candles_without_history": without,
@@ -143,6 +148,30 @@ def score_bundle(
         "min_overlap": min_overlap,
     }
     return metrics, test
+
+
+def evaluation_headline(report: dict[str, Any]) -> dict[str, Any]:
+    """The few numbers ``dvc metrics show`` and ``dvc exp show`` compare; the rest stays in the report."""
+    return {
+        "accuracy": report["accuracy"],
+        "f1_macro": report["f1_macro"],
+        "span_f1_macro": report["span_f1_macro"],
+        "worst_span_f1": report["worst_span_f1"],
+        "test_candles": report["test_candles"],
+    }
+
+
+def per_class_table(report: dict[str, Any]) -> pl.DataFrame:
+    """label, span F1, candle F1 and support per label: the per-class bar chart of ``dvc plots``."""
+    labels = sorted(report["per_class_span"])
+    return pl.DataFrame(
+        {
+            "label": labels,
+            "span_f1": [report["per_class_span"][lab]["f1"] for lab in labels],
+            "f1": [report["per_class"].get(lab, {}).get("f1", 0.0) for lab in labels],
+            "spans": [report["per_class_span"][lab]["support"] for lab in labels],
+        }
+    )
 
 
 def feature_importance(bundle: Bundle) -> pl.DataFrame:
@@ -208,7 +237,7 @@ def write_plots(
     )
 
 
-def log_evaluation(run_id: str, metrics: dict[str, Any], metrics_file: Path, plots_dir: Path) -> None:
+def log_evaluation(run_id: str, metrics: dict[str, Any], report_file: Path, plots_dir: Path) -> None:
     import mlflow
 
     with mlflow.start_run(run_id=run_id):
@@ -220,4 +249,6 @@ def log_evaluation(run_id: str, metrics: dict[str, Any], metrics_file: Path, plo
         mlflow.log_metrics({k.replace("@", "_"): v for k, v in numeric.items()})
         for name in PLOT_ARTIFACTS:
             mlflow.log_artifact(str(plots_dir / name))
-        mlflow.log_artifact(str(metrics_file))
+        mlflow.log_artifact(str(report_file))  # the server reads a registered model's scores here
+        if metrics.get("worst_span_label"):
+            mlflow.set_tag("worst_span_label", metrics["worst_span_label"])

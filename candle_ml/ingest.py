@@ -141,7 +141,7 @@ def series_index(series: list[Series]) -> list[dict[str, Any]]:
 
 
 def ingest_metrics(series: list[Series]) -> dict[str, Any]:
-    """Headline numbers for metrics/ingest.json (real series only; augmented ones counted apart)."""
+    """The numbers of reports/ingest.json (real series only; augmented ones counted apart)."""
     real = [s for s in series if not s.augmented_from]
     dropped: dict[str, int] = {}
     for s in series:

@@ -21,7 +21,7 @@ import msgspec
 
 from candle_ml.bundle import BUNDLE_FILE, Bundle, load_bundle
 from candle_ml.errors import CandleMLError, ModelLoadError
-from candle_ml.paths import EVALUATE_METRICS
+from candle_ml.paths import EVALUATE_REPORT
 from candle_ml.tracking import fail_fast
 
 log = logging.getLogger("candle_ml.loading")
@@ -75,8 +75,8 @@ def _content_version(path: Path) -> str:
 
 def _load_local(path: Path) -> LoadedModel:
     bundle = load_bundle(path)
-    # `dvc repro` writes metrics/evaluate.json beside models/; older than the bundle means stale.
-    metrics_file = path.resolve().parent / EVALUATE_METRICS
+    # `dvc repro` writes reports/evaluate.json beside models/; older than the bundle means stale.
+    metrics_file = path.resolve().parent / EVALUATE_REPORT
     metrics, metrics_source = None, None
     if metrics_file.is_file() and metrics_file.stat().st_mtime >= (path / BUNDLE_FILE).stat().st_mtime:
         metrics, metrics_source = json.loads(metrics_file.read_text()), str(metrics_file)
@@ -117,7 +117,7 @@ def _load_registry(uri: str, tracking_uri: str) -> LoadedModel:
     bundle = load_bundle(bundles[0])
     metrics, metrics_source = None, None
     if version.run_id:
-        try:  # evaluate logs metrics/evaluate.json into the training run
+        try:  # evaluate logs reports/evaluate.json into the training run
             got = mlflow.artifacts.download_artifacts(
                 run_id=version.run_id,
                 artifact_path="evaluate.json",

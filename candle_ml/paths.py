@@ -25,11 +25,18 @@ SCHEMA = DATASET_DIR / "schema.json"
 DATASET_REPORT = DATASET_DIR / "report.json"
 MODEL_DIR = Path("models")
 PLOTS_DIR = Path("plots")
-METRICS_DIR = Path("metrics")
+METRICS_DIR = Path("metrics")  # headline numbers only (DVC metrics: `dvc metrics show`, `dvc exp show`)
 EVALUATE_METRICS = METRICS_DIR / "evaluate.json"
+REPORTS_DIR = Path("reports")  # every stage's detail: per class, per series, per rule
+EVALUATE_REPORT = REPORTS_DIR / "evaluate.json"
+PER_CLASS_PLOT = REPORTS_DIR / "per_class.csv"  # per-label scores, a DVC bar chart
 
 INDEX = "index.json"  # the series listing inside CANDLES_DIR and FEATURES_DIR
 
 
 def metrics_file(stage: str) -> Path:
     return METRICS_DIR / f"{stage}.json"
+
+
+def report_file(stage: str) -> Path:
+    return REPORTS_DIR / f"{stage}.json"

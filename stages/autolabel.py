@@ -48,7 +48,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         )
         counts = spans_per_label(spans, priority)
         write_json(
-            paths.metrics_file("autolabel"),
+            paths.report_file("autolabel"),
             {"spans": len(spans), "spans_per_label": counts, "lookback_candles": skip},
         )
         rare = [k for k, v in counts.items() if v < RARE_SPANS]

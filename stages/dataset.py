@@ -4,7 +4,7 @@ Reads ``data/features/``, ``data/autolabel/spans.json``, the traders' exports
 ``data/annotations/human/*.json`` and the feedback log ``data/annotations/feedback.jsonl``;
 writes ``dataset.parquet``, ``reference.parquet`` (every candle's reference label, for
 evaluate), ``schema.json`` (what a model needs to rebuild its inputs), ``report.json``
-(skipped annotations with examples) and ``metrics/dataset.json``.
+(skipped annotations with examples), ``reports/dataset.json`` and ``metrics/dataset.json`` (headline).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import typer
 from candle_ml import paths
 from candle_ml.annotations import Annotation, read_autolabel, read_human_annotations
 from candle_ml.config import DatasetParams, load_section
-from candle_ml.dataset import build_dataset, load_series, model_schema
+from candle_ml.dataset import build_dataset, dataset_headline, load_series, model_schema
 from candle_ml.stageio import read_json, require_file, run_stage, write_json
 
 log = logging.getLogger("candle_ml.dataset")
@@ -55,7 +55,8 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
             ),
         )
         write_json(paths.DATASET_REPORT, result.report)
-        write_json(paths.metrics_file("dataset"), metrics)
+        write_json(paths.report_file("dataset"), metrics)
+        write_json(paths.metrics_file("dataset"), dataset_headline(metrics))
         for reason, examples in result.report["examples"].items():
             # Programmatic spans in the warm-up are expected; anything touching human work is a warning.
             level = logging.INFO if all(e.startswith("autolabel:") for e in examples) else logging.WARNING

@@ -1,4 +1,4 @@
-"""Stage ``evaluate``: ``models/`` + candles + reference labels -> ``metrics/evaluate.json``, ``plots/``.
+"""Stage ``evaluate``: ``models/`` + candles + reference labels -> ``reports/``, ``metrics/``, ``plots/``.
 
 Predicts every candle exactly as the server does (``Bundle.predict`` on raw candles), scores the
 test split per candle and per span against the reference and two baselines, and logs the
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import typer
@@ -17,9 +18,17 @@ import typer
 from candle_ml import paths
 from candle_ml.bundle import load_bundle
 from candle_ml.config import EvaluateParams, MlflowParams, parse_section, read_params
-from candle_ml.evaluation import feature_importance, log_evaluation, score_bundle, write_plots
+from candle_ml.evaluation import (
+    evaluation_headline,
+    feature_importance,
+    log_evaluation,
+    per_class_table,
+    score_bundle,
+    write_plots,
+)
+from candle_ml.promotion import Scorer, promote, version_of_run
 from candle_ml.stageio import read_json, require_file, run_stage, write_json
-from candle_ml.tracking import connect, guarded
+from candle_ml.tracking import connect, guarded, tracking_uri
 
 log = logging.getLogger("candle_ml.evaluate")
 
@@ -37,7 +46,9 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
             )
         metrics, test = score_bundle(bundle, paths.CANDLES_DIR, reference, params.min_overlap)
         shutil.rmtree(paths.PLOTS_DIR, ignore_errors=True)
-        write_json(paths.EVALUATE_METRICS, metrics)
+        write_json(paths.EVALUATE_REPORT, metrics)  # every number, per class and per pattern
+        write_json(paths.EVALUATE_METRICS, evaluation_headline(metrics))
+        per_class_table(metrics).write_csv(paths.PER_CLASS_PLOT)
         write_plots(
             paths.PLOTS_DIR,
             test.filter(pl.col("predicted").is_not_null()),
@@ -47,10 +58,13 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
             params.top_features,
         )
         log.info(
-            "test: accuracy %.3f, f1_macro %.3f, span_f1_macro %.3f (majority %.3f, TA-Lib rule %.3f)",
+            "test: accuracy %.3f, f1_macro %.3f, span_f1_macro %.3f, worst %s %.3f "
+            "(majority %.3f, TA-Lib rule %.3f)",
             metrics["accuracy"],
             metrics["f1_macro"],
             metrics["span_f1_macro"],
+            metrics["worst_span_label"],
+            metrics["worst_span_f1"],
             metrics["baselines"]["majority"]["span_f1_macro"],
             metrics["baselines"]["talib_rule"]["span_f1_macro"],
         )
@@ -62,15 +76,34 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
                 log_evaluation,
                 run_id,
                 metrics,
-                paths.EVALUATE_METRICS,
+                paths.EVALUATE_REPORT,
                 paths.PLOTS_DIR,
             )
+            if cfg.registered_model and cfg.champion_alias:
+                guarded(
+                    cfg,
+                    "promoting the champion",
+                    promote_run,
+                    cfg,
+                    run_id,
+                    metrics,
+                    lambda other: score_bundle(other, paths.CANDLES_DIR, reference, params.min_overlap)[0],
+                )
         elif not run_id:
             log.warning(
                 "the bundle has no MLflow run (tracking was unavailable at train time); metrics not logged"
             )
 
     run_stage(run)
+
+
+def promote_run(cfg: MlflowParams, run_id: str, report: dict[str, Any], score: Scorer) -> None:
+    """Move the champion alias to this run's version if it beats the champion on this test split."""
+    version = version_of_run(cfg, tracking_uri(), run_id)
+    if version is None:
+        return
+    moved, lines = promote(cfg, tracking_uri(), version, report, score)
+    log.info("champion: %s", "\n  ".join(lines))
 
 
 if __name__ == "__main__":

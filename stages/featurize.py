@@ -56,7 +56,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
             {"series": out_index, "feature_columns": columns, "config": cfg, "history_candles": history},
         )
         write_json(
-            paths.metrics_file("featurize"),
+            paths.report_file("featurize"),
             {
                 "rows": sum(e["rows"] for e in out_index),
                 "feature_columns": len(columns),

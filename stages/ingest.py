@@ -1,6 +1,6 @@
 """Stage ``ingest``: bundled real OHLCV + user files -> ``data/candles/`` (validated canonical candles).
 
-Writes one ``{PAIR}_{TIMEFRAME}.parquet`` per series, ``index.json`` and ``metrics/ingest.json``.
+Writes one ``{PAIR}_{TIMEFRAME}.parquet`` per series, ``index.json`` and ``reports/ingest.json``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
             s.candles.write_parquet(paths.CANDLES_DIR / f"{s.key}.parquet")
             log.info("%s: %d candles from %s", s.key, s.candles.height, s.source)
         write_json(paths.CANDLES_DIR / paths.INDEX, {"series": series_index(series)})
-        write_json(paths.metrics_file("ingest"), ingest_metrics(series))
+        write_json(paths.report_file("ingest"), ingest_metrics(series))
 
     run_stage(run)
 

@@ -17,7 +17,7 @@ from candle_ml.bundle import save_bundle
 from candle_ml.config import MlflowParams, TrainParams, parse_section, read_params
 from candle_ml.models import model_class
 from candle_ml.stageio import read_json, require_file, run_stage
-from candle_ml.tracking import connect, guarded
+from candle_ml.tracking import connect, guarded, run_name
 from candle_ml.training import bundle_meta, log_to_mlflow, train
 
 log = logging.getLogger("candle_ml.train")
@@ -46,7 +46,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
             return
         import mlflow
 
-        with mlflow.start_run() as active:
+        with mlflow.start_run(run_name=run_name()) as active:
             meta = bundle_meta(result, schema, params, active.info.run_id)
             save_bundle(paths.MODEL_DIR, result.model, meta)
             guarded(

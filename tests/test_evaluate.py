@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from candle_ml.evaluation import evaluate
+from candle_ml.evaluation import evaluate, evaluation_headline, per_class_table
 
 
 def frame(reference, predicted, rule=None, pair="AAA"):
@@ -61,3 +61,20 @@ def test_candles_without_a_prediction_are_counted_not_scored():
     m = evaluate(frame(ref, pred), 0.5, "O")
     assert m["test_candles"] == 4 and m["test_candles_without_history"] == 2
     assert m["accuracy"] == 1.0 and m["span_f1_macro"] == 1.0 and "doji" not in m["per_class_span"]
+
+
+def test_the_worst_pattern_and_the_headline_numbers():
+    ref = ["O", "doji", "O", "bullish_engulfing", "bullish_engulfing", "O", "doji", "O"]
+    pred = ["O", "doji", "O", "bullish_harami", "bullish_harami", "O", "doji", "O"]
+    m = evaluate(frame(ref, pred), 0.5, "O")
+    # harami is predicted but not in the test split: the worst is the engulfing it missed.
+    assert (m["worst_span_label"], m["worst_span_f1"]) == ("bullish_engulfing", 0.0)
+    assert evaluation_headline(m) == {
+        "accuracy": m["accuracy"],
+        "f1_macro": m["f1_macro"],
+        "span_f1_macro": m["span_f1_macro"],
+        "worst_span_f1": 0.0,
+        "test_candles": 8,
+    }
+    table = per_class_table(m)
+    assert table.filter(pl.col("label") == "doji")["span_f1"].item() == 1.0
