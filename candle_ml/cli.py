@@ -8,6 +8,7 @@ server's code. ``candle-ml serve`` is added by ``serve.cli`` (the library knows 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -15,6 +16,9 @@ from candle_ml import paths
 from candle_ml.annotations import read_annotation_file, read_feedback_log
 from candle_ml.candles import CANDLE_COLUMNS, parse_series_filename, read_series_file, validate_candles
 from candle_ml.errors import CandleMLError
+
+if TYPE_CHECKING:
+    from candle_ml.bundle import Bundle
 
 app = typer.Typer(
     help="candle-ml: candlestick-pattern ML backend (pipeline: `dvc repro`).", no_args_is_help=True
@@ -130,6 +134,46 @@ def predict(
         f"(model {loaded.name}@{loaded.version})" + (f" -> {output}" if output else ""),
         err=True,
     )
+
+
+@app.command()
+def promote(
+    version: str = typer.Argument(..., help="the registered model version to make champion"),
+    force: bool = typer.Option(False, "--force", help="move the alias even when the version is not better"),
+    params_file: Path = typer.Option(
+        paths.PARAMS, "--params", help="params.yaml (mlflow and evaluate sections)"
+    ),
+) -> None:
+    """Compare a registered version with the champion on the current test split; promote it if better.
+
+    Exits 0 when the alias moved, 1 when it did not (the comparison says why)."""
+    import polars as pl
+
+    from candle_ml.config import EvaluateParams, MlflowParams, parse_section, read_params
+    from candle_ml.evaluation import score_bundle
+    from candle_ml.loading import load_model_from
+    from candle_ml.promotion import promote as promote_version
+    from candle_ml.stageio import require_file
+    from candle_ml.tracking import fail_fast, tracking_uri
+
+    fail_fast()
+    try:
+        all_params = read_params(params_file)
+        cfg = parse_section(all_params, "mlflow", MlflowParams, params_file)
+        min_overlap = parse_section(all_params, "evaluate", EvaluateParams, params_file).min_overlap
+        reference = pl.read_parquet(require_file(paths.REFERENCE, "dataset"))
+        uri = tracking_uri()
+
+        def score(bundle: Bundle) -> dict[str, Any]:
+            return score_bundle(bundle, paths.CANDLES_DIR, reference, min_overlap)[0]
+
+        candidate = load_model_from(f"models:/{cfg.registered_model}/{version}", uri)
+        moved, lines = promote_version(cfg, uri, version, score(candidate.bundle), score, force)
+    except CandleMLError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo("\n".join(lines))
+    raise typer.Exit(0 if moved else 1)
 
 
 if __name__ == "__main__":

@@ -150,7 +150,10 @@ class EvaluateParams(Options):
 class MlflowParams(Options):
     experiment: str = "candle-ml"
     registered_model: str = ""  # empty: log the model, do not register it
-    alias: str = "candidate"
+    alias: str = "candidate"  # moves to every workspace run's version (not to queued experiments')
+    # Moves only to a version that beats the current champion on the same test split.
+    champion_alias: str = "champion"
+    max_pattern_drop: float = 0.05  # ...with no pattern's span F1 lower than the champion's by more
     required: bool = False  # False: warn and go on when the tracking store is unreachable
 
 

@@ -37,9 +37,39 @@ def tracking_uri() -> str:
 
 
 def fail_fast() -> None:
-    """An unreachable store fails in seconds, not after MLflow's default minutes of HTTP retries."""
+    """An unreachable store fails in seconds, not after MLflow's default minutes of HTTP retries;
+    MLflow's own chatter (database set-up, artifact progress bars) stays out of stage logs."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def queued_experiment() -> bool:
+    """True inside `dvc exp run --queue` / `--temp`: DVC runs those in a temporary copy of the repo."""
+    root = os.environ.get("DVC_ROOT")
+    return root is not None and Path(root).resolve() != Path.cwd().resolve()
+
+
+def run_name() -> str | None:
+    """The DVC experiment's name, so MLflow's run list reads like `dvc exp show`."""
+    return os.environ.get("DVC_EXP_NAME") or None
+
+
+def git_dirty() -> bool | None:
+    """Uncommitted changes to tracked files (the run's git_commit alone would not reproduce it)."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
 
 
 def connect(cfg: MlflowParams) -> bool:
@@ -113,6 +143,8 @@ def run_tags(model_type: str, params: dict[str, Any]) -> dict[str, str]:
     if commit := git_commit():
         tags["mlflow.source.git.commit"] = commit
         tags["git_commit"] = commit
+    if (dirty := git_dirty()) is not None:
+        tags["git_dirty"] = str(dirty).lower()
     if exp := os.environ.get("DVC_EXP_NAME"):
         tags["dvc_exp_name"] = exp
     return tags

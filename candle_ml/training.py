@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 import numpy as np
+import pandas as pd
 import polars as pl
 from sklearn.utils.class_weight import compute_sample_weight
 
@@ -26,13 +27,24 @@ from candle_ml.candles import CANDLE_COLUMNS
 from candle_ml.config import FeaturizeParams, MlflowParams, TrainParams
 from candle_ml.errors import DatasetError
 from candle_ml.models import PatternModel, create_model, model_class
-from candle_ml.tracking import dataset_version, flatten, git_commit, run_tags
+from candle_ml.tracking import dataset_version, flatten, git_commit, queued_experiment, run_tags
 
 log = logging.getLogger("candle_ml.train")
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PYFUNC_CODE = PACKAGE_DIR / "mlflow_pyfunc.py"
 PRICE_AND_VOLUME = CANDLE_COLUMNS[1:]
+# What the raw-candle pyfunc takes (three real AAPL days, 2005-01-14..18, Unix seconds).
+CANDLES_EXAMPLE = pd.DataFrame(
+    {
+        "time": [1105660800, 1106006400, 1106092800],
+        "open": [70.24, 69.74, 70.6],
+        "high": [71.72, 70.7, 71.46],
+        "low": [69.19, 69.21, 69.75],
+        "close": [70.2, 70.65, 69.88],
+        "volume": [31620400.0, 17972500.0, 13426700.0],
+    }
+)
 
 
 @dataclass
@@ -42,6 +54,7 @@ class TrainResult:
     fit_info: dict[str, Any]
     class_counts: dict[str, dict[str, int]]
     seconds: float
+    example: np.ndarray  # a few training inputs: the logged model's input example and signature
 
 
 def training_classes(frame: pl.DataFrame, labels: list[str]) -> list[str]:
@@ -110,7 +123,7 @@ def train(frame: pl.DataFrame, schema: dict[str, Any], params: TrainParams) -> T
         }
         for split in ("train", "val", "test")
     }
-    return TrainResult(model, classes, info, counts, seconds)
+    return TrainResult(model, classes, info, counts, seconds, X[:5])
 
 
 def bundle_meta(
@@ -170,7 +183,7 @@ def log_to_mlflow(
         {f"fit.{k}": float(v) for k, v in meta.training.fit.items() if isinstance(v, int | float)}
     )
     mlflow.log_artifact(str(params_file))
-    result.model.log_native("model")
+    result.model.log_native("model", result.example)
     inputs: list[Any] = [ColSpec("long", "time")] + [ColSpec("double", c) for c in PRICE_AND_VOLUME]
     outputs: list[Any] = [
         ColSpec("long", "time"),
@@ -184,16 +197,23 @@ def log_to_mlflow(
         artifacts={"bundle": str(bundle_dir.resolve())},
         code_paths=[str(PACKAGE_DIR)],  # the library alone: it never imports stages/ or serve/
         signature=signature,
+        input_example=CANDLES_EXAMPLE,
         pip_requirements=_pip_requirements(),
         registered_model_name=cfg.registered_model or None,
     )
-    if cfg.registered_model and info.registered_model_version is not None:
-        mlflow.MlflowClient().set_registered_model_alias(
-            cfg.registered_model, cfg.alias, info.registered_model_version
-        )
+    version = info.registered_model_version
+    if not cfg.registered_model or version is None:
+        return
+    if queued_experiment():  # a variant being tried: registered, but the alias stays where it is
         log.info(
-            "registered %s version %s as @%s", cfg.registered_model, info.registered_model_version, cfg.alias
+            "registered %s version %s (a queued experiment: @%s not moved)",
+            cfg.registered_model,
+            version,
+            cfg.alias,
         )
+        return
+    mlflow.MlflowClient().set_registered_model_alias(cfg.registered_model, cfg.alias, version)
+    log.info("registered %s version %s as @%s", cfg.registered_model, version, cfg.alias)
 
 
 def _pip_requirements() -> list[str]:

@@ -119,9 +119,9 @@ ARTIFACTS = Path(os.environ.get("CANDLE_ML_TEST_ARTIFACTS", ROOT / "test-artifac
 STAGES = ("ingest", "featurize", "autolabel", "dataset", "train", "evaluate")
 
 
-def run(cmd: list[str], cwd: Path) -> str:
+def run(cmd: list[str], cwd: Path, **env_vars: str) -> str:
     """Run a command as a user types it (the venv's tools first on PATH); fail with its output."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env_vars}
     env.pop("MLFLOW_TRACKING_URI", None)  # the copy's own SQLite store
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"

@@ -9,6 +9,10 @@ and tracked in MLflow.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -22,6 +26,14 @@ from .conftest import ARTIFACTS, STAGES, commit_all, ran, run, set_param
 pytestmark = pytest.mark.integration
 
 DOWNSTREAM = ["train", "evaluate"]
+# docs/pipeline.md's `dvc exp show` columns (keep them in step). DVC matches --keep from the
+# start of the full column name: train.model_type, not model_type.
+EXP_SHOW_COLUMNS = [
+    "--drop",
+    ".*",
+    "--keep",
+    "Experiment|train.model_type|train.xgboost.max_depth|accuracy|f1_macro|span_f1_macro|worst_span_f1",
+]
 
 
 def test_the_pipeline_builds_every_stage_on_the_bundled_data(pipeline):
@@ -41,15 +53,30 @@ def test_the_pipeline_builds_every_stage_on_the_bundled_data(pipeline):
     schema = json.loads((repo / "data/dataset/schema.json").read_text())
     assert set(schema["input_columns"]) <= set(dataset.columns)
     assert set(dataset["split"].unique()) == {"train", "val", "test"}
-    metrics = json.loads((repo / "metrics/dataset.json").read_text())
+    metrics = json.loads((repo / "reports/dataset.json").read_text())
     assert metrics["rows"] == dataset.height
     assert metrics["label_counts"]["O"] > 0 and metrics["label_counts"]["bullish_engulfing"] > 100
     assert abs(sum(metrics["class_distribution"].values()) - 100) < 0.1
     assert metrics["warmup_rows_dropped"] > 0 and metrics["avg_span_length"] > 1
 
-    evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
+    evaluation = json.loads((repo / "reports/evaluate.json").read_text())
     for key in ("accuracy", "f1_macro", "f1_weighted", "span_f1_macro", "per_class", "per_class_span"):
         assert key in evaluation
+    worst = min((v["f1"], k) for k, v in evaluation["per_class_span"].items() if v["support"])
+    assert (evaluation["worst_span_f1"], evaluation["worst_span_label"]) == worst
+    headline = json.loads((repo / "metrics/evaluate.json").read_text())
+    assert headline == {
+        k: evaluation[k] for k in ("accuracy", "f1_macro", "span_f1_macro", "worst_span_f1", "test_candles")
+    }
+    assert set(json.loads((repo / "metrics/dataset.json").read_text())) == {
+        "rows",
+        "spans",
+        "agreement_rate",
+        "answers",
+        "negatives",
+    }
+    per_class = pl.read_csv(repo / "reports/per_class.csv")
+    assert per_class.columns == ["label", "span_f1", "f1", "spans"] and per_class.height >= 10
     assert evaluation["baselines"]["talib_rule"]["span_f1_macro"] == 1.0
     assert evaluation["span_f1_macro"] > evaluation["baselines"]["majority"]["span_f1_macro"]
     for name in (
@@ -61,6 +88,8 @@ def test_the_pipeline_builds_every_stage_on_the_bundled_data(pipeline):
         assert (repo / "plots" / name).stat().st_size > 0
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo))
     assert "metrics/dataset.json" in json.dumps(shown) and "metrics/evaluate.json" in json.dumps(shown)
+    table = run(["dvc", "metrics", "show"], repo, COLUMNS="160")
+    assert "span_f1_macro" in table and max(map(len, table.splitlines())) <= 160, table
 
 
 def test_nothing_changed_nothing_runs(pipeline):
@@ -100,7 +129,7 @@ def test_a_traders_export_rebuilds_the_dataset_and_what_follows(pipeline):
     (repo / "data/annotations/human/trader.json").write_text(json.dumps({"annotations": human}))
     out = run(["dvc", "repro"], repo)
     assert ran(out) == ["dataset", *DOWNSTREAM]
-    metrics = json.loads((repo / "metrics/dataset.json").read_text())
+    metrics = json.loads((repo / "reports/dataset.json").read_text())
     assert metrics["agreement_rate"] == 0.5 and metrics["human_annotations"] == 3
     assert metrics["skipped_annotations"]["no_matching_candle"] == 1
     assert "trader.json entry 2" in out  # the skipped one is shown, not silently lost
@@ -142,9 +171,11 @@ def test_the_review_loop_answers_reach_the_next_model(pipeline):
         assert "dataset" in status and "data/annotations" in status  # DVC sees the new answers
         out = run(["dvc", "repro"], repo)
         assert ran(out) == ["dataset", *DOWNSTREAM]
-        metrics = json.loads((repo / "metrics/dataset.json").read_text())
+        metrics = json.loads((repo / "reports/dataset.json").read_text())
         assert metrics["feedback_spans"] == {"human": 0, "human_correction": 1, "model_confirmed": 1}
         assert metrics["negatives_from_dismissals"] == 2  # this one and the trader export's
+        headline = json.loads((repo / "metrics/dataset.json").read_text())
+        assert (headline["answers"], headline["negatives"]) == (2, 2)
 
         reload = client.post("/model/reload").json()
         assert reload["reloaded"] and reload["model"]["version"] != old_version
@@ -202,7 +233,13 @@ def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
     train_params, metrics = exps["rf"]
     assert train_params["model_type"] == "random_forest"
     assert 0 < metrics["metrics/evaluate.json"]["data"]["f1_macro"] <= 1
-    assert metrics["metrics/dataset.json"]["data"]["feedback_spans"]["human_correction"] == 2
+    assert metrics["metrics/dataset.json"]["data"]["answers"] == 3  # the late answer too
+    # The README's comparison fits a terminal: the varied params and the headline metrics.
+    table = run(
+        ["dvc", "exp", "show", "--no-pager", *EXP_SHOW_COLUMNS], repo, COLUMNS="160"
+    )  # a wide terminal
+    assert "random_forest" in table and "worst_span_f1" in table, table
+    assert max(map(len, table.splitlines())) <= 160, table
 
     # Every run is in the repository's MLflow store, the queued one too (it ran in a temp copy).
     import mlflow
@@ -214,6 +251,7 @@ def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
     assert {r.data.tags.get("dvc_exp_name") for r in runs} == {None, "rf"}
     rf = next(r for r in runs if r.data.params["train.model_type"] == "random_forest")
     assert rf.data.tags["dvc_exp_name"] == "rf" and rf.data.tags["model_type"] == "random_forest"
+    assert rf.info.run_name == "rf" and rf.data.tags["git_dirty"] in ("true", "false")
     assert "f1_macro" in rf.data.metrics and "span_f1_macro" in rf.data.metrics
     assert rf.data.params["data.dataset_version"] not in ("", "None")
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(rf.info.run_id)}
@@ -223,8 +261,12 @@ def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
         "classification_report.txt",
         "params.yaml",
     } <= artifacts
-    version = mlflow.MlflowClient().get_model_version_by_alias("candle-patterns", "candidate")
-    assert int(version.version) == 4 and version.run_id == rf.info.run_id  # the latest holds the alias
+    client = mlflow.MlflowClient()
+    assert int(client.get_model_version_by_alias("candle-patterns", "champion").version) in (1, 2, 3)
+    # Every run registered a version; the queued experiment's did not move @candidate.
+    version = client.get_model_version_by_alias("candle-patterns", "candidate")
+    assert int(version.version) == 3 and version.run_id != rf.info.run_id
+    assert {int(v.version) for v in client.search_model_versions("name='candle-patterns'")} == {1, 2, 3, 4}
 
     # The registered pyfunc takes raw candles and runs the pipeline's own preprocessing.
     model = mlflow.pyfunc.load_model("models:/candle-patterns@candidate")
@@ -238,6 +280,32 @@ def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
     from candle_ml.loading import load_model_from
 
     served = load_model_from("models:/candle-patterns@candidate", store)
-    assert served.version == "4" and served.bundle.meta.training.run_id == version.run_id
+    assert served.version == "3" and served.bundle.meta.training.run_id == version.run_id
     assert served.metrics is not None and 0 < served.metrics["span_f1_macro"] <= 1
     assert served.metrics_source == f"runs:/{version.run_id}/evaluate.json"
+
+
+def test_the_champion_only_moves_to_a_better_version(pipeline):
+    """`candle-ml promote` as typed: the random forest (version 4) loses to the champion on the same
+    test split and does not move it; forced, it does; an XGBoost version then beats it and takes it."""
+    repo, _ = pipeline
+    import mlflow
+
+    def promote(*args: str) -> subprocess.CompletedProcess:
+        exe = str(Path(sys.executable).with_name("candle-ml"))
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        return subprocess.run(
+            [exe, "promote", *args], cwd=repo, capture_output=True, text=True, env=env, timeout=300
+        )
+
+    def champion() -> int:
+        mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+        return int(mlflow.MlflowClient().get_model_version_by_alias("candle-patterns", "champion").version)
+
+    before = champion()
+    worse = promote("4")
+    assert worse.returncode == 1 and "not better" in worse.stdout and "span_f1_macro" in worse.stdout, worse
+    assert champion() == before
+    assert promote("4", "--force").returncode == 0 and champion() == 4
+    better = promote("3")
+    assert better.returncode == 0 and "better" in better.stdout and champion() == 3, better

@@ -54,9 +54,12 @@ class RandomForestModel(SklearnClassifierModel):
         clf = sio.load(path, trusted=untrusted)
         return cls(None, len(clf.classes_), clf=clf)
 
-    def log_native(self, name: str):
+    def log_native(self, name: str, example):
         import mlflow.sklearn
+        from mlflow.models import infer_signature
 
         return mlflow.sklearn.log_model(self.clf, name=name, serialization_format="skops",
+                                        signature=infer_signature(example, self.predict_proba(example)),
+                                        input_example=example,
                                         skops_trusted_types=sorted(TRUSTED_TYPES),
                                         pip_requirements=["scikit-learn", "skops"])

@@ -52,11 +52,13 @@ class XGBoostModel(SklearnClassifierModel):
         model.clf.set_params(device="cpu")
         return model
 
-    def log_native(self, name: str):
+    def log_native(self, name: str, example):
         import mlflow.xgboost
+        from mlflow.models import infer_signature
 
         return mlflow.xgboost.log_model(self.clf, name=name, model_format="ubj",
-                                        pip_requirements=_requirements("xgboost"))
+                                        signature=infer_signature(example, self.predict_proba(example)),
+                                        input_example=example, pip_requirements=_requirements("xgboost"))
 
 
 def _requirements(*packages: str) -> list[str]:
