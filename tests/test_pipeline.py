@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,30 @@ def test_the_pipeline_builds_every_stage_on_the_bundled_data(pipeline):
     assert "metrics/dataset.json" in json.dumps(shown) and "metrics/evaluate.json" in json.dumps(shown)
     table = run(["dvc", "metrics", "show"], repo, COLUMNS="160")
     assert "span_f1_macro" in table and max(map(len, table.splitlines())) <= 160, table
+
+
+def test_dvc_plots_show_works_offline(pipeline):
+    """The page `dvc plots show` writes loads no remote script and draws its charts with no network."""
+    repo, _ = pipeline
+    run(["dvc", "plots", "show"], repo)
+    html = (repo / "dvc_plots/index.html").read_text()
+    assert "<script src=" not in html and "cdn.jsdelivr" not in html
+    chromium = shutil.which("chromium")
+    if chromium is None and not os.environ.get("CANDLE_ML_REQUIRE_BROWSER"):
+        pytest.skip("no chromium here to open the page")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_context(offline=True, viewport={"width": 1300, "height": 1000}).new_page()
+        remote: list[str] = []
+        page.on("request", lambda r: remote.append(r.url) if r.url.startswith("http") else None)
+        page.goto((repo / "dvc_plots/index.html").as_uri())
+        page.wait_for_function("document.querySelectorAll('.marks').length >= 3", timeout=20_000)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dvc-plots-offline.png"))
+        browser.close()
+    assert remote == []
 
 
 def test_nothing_changed_nothing_runs(pipeline):
