@@ -20,8 +20,14 @@ class PatternModel(Protocol):
     model_type: str
     file_name: str  # the fitted model's file inside the bundle
 
-    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None,
-            X_val: np.ndarray | None, y_val: np.ndarray | None) -> dict[str, Any]: ...
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        X_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+    ) -> dict[str, Any]: ...
     def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
     def set_threads(self, n: int | None) -> None: ...
     def feature_importance(self) -> np.ndarray: ...

@@ -18,7 +18,9 @@ class RandomForestModel(SklearnClassifierModel):
     model_type = "random_forest"
     file_name = "model.skops"
 
-    def __init__(self, params: RandomForestParams | None, n_classes: int, seed: int = 0, device: str = "cpu", clf=None):
+    def __init__(
+        self, params: RandomForestParams | None, n_classes: int, seed: int = 0, device: str = "cpu", clf=None
+    ):
         from sklearn.ensemble import RandomForestClassifier
 
         if device != "cpu":
@@ -27,8 +29,12 @@ class RandomForestModel(SklearnClassifierModel):
         self.n_classes = n_classes
         p = self.params
         self.clf = clf or RandomForestClassifier(
-            n_estimators=p.n_estimators, max_depth=p.max_depth, min_samples_leaf=p.min_samples_leaf,
-            max_features=p.max_features, n_jobs=p.n_jobs, random_state=seed,
+            n_estimators=p.n_estimators,
+            max_depth=p.max_depth,
+            min_samples_leaf=p.min_samples_leaf,
+            max_features=p.max_features,
+            n_jobs=p.n_jobs,
+            random_state=seed,
         )
 
     def fit(self, X, y, sample_weight, X_val, y_val) -> dict[str, Any]:
@@ -58,8 +64,12 @@ class RandomForestModel(SklearnClassifierModel):
         import mlflow.sklearn
         from mlflow.models import infer_signature
 
-        return mlflow.sklearn.log_model(self.clf, name=name, serialization_format="skops",
-                                        signature=infer_signature(example, self.predict_proba(example)),
-                                        input_example=example,
-                                        skops_trusted_types=sorted(TRUSTED_TYPES),
-                                        pip_requirements=["scikit-learn", "skops"])
+        return mlflow.sklearn.log_model(
+            self.clf,
+            name=name,
+            serialization_format="skops",
+            signature=infer_signature(example, self.predict_proba(example)),
+            input_example=example,
+            skops_trusted_types=sorted(TRUSTED_TYPES),
+            pip_requirements=["scikit-learn", "skops"],
+        )

@@ -13,17 +13,28 @@ class XGBoostModel(SklearnClassifierModel):
     model_type = "xgboost"
     file_name = "model.ubj"  # XGBoost's own format: no pickle, loads across versions
 
-    def __init__(self, params: XGBoostParams | None, n_classes: int, seed: int = 0, device: str = "cpu", booster=None):
+    def __init__(
+        self, params: XGBoostParams | None, n_classes: int, seed: int = 0, device: str = "cpu", booster=None
+    ):
         import xgboost as xgb
 
         self.params = params or XGBoostParams()
         self.n_classes = n_classes
         p = self.params
         self.clf = xgb.XGBClassifier(
-            n_estimators=p.n_estimators, max_depth=p.max_depth, learning_rate=p.learning_rate,
-            subsample=p.subsample, colsample_bytree=p.colsample_bytree, min_child_weight=p.min_child_weight,
-            reg_lambda=p.reg_lambda, n_jobs=p.n_jobs, random_state=seed, device=device, tree_method="hist",
-            objective="multi:softprob", eval_metric="mlogloss",
+            n_estimators=p.n_estimators,
+            max_depth=p.max_depth,
+            learning_rate=p.learning_rate,
+            subsample=p.subsample,
+            colsample_bytree=p.colsample_bytree,
+            min_child_weight=p.min_child_weight,
+            reg_lambda=p.reg_lambda,
+            n_jobs=p.n_jobs,
+            random_state=seed,
+            device=device,
+            tree_method="hist",
+            objective="multi:softprob",
+            eval_metric="mlogloss",
         )
         if booster is not None:
             self.clf = booster
@@ -32,7 +43,9 @@ class XGBoostModel(SklearnClassifierModel):
         has_val = X_val is not None and len(X_val) > 0
         if has_val and self.params.early_stopping_rounds > 0:
             self.clf.set_params(early_stopping_rounds=self.params.early_stopping_rounds)
-        self.clf.fit(X, y, sample_weight=sample_weight, eval_set=[(X_val, y_val)] if has_val else None, verbose=False)
+        self.clf.fit(
+            X, y, sample_weight=sample_weight, eval_set=[(X_val, y_val)] if has_val else None, verbose=False
+        )
         info: dict[str, Any] = {"n_estimators_used": int(self.clf.get_booster().num_boosted_rounds())}
         if has_val and self.params.early_stopping_rounds > 0:
             info["best_iteration"] = int(self.clf.best_iteration)
@@ -56,9 +69,14 @@ class XGBoostModel(SklearnClassifierModel):
         import mlflow.xgboost
         from mlflow.models import infer_signature
 
-        return mlflow.xgboost.log_model(self.clf, name=name, model_format="ubj",
-                                        signature=infer_signature(example, self.predict_proba(example)),
-                                        input_example=example, pip_requirements=_requirements("xgboost"))
+        return mlflow.xgboost.log_model(
+            self.clf,
+            name=name,
+            model_format="ubj",
+            signature=infer_signature(example, self.predict_proba(example)),
+            input_example=example,
+            pip_requirements=_requirements("xgboost"),
+        )
 
 
 def _requirements(*packages: str) -> list[str]:
