@@ -110,3 +110,21 @@ def test_bundle_round_trip_gives_the_same_predictions(small_dataset, tmp_path, p
 def test_loading_a_directory_without_a_bundle_says_what_to_do(tmp_path):
     with pytest.raises(BundleError, match="no bundle.json here; run `dvc repro`"):
         load_bundle(tmp_path)
+
+
+def test_xgboost_logs_progress_and_saves_its_training_curve(small_dataset, tmp_path, caplog, monkeypatch):
+    import logging
+
+    from candle_ml.models.xgboost_model import XGBoostModel
+
+    _, frame, schema = small_dataset
+    params = TrainParams(model_type="xgboost", xgboost=XGBoostParams(n_estimators=15, n_jobs=1))
+    monkeypatch.setattr(XGBoostModel, "progress_every_s", 0.0)  # a line every round
+    with caplog.at_level(logging.INFO, logger="candle_ml.train"):
+        result = train(frame, schema, params)
+    assert "round 1/15, validation mlogloss" in caplog.text
+    save_bundle(tmp_path, result.model, bundle_meta(result, schema, params, run_id=None))
+    curve = pl.read_csv(tmp_path / "training_curve.csv")
+    assert curve.columns == ["round", "validation_mlogloss"] and 1 <= curve.height <= 15
+    assert curve["validation_mlogloss"][-1] < curve["validation_mlogloss"][0]
+    load_bundle(tmp_path)  # the saved model is unaffected by the callback

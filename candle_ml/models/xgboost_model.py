@@ -2,22 +2,46 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
+import xgboost as xgb
+
 from candle_ml.config import XGBoostParams
 from candle_ml.models.sklearn_api import SklearnClassifierModel
+
+log = logging.getLogger("candle_ml.train")
+
+CURVE_FILE = "training_curve.csv"  # validation loss per round, beside the model (a DVC plot)
+
+
+class Progress(xgb.callback.TrainingCallback):
+    """A log line every ``every_s`` seconds: the round, the validation loss, the time so far."""
+
+    def __init__(self, rounds: int, every_s: float = 5.0):
+        self.rounds, self.every_s = rounds, every_s
+        self.started = self.last = time.monotonic()
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            self.last = now
+            loss = next((v[-1] for d in evals_log.values() for v in d.values()), None)
+            shown = f", validation mlogloss {float(loss):.4f}" if loss is not None else ""
+            log.info("round %d/%d%s (%.0f s)", epoch + 1, self.rounds, shown, now - self.started)
+        return False  # never stops training itself: early stopping does that
 
 
 class XGBoostModel(SklearnClassifierModel):
     model_type = "xgboost"
     file_name = "model.ubj"  # XGBoost's own format: no pickle, loads across versions
+    progress_every_s = 5.0  # seconds between progress lines while fitting
 
     def __init__(
         self, params: XGBoostParams | None, n_classes: int, seed: int = 0, device: str = "cpu", booster=None
     ):
-        import xgboost as xgb
-
         self.params = params or XGBoostParams()
         self.n_classes = n_classes
         p = self.params
@@ -43,6 +67,7 @@ class XGBoostModel(SklearnClassifierModel):
         has_val = X_val is not None and len(X_val) > 0
         if has_val and self.params.early_stopping_rounds > 0:
             self.clf.set_params(early_stopping_rounds=self.params.early_stopping_rounds)
+        self.clf.set_params(callbacks=[Progress(self.params.n_estimators, self.progress_every_s)])
         self.clf.fit(
             X, y, sample_weight=sample_weight, eval_set=[(X_val, y_val)] if has_val else None, verbose=False
         )
@@ -52,12 +77,23 @@ class XGBoostModel(SklearnClassifierModel):
         return info
 
     def save(self, directory: Path) -> None:
+        self.clf.set_params(callbacks=None)  # not part of the model
         self.clf.save_model(Path(directory) / self.file_name)
+        curve = self.training_curve()
+        if curve:
+            lines = ["round,validation_mlogloss", *(f"{i + 1},{v:.6f}" for i, v in enumerate(curve))]
+            (Path(directory) / CURVE_FILE).write_text("\n".join(lines) + "\n")
+
+    def training_curve(self) -> list[float]:
+        """Validation loss after each round (empty when the model was loaded, or fit without val)."""
+        try:
+            history = self.clf.evals_result()
+        except Exception:  # XGBoost raises when there is no evaluation history
+            return []
+        return [float(v) for v in next(iter(history.get("validation_0", {}).values()), [])]
 
     @classmethod
     def load(cls, directory: Path) -> XGBoostModel:
-        import xgboost as xgb
-
         clf = xgb.XGBClassifier()
         clf.load_model(Path(directory) / cls.file_name)
         model = cls(None, int(clf.n_classes_), booster=clf)
