@@ -58,8 +58,9 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         write_json(paths.report_file("dataset"), metrics)
         write_json(paths.metrics_file("dataset"), dataset_headline(metrics))
         for reason, examples in result.report["examples"].items():
-            # Programmatic spans in the warm-up are expected; anything touching human work is a warning.
-            level = logging.INFO if all(e.startswith("autolabel:") for e in examples) else logging.WARNING
+            # TA-Lib spans in the warm-up are expected and nothing a user can act on (counted in the
+            # report); anything touching human work is a warning.
+            level = logging.DEBUG if all(e.startswith("autolabel:") for e in examples) else logging.WARNING
             log.log(
                 level,
                 "skipped %d annotation(s) (%s), e.g.:\n  %s",

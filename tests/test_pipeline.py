@@ -22,7 +22,7 @@ from litestar.testing import TestClient
 from serve.app import create_app
 from serve.settings import ServeSettings
 
-from .conftest import ARTIFACTS, STAGES, commit_all, ran, run, set_param
+from .conftest import ARTIFACTS, STAGES, commit_all, copy_repo, ran, run, set_param
 
 pytestmark = pytest.mark.integration
 
@@ -334,3 +334,23 @@ def test_the_champion_only_moves_to_a_better_version(pipeline):
     assert promote("4", "--force").returncode == 0 and champion() == 4
     better = promote("3")
     assert better.returncode == 0 and "better" in better.stdout and champion() == 3, better
+
+
+def test_a_pandas_default_csv_in_data_raw_is_ingested(tmp_path):
+    """`df.to_csv()` of a date-indexed frame dropped into data/raw goes through `dvc repro ingest` as is."""
+    import pandas as pd
+
+    from candle_ml.ingest import bundled_frame
+
+    repo = copy_repo(tmp_path)
+    msft = bundled_frame("MSFT").tail(300)
+    first_time = int(msft["time"].iloc[0])
+    frame = (
+        msft.set_index(pd.to_datetime(msft.pop("time"), unit="s")).rename_axis(None).rename(columns=str.title)
+    )
+    frame.to_csv(repo / "data/raw/MSFTCSV_1d.csv")
+    assert (repo / "data/raw/MSFTCSV_1d.csv").read_text().startswith(",Open,High,Low,Close,Volume")
+    assert ran(run(["dvc", "repro", "ingest"], repo)) == ["ingest"]
+    index = json.loads((repo / "data/candles/index.json").read_text())["series"]
+    stored = next(s for s in index if s["pair"] == "MSFTCSV")
+    assert (stored["rows"], stored["first_time"]) == (300, first_time)
