@@ -38,7 +38,12 @@ class RandomForestModel(SklearnClassifierModel):
         )
 
     def fit(self, X, y, sample_weight, X_val, y_val) -> dict[str, Any]:
-        self.clf.fit(X, y, sample_weight=sample_weight)  # no early stopping: val is only reported
+        # joblib's progress lines while the trees grow (a minute on 2 cores); quiet again for predict.
+        self.clf.set_params(verbose=1)
+        try:
+            self.clf.fit(X, y, sample_weight=sample_weight)  # no early stopping: val is only reported
+        finally:
+            self.clf.set_params(verbose=0)
         return {"n_estimators_used": len(self.clf.estimators_)}
 
     def save(self, directory: Path) -> None:
