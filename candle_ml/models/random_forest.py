@@ -67,14 +67,12 @@ class RandomForestModel(SklearnClassifierModel):
 
     def log_native(self, name: str, example):
         import mlflow.sklearn
-        from mlflow.models import infer_signature
 
         return mlflow.sklearn.log_model(
             self.clf,
             name=name,
             serialization_format="skops",
-            signature=infer_signature(example, self.predict_proba(example)),
-            input_example=example,
+            **self.logged_io(example),
             skops_trusted_types=sorted(TRUSTED_TYPES),
             pip_requirements=["scikit-learn", "skops"],
         )

@@ -19,5 +19,11 @@ class SklearnClassifierModel:
         """Threads per predict call (None: the library's default, all cores)."""
         self.clf.set_params(n_jobs=n)
 
+    def logged_io(self, example: np.ndarray) -> dict[str, Any]:
+        """What an MLflow flavour logs about the inputs: a signature and an input example."""
+        from mlflow.models import infer_signature
+
+        return {"signature": infer_signature(example, self.predict_proba(example)), "input_example": example}
+
     def feature_importance(self) -> np.ndarray:
         return np.asarray(self.clf.feature_importances_, dtype=float)

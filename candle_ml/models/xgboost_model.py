@@ -103,14 +103,12 @@ class XGBoostModel(SklearnClassifierModel):
 
     def log_native(self, name: str, example):
         import mlflow.xgboost
-        from mlflow.models import infer_signature
 
         return mlflow.xgboost.log_model(
             self.clf,
             name=name,
             model_format="ubj",
-            signature=infer_signature(example, self.predict_proba(example)),
-            input_example=example,
+            **self.logged_io(example),
             pip_requirements=_requirements("xgboost"),
         )
 
