@@ -12,12 +12,15 @@ import hashlib
 import json
 import logging
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
+import polars as pl
 
 from candle_ml.bundle import BUNDLE_FILE, Bundle, load_bundle
 from candle_ml.errors import CandleMLError, ModelLoadError
@@ -89,10 +92,19 @@ def _load_registry(uri: str, tracking_uri: str) -> LoadedModel:
     match = REGISTRY_URI.match(uri)
     if not match:
         raise ModelLoadError(f"--model {uri}: expected models:/NAME@ALIAS or models:/NAME/VERSION")
+    fail_fast()
+    # The bundle is read into memory, so its download is removed as soon as it is loaded.
+    local = Path(tempfile.mkdtemp(prefix="candle-ml-model-"))
+    try:
+        return _load_registry_into(uri, match, tracking_uri, local)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def _load_registry_into(uri: str, match: re.Match[str], tracking_uri: str, local: Path) -> LoadedModel:
     import mlflow
     from mlflow import MlflowClient
 
-    fail_fast()
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     name = match["name"]
     try:
@@ -101,7 +113,6 @@ def _load_registry(uri: str, tracking_uri: str) -> LoadedModel:
         else:
             version = client.get_model_version(name, match["version"])
         mlflow.set_tracking_uri(tracking_uri)
-        local = Path(tempfile.mkdtemp(prefix="candle-ml-model-"))
         mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{name}/{version.version}", dst_path=str(local), tracking_uri=tracking_uri
         )
@@ -146,7 +157,48 @@ def load_model_from(source: str, tracking_uri: str, threads: int | None = None) 
     except ModelLoadError:
         raise
     except (CandleMLError, OSError, ValueError) as exc:
-        raise ModelLoadError(f"--model {source}: {exc}") from None
+        raise ModelLoadError(f"--model {source}: {short(exc)}") from None
     if threads is not None:
         loaded.bundle.model.set_threads(threads)
+    smoke_test(loaded.bundle, source)
     return loaded
+
+
+def short(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an error, bounded: libraries such as XGBoost append C++ stack traces."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def smoke_test(bundle: Bundle, source: str) -> None:
+    """Predict on known candles before a model is served.
+
+    A bundle whose files load but do not fit together (feature columns cut, a model of another
+    width) fails here, so a reload keeps the old model instead of answering every request with 500.
+    """
+    meta = bundle.meta
+    n = meta.min_history + meta.window.after + 20
+    rng = np.random.default_rng(0)  # a steady random walk: ordinary candles, every rule satisfied
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    candles = pl.DataFrame(
+        {
+            "time": 946_684_800 + 86_400 * np.arange(n, dtype=np.int64),
+            "open": open_,
+            "high": np.maximum(open_, close) * (1 + rng.uniform(0.0, 0.01, n)),
+            "low": np.minimum(open_, close) * (1 - rng.uniform(0.0, 0.01, n)),
+            "close": close,
+            "volume": np.full(n, 1000.0),
+        }
+    )
+    try:
+        pred = bundle.predict(candles)
+        served = pred.proba[meta.min_history :]
+        if served.shape[1] != len(meta.labels) or not np.allclose(served.sum(axis=1), 1.0, atol=1e-3):
+            raise ValueError(f"probabilities of shape {served.shape} for {len(meta.labels)} labels")
+        if any(label is None for label in pred.label[meta.min_history :]):
+            raise ValueError("no label for candles with enough history")
+    except Exception as exc:
+        raise ModelLoadError(
+            f"--model {source}: failed a test prediction ({type(exc).__name__}: {short(exc)})"
+        ) from None

@@ -6,14 +6,18 @@ library rejects is a ``CandleMLError`` that carries its own status, field and ru
 
 from __future__ import annotations
 
+import logging
 import re
+import uuid
 from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 
 from candle_ml.errors import CandleError, CandleMLError
+
+log = logging.getLogger("candle_ml.serve")
 
 _AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
@@ -57,7 +61,23 @@ def query_invalid(_: Request[Any, Any, Any], exc: ValidationException) -> Respon
     return error_response(400, detail, field=field, rule=rule)
 
 
+def unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """A bug, not bad input: logged with its traceback under an id the response carries."""
+    if isinstance(exc, HTTPException):  # Litestar's own 4xx (404, 405, 413, ...) keep status and headers
+        response = error_response(exc.status_code, exc.detail)
+        response.headers.update(exc.headers or {})
+        return response
+    request_id = uuid.uuid4().hex[:12]
+    log.error("request %s %s %s failed", request_id, request.method, request.url.path, exc_info=exc)
+    response = error_response(
+        500, f"internal error; the server log has it under request id {request_id}", request_id=request_id
+    )
+    response.headers["X-Request-ID"] = request_id
+    return response
+
+
 EXCEPTION_HANDLERS = {
+    Exception: unexpected,
     ValidationException: query_invalid,
     msgspec.ValidationError: body_invalid,
     msgspec.DecodeError: body_malformed,

@@ -12,7 +12,7 @@ import threading
 import msgspec
 
 from candle_ml.errors import ModelLoadError, NoModel
-from candle_ml.loading import LoadedModel, load_model_from
+from candle_ml.loading import LoadedModel, load_model_from, short
 from serve.schemas import ModelInfo
 
 log = logging.getLogger("candle_ml.serve")
@@ -42,8 +42,9 @@ class ModelStore:
             try:
                 model = load_model_from(self.source, self.tracking_uri, self.threads)
             except Exception as exc:
+                log.debug("model load failed", exc_info=exc)  # the whole trace, for whoever debugs it
                 self.last_error = (
-                    str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
+                    str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {short(exc)}"
                 )
                 log.error(
                     "model load failed, %s: %s",

@@ -40,7 +40,12 @@ def strict_json(model: type) -> type[MsgspecDTO[Any]]:
 
     class StrictJSON(MsgspecDTO[model]):  # type: ignore[valid-type]
         def decode_bytes(self, value: bytes) -> Any:
-            return msgspec.json.decode(value, type=model)
+            try:
+                return msgspec.json.decode(value, type=model)
+            except UnicodeDecodeError as exc:  # msgspec's error for invalid UTF-8 inside a string
+                raise msgspec.DecodeError(
+                    f"invalid UTF-8 at byte {exc.start} (JSON text must be UTF-8)"
+                ) from None
 
     return StrictJSON
 

@@ -302,9 +302,16 @@ def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
     assert out["label"].iloc[0] is None and out["confidence"].iloc[0] is None
 
     # The server loads the same registered version, with the test metrics evaluate logged to its run.
+    import tempfile
+
     from candle_ml.loading import load_model_from
 
+    def downloads() -> set[Path]:
+        return set(Path(tempfile.gettempdir()).glob("candle-ml-model-*"))
+
+    before = downloads()
     served = load_model_from("models:/candle-patterns@candidate", store)
+    assert downloads() == before  # the download is removed once the bundle is in memory
     assert served.version == "3" and served.bundle.meta.training.run_id == version.run_id
     assert served.metrics is not None and 0 < served.metrics["span_f1_macro"] <= 1
     assert served.metrics_source == f"runs:/{version.run_id}/evaluate.json"

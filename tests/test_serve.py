@@ -405,6 +405,58 @@ def test_a_failed_reload_keeps_serving_the_old_model(served_model, tmp_path, aap
         assert h["status"] == "degraded" and "bundle.json" in h["last_reload_error"]
 
 
+def test_a_bundle_that_loads_but_cannot_predict_is_never_swapped_in(
+    served_model, tmp_path, aapl, min_history
+):
+    """A reload runs a test prediction first: a bundle.json whose feature columns were cut loads,
+    but its model cannot use it; the old model keeps serving and /health says why in one line."""
+    bundle_dir, candles_dir = served_model
+    target = tmp_path / "models"
+    shutil.copytree(bundle_dir, target)
+    with TestClient(create_app(ServeSettings(model=str(target), candles_dir=str(candles_dir)))) as c:
+        version = c.get("/model/info").json()["version"]
+        meta = json.loads((target / "bundle.json").read_text())
+        meta["feature_columns"] = meta["feature_columns"][:3]
+        (target / "bundle.json").write_text(json.dumps(meta))
+        r = c.post("/model/reload")
+        assert r.status_code == 409 and "failed a test prediction" in r.json()["error"]
+        assert r.json()["model"]["version"] == version
+        assert c.post("/predict", json=body(aapl.slice(0, min_history + 5))).status_code == 200
+        reason = c.get("/health").json()["last_reload_error"]
+        assert "\n" not in reason and len(reason) < 400 and "failed a test prediction" in reason
+
+
+def test_invalid_utf8_is_a_400_and_a_bug_is_a_500_with_a_request_id(client, aapl, min_history, caplog):
+    r = client.post(
+        "/predict/batch",
+        content=b'{"pair": "AAPL\xff", "timeframe": "1d"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 400 and "invalid UTF-8" in r.json()["detail"]
+    store = client.app.state.store
+    model = store.current
+
+    def broken(candles):
+        raise RuntimeError("boom")
+
+    original, model.bundle.predict = model.bundle.predict, broken
+    try:
+        r = client.post("/predict", json=body(aapl.slice(0, min_history + 5)))
+    finally:
+        model.bundle.predict = original
+    assert r.status_code == 500 and r.headers["x-request-id"] == r.json()["request_id"]
+    assert r.json()["request_id"] in caplog.text and "RuntimeError: boom" in caplog.text
+
+
+def test_liveness_answers_without_a_model(served_model, tmp_path):
+    _, candles_dir = served_model
+    with TestClient(
+        create_app(ServeSettings(model=str(tmp_path / "none"), candles_dir=str(candles_dir)))
+    ) as c:
+        assert c.get("/health").status_code == 503
+        assert c.get("/health/live").status_code == 200
+
+
 def test_cors_only_for_configured_origins(served_model):
     bundle_dir, candles_dir = served_model
     preflight = {"Origin": "http://chart.local", "Access-Control-Request-Method": "POST"}

@@ -16,6 +16,10 @@ from serve.series_cache import SeriesCache
 class HealthController(Controller):
     tags = ["health"]
 
+    @get("/health/live", sync_to_thread=False, summary="Liveness: 200 while the process runs, model or not")
+    def live(self) -> dict[str, str]:
+        return {"status": "alive"}
+
     @get(
         "/health",
         sync_to_thread=True,
