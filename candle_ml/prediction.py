@@ -159,9 +159,14 @@ class SeriesPrediction:
     margin: np.ndarray  # top-1 minus top-2 probability (candle_ml.review.margins)
 
     def window(self, start: int | None, end: int | None) -> slice:
-        lo = 0 if start is None else int(np.searchsorted(self.times, start, "left"))
-        hi = self.times.size if end is None else int(np.searchsorted(self.times, end, "right"))
-        return slice(lo, hi)
+        return time_window(self.times, start, end)
+
+
+def time_window(times: np.ndarray, start: int | None, end: int | None) -> slice:
+    """The rows of sorted ``times`` from ``start`` to ``end`` inclusive (None: that end of the series)."""
+    lo = 0 if start is None else int(np.searchsorted(times, start, "left"))
+    hi = times.size if end is None else int(np.searchsorted(times, end, "right"))
+    return slice(lo, hi)
 
 
 def predict_series(model: LoadedModel, candles: pl.DataFrame) -> SeriesPrediction:
@@ -186,8 +191,8 @@ def predict_stored(
     while memory holds one chunk's features and windows at a time.
     """
     times = series["time"].to_numpy()
-    lo = 0 if start is None else int(np.searchsorted(times, start, "left"))
-    hi = times.size if end is None else int(np.searchsorted(times, end, "right"))
+    window = time_window(times, start, end)
+    lo, hi = window.start, window.stop
     if lo >= hi:
         raise EmptyRange(
             f"start/end: no candles of {pair} {timeframe} between {start} and {end} "

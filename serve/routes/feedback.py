@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
 from litestar.params import Body
 from litestar.status_codes import HTTP_201_CREATED
+from msgspec.structs import asdict
 
 from candle_ml.annotations import Span
 from candle_ml.errors import AnnotationError, UnknownSeries
@@ -124,20 +125,8 @@ class FeedbackController(Controller):
     ) -> FeedbackStored:
         for i, answer in enumerate(data.annotations):
             check_answer(i, answer, series_cache)
-        spans = [
-            Span(
-                pair=a.pair,
-                timeframe=a.timeframe,
-                start_time=a.start_time,
-                end_time=a.end_time,
-                label=a.label,
-                id=a.id or f"fb-{uuid.uuid4().hex[:16]}",
-                confidence=a.confidence,
-                source=a.source,
-                model_prediction=a.model_prediction,
-            )
-            for a in data.annotations
-        ]
+        # Same fields: the answer as sent, with an id where it came without one.
+        spans = [Span(**{**asdict(a), "id": a.id or f"fb-{uuid.uuid4().hex[:16]}"}) for a in data.annotations]
         append_spans(feedback_log, spans)
         return FeedbackStored(len(spans), [s.id for s in spans if s.id is not None])
 
@@ -159,14 +148,4 @@ class FeedbackController(Controller):
 
 
 def to_wire(span: Span) -> AnnotationSpan:
-    return AnnotationSpan(
-        pair=span.pair,
-        timeframe=span.timeframe,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        label=span.label,
-        id=span.id,
-        confidence=span.confidence,
-        source=span.source,
-        model_prediction=span.model_prediction,
-    )
+    return AnnotationSpan(**asdict(span))  # the same fields; no re-validation of stored spans

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import numpy as np
 from litestar import Controller, Response, get, post
@@ -38,14 +38,14 @@ from serve.series_cache import SeriesCache
 MIN_CONFIDENCE = Parameter(ge=0.0, le=1.0, description=CONFIDENCE.description)
 
 
-def _grid(pair: str | None, timeframe: str | None, cache: SeriesCache) -> tuple[np.ndarray | None, int]:
-    """Candle times of a stored series, else a regular grid step for its timeframe."""
+def _grid(pair: str | None, timeframe: str | None, cache: SeriesCache) -> dict[str, Any]:
+    """How to count candles: the stored series' times, else a regular grid of its timeframe."""
     if pair and timeframe:
         try:
-            return cache.times(pair.upper(), timeframe), 0
+            return {"times": cache.times(pair.upper(), timeframe)}
         except UnknownSeries:
             pass
-    return None, timeframe_seconds(timeframe or "")
+    return {"step": timeframe_seconds(timeframe or "")}
 
 
 def wire(found: list[tuple[Kind, TimedSpan | None, TimedSpan | None]]) -> list[Disagreement]:
@@ -72,8 +72,7 @@ class ReviewController(Controller):
     ) -> DisagreementsResponse:
         pair = data.pair or (data.human[0].pair if data.human else None)
         timeframe = data.timeframe or (data.human[0].timeframe if data.human else None)
-        times, step = _grid(pair, timeframe, series_cache)
-        found, summary = disagreements(data.human, data.predicted, times, step or 86400)
+        found, summary = disagreements(data.human, data.predicted, **_grid(pair, timeframe, series_cache))
         return DisagreementsResponse(wire(found), summary)
 
     @get(
