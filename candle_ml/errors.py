@@ -13,6 +13,7 @@ class CandleMLError(Exception):
     """Bad input, bad config or a missing resource; the message says what and where."""
 
     status = 400  # the HTTP status the server answers with
+    retry_after: int | None = None  # seconds, sent as Retry-After with a 503
 
     def __init__(self, message: str, *, field: str | None = None, rule: str | None = None):
         super().__init__(message)
@@ -84,6 +85,12 @@ class UnknownSeries(CandleMLError):
     status = 404
 
 
+class TooManyCandles(CandleMLError):
+    """More candles in one request (or one batch range) than the server predicts per call."""
+
+    status = 413
+
+
 class EmptyRange(CandleMLError):
     """A stored series has no candle between start and end."""
 
@@ -100,3 +107,4 @@ class NoModel(CandleMLError):
     """The server has no model loaded."""
 
     status = 503
+    retry_after = 5  # seconds; a reload may be under way

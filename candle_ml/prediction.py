@@ -8,6 +8,7 @@ model's history carried into each chunk. The server and ``candle-ml predict`` sh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,13 +16,22 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from candle_ml.errors import CandleMLError, EmptyRange, TooLittleHistory, UnknownSeries
+from candle_ml.errors import CandleMLError, EmptyRange, TooLittleHistory, TooManyCandles, UnknownSeries
 from candle_ml.loading import LoadedModel, ModelSummary
 from candle_ml.paths import INDEX
 from candle_ml.patterns import NO_PATTERN
 from candle_ml.review import margins
 from candle_ml.spans import group_spans
 from candle_ml.stageio import read_json
+
+DEFAULT_BATCH_SIZE = 5_000  # candles per chunk: ~50 ms of work, with min_history (~300) carried in
+
+# Called between chunks; raises to stop work that ran past its time (the server's deadline).
+Checkpoint = Callable[[], None]
+
+
+def no_deadline() -> None:
+    """The checkpoint of callers without a time limit (the CLI, tests)."""
 
 
 class CandlePrediction(msgspec.Struct):
@@ -86,12 +96,40 @@ def respond(
 
 
 def predict_frame(
-    model: LoadedModel, candles: pl.DataFrame, min_confidence: float = 0.0, source: str = "candles"
+    model: LoadedModel,
+    candles: pl.DataFrame,
+    min_confidence: float = 0.0,
+    source: str = "candles",
+    checkpoint: Checkpoint = no_deadline,
 ) -> PredictResponse:
     """Validated canonical candles of one series -> the API's prediction response."""
     require_history(candles.height, model.bundle.meta.min_history, source)
-    pred = model.bundle.predict(candles)
-    return respond(model, pred.time, pred.label, pred.confidence, min_confidence)
+    times = candles["time"].to_numpy()
+    labels, confidence = predict_chunks(model, candles, 0, candles.height, DEFAULT_BATCH_SIZE, checkpoint)
+    return respond(model, times, labels, confidence, min_confidence)
+
+
+def predict_chunks(
+    model: LoadedModel, series: pl.DataFrame, lo: int, hi: int, batch_size: int, checkpoint: Checkpoint
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and confidences of rows ``lo:hi``, predicted ``batch_size`` rows at a time.
+
+    Each chunk is taken with the model's ``min_history`` candles before it and its lookahead
+    after it, so every candle gets exactly the prediction it gets in one pass over the series,
+    while memory holds one chunk's features and windows at a time. ``checkpoint`` runs before
+    each chunk, so a deadline stops the work within one chunk's time.
+    """
+    meta = model.bundle.meta
+    labels = np.empty(hi - lo, dtype=object)
+    confidence = np.empty(hi - lo)
+    for a in range(lo, hi, batch_size):
+        checkpoint()
+        b = min(a + batch_size, hi)
+        first, last = max(0, a - meta.min_history), min(series.height, b + meta.window.after)
+        pred = model.bundle.predict(series.slice(first, last - first))
+        labels[a - lo : b - lo] = pred.label[a - first : b - first]
+        confidence[a - lo : b - lo] = pred.confidence[a - first : b - first]
+    return labels, confidence
 
 
 @dataclass(frozen=True)
@@ -181,14 +219,14 @@ def predict_stored(
     timeframe: str,
     start: int | None = None,
     end: int | None = None,
-    batch_size: int = 5_000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     min_confidence: float = 0.0,
+    checkpoint: Checkpoint = no_deadline,
+    max_candles: int | None = None,
 ) -> PredictResponse:
     """Predict a stored series (or its ``start``..``end`` range) ``batch_size`` candles at a time.
 
-    Each chunk is taken with the model's ``min_history`` candles before it and its lookahead
-    after it, so every candle gets exactly the prediction it gets in one pass over the series,
-    while memory holds one chunk's features and windows at a time.
+    ``max_candles`` caps the range one call may ask for (the server's bound on work per request).
     """
     times = series["time"].to_numpy()
     window = time_window(times, start, end)
@@ -200,13 +238,12 @@ def predict_stored(
             field="start",
             rule="range has candles",
         )
-    meta = model.bundle.meta
-    labels = np.empty(hi - lo, dtype=object)
-    confidence = np.empty(hi - lo)
-    for a in range(lo, hi, batch_size):
-        b = min(a + batch_size, hi)
-        first, last = max(0, a - meta.min_history), min(times.size, b + meta.window.after)
-        pred = model.bundle.predict(series.slice(first, last - first))
-        labels[a - lo : b - lo] = pred.label[a - first : b - first]
-        confidence[a - lo : b - lo] = pred.confidence[a - first : b - first]
+    if max_candles is not None and hi - lo > max_candles:
+        raise TooManyCandles(
+            f"start/end: {hi - lo} candles of {pair} {timeframe} in range; one call predicts at most "
+            f"{max_candles}: ask for a narrower start..end, in several calls",
+            field="end",
+            rule=f"at most {max_candles} candles per call",
+        )
+    labels, confidence = predict_chunks(model, series, lo, hi, batch_size, checkpoint)
     return respond(model, times[lo:hi], labels, confidence, min_confidence)

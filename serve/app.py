@@ -25,7 +25,9 @@ from litestar.openapi import OpenAPIConfig
 from candle_ml.errors import CandleMLError, ModelLoadError
 from candle_ml.loading import LoadedModel
 from serve.errors import EXCEPTION_HANDLERS
+from serve.guards import allowed_hosts_guard, require_json
 from serve.health import TrackingProbe
+from serve.limits import WorkLimiter
 from serve.model_store import ModelStore
 from serve.routes import ROUTES
 from serve.series_cache import SeriesCache
@@ -78,6 +80,11 @@ def _probe(state: State) -> TrackingProbe:
     return probe
 
 
+def _work(state: State) -> WorkLimiter:
+    work: WorkLimiter = state.work
+    return work
+
+
 def _feedback_log(state: State) -> Path:
     return Path(state.settings.feedback_log)
 
@@ -98,6 +105,7 @@ DEPENDENCIES = {
     "feedback_log": _feedback_log,
     "human_dir": _human_dir,
     "series_cache": _series_cache,
+    "work": _work,
 }
 
 
@@ -113,8 +121,10 @@ def create_app(settings: ServeSettings | None = None) -> Litestar:
                 "probe": TrackingProbe(settings.resolved_tracking_uri()),
                 "store": ModelStore(settings.model, settings.store_uri(), settings.model_threads),
                 "series_cache": SeriesCache(Path(settings.candles_dir)),
+                "work": WorkLimiter(settings.limits),
             }
         ),
+        guards=[allowed_hosts_guard(settings.allowed_hosts), require_json],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         cors_config=CORSConfig(allow_origins=origins, allow_methods=["GET", "POST"]) if origins else None,

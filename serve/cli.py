@@ -37,15 +37,36 @@ def serve(
     cors_origin: list[str] = typer.Option(
         [], help="origin allowed by CORS (the annotation tool's); repeatable"
     ),
+    allowed_host: list[str] = typer.Option(
+        [],
+        help="a Host name the server answers to (400 for others); repeatable; "
+        "default: localhost, 127.0.0.1, ::1 and --host; '*' for any",
+    ),
     max_body_mb: float = typer.Option(32.0, help="largest request body accepted (413 beyond)"),
+    max_candles: int = typer.Option(100_000, min=1, help="candles per /predict or /predict/batch call (413)"),
+    min_batch_size: int = typer.Option(1_000, min=1, help="smallest chunk /predict/batch uses"),
+    max_concurrent: int = typer.Option(0, min=0, help="predictions at once (0: one per core)"),
+    max_queue: int = typer.Option(0, min=0, help="requests waiting for a slot (0: 8 per slot); 503 beyond"),
+    queue_timeout: float = typer.Option(2.0, min=0.0, help="seconds a request waits for a slot (503 after)"),
+    request_timeout: float = typer.Option(
+        30.0, min=0.1, help="seconds of prediction per request (503 after)"
+    ),
+    keep_alive_timeout: float = typer.Option(5.0, min=0.1, help="seconds an idle connection stays open"),
+    header_timeout: float = typer.Option(10.0, min=0.1, help="seconds for a request's headers (408 after)"),
+    body_timeout: float = typer.Option(60.0, min=0.1, help="seconds for a whole request body (408 after)"),
+    body_idle_timeout: float = typer.Option(5.0, min=0.1, help="longest pause inside a body (408 after)"),
+    shutdown_grace: float = typer.Option(
+        30.0, min=0.0, help="seconds requests in flight get after SIGTERM (503 past it)"
+    ),
     model_threads: int = typer.Option(None, min=1, help="threads per prediction (default: all cores)"),
     log_level: str = typer.Option("info", help="uvicorn log level"),
 ) -> None:
     """Serve predictions, the review page (/) and the feedback routes over HTTP (docs/api.md)."""
-    import uvicorn
-
     from candle_ml.stageio import setup_logging
     from serve.app import create_app
+    from serve.guards import default_allowed_hosts
+    from serve.limits import Limits
+    from serve.server import Timeouts, run
     from serve.settings import ServeSettings
 
     setup_logging()  # our loggers (model loads, reloads) next to uvicorn's
@@ -58,8 +79,25 @@ def serve(
         cors_origins=list(cors_origin),
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         model_threads=model_threads,
+        limits=Limits(
+            max_candles=max_candles,
+            min_batch_size=min_batch_size,
+            max_concurrent=max_concurrent,
+            max_queue=max_queue,
+            queue_timeout=queue_timeout,
+            request_timeout=request_timeout,
+        ),
+        allowed_hosts=list(allowed_host) or default_allowed_hosts(host),
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    timeouts = Timeouts(
+        keep_alive=keep_alive_timeout,
+        header=header_timeout,
+        body_idle=body_idle_timeout,
+        body=body_timeout,
+        shutdown_grace=shutdown_grace,
+    )
+    web = create_app(settings)
+    raise typer.Exit(run(web, host, port, timeouts, log_level, web.state.work.drain))
 
 
 if __name__ == "__main__":

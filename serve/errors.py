@@ -49,7 +49,10 @@ def library_error(_: Request[Any, Any, Any], exc: CandleMLError) -> Response[dic
     field = exc.field
     if isinstance(exc, CandleError):  # a request candle broke a candle rule: point at it
         field = f"candles[{exc.row}].{exc.field}" if exc.row is not None and exc.field else "candles"
-    return error_response(exc.status, str(exc), field=field, rule=exc.rule)
+    response = error_response(exc.status, str(exc), field=field, rule=exc.rule)
+    if exc.status == 503:  # busy, shutting down or no model yet: say when to come back
+        response.headers["Retry-After"] = str(exc.retry_after or 1)
+    return response
 
 
 def query_invalid(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:

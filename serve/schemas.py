@@ -59,6 +59,9 @@ class ErrorBody(msgspec.Struct):
     rule: str | None = None
 
 
+BUSY = "no model loaded, busy, past the time limit, or shutting down; Retry-After says when to retry"
+
+
 def errors(**described: str) -> dict[int, ResponseSpec]:
     """OpenAPI entries for a route's error statuses: ``errors(e400="...", e422="...")``."""
     return {

@@ -9,6 +9,8 @@ import msgspec
 
 from candle_ml import paths
 from candle_ml.tracking import tracking_uri as default_tracking_uri
+from serve.guards import LOOPBACK_NAMES
+from serve.limits import Limits
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # ~100,000 candles at up to ~300 bytes each
 
@@ -26,6 +28,9 @@ class ServeSettings(msgspec.Struct, forbid_unknown_fields=True):
     # Threads per prediction; None: the model library's default (all cores), which measured
     # as fast as 1 thread at 8 concurrent requests and faster alone (bench/serve.py).
     model_threads: int | None = None
+    limits: Limits = msgspec.field(default_factory=Limits)  # bounds on prediction work (serve.limits)
+    # Host names the server answers to (400 for any other: DNS rebinding); "*" for any.
+    allowed_hosts: list[str] = msgspec.field(default_factory=lambda: list(LOOPBACK_NAMES))
 
     def store_uri(self) -> str:
         """Where models:/ URIs resolve: --tracking-uri, else the pipeline's own store."""

@@ -175,7 +175,7 @@ def test_the_review_loop_answers_reach_the_next_model(pipeline):
     )
     times = pl.read_parquet(repo / "data/candles/AAPL_1d.parquet")["time"]
     train_part = {"pair": "AAPL", "timeframe": "1d", "start": times[400], "end": times[2000]}  # train split
-    with TestClient(create_app(settings)) as client:
+    with TestClient(base_url="http://127.0.0.1", app=create_app(settings)) as client:
         before = client.get("/review", params=train_part).json()
         sure = [s for s in before["spans"] if s["avg_confidence"] > 0.9]
         dismissed = next(s for s in sure if s["label"] == "doji")
@@ -202,7 +202,7 @@ def test_the_review_loop_answers_reach_the_next_model(pipeline):
         headline = json.loads((repo / "metrics/dataset.json").read_text())
         assert (headline["answers"], headline["negatives"]) == (2, 2)
 
-        reload = client.post("/model/reload").json()
+        reload = client.post("/model/reload", json={}).json()
         assert reload["reloaded"] and reload["model"]["version"] != old_version
         after = client.get("/review", params=train_part).json()
     was, now = conf_at(before, dismissed), conf_at(after, dismissed)

@@ -24,7 +24,7 @@ def app_dirs(served_model, tmp_path):
         feedback_log=str(tmp_path / "feedback.jsonl"),
         human_dir=str(human_dir),
     )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(base_url="http://127.0.0.1", app=create_app(settings)) as client:
         yield client, tmp_path / "feedback.jsonl", human_dir, candles_dir
 
 
@@ -271,11 +271,11 @@ def test_the_server_keeps_its_series_through_a_failed_rebuild(served_model, tmp_
         model=str(bundle_dir), candles_dir=str(live), feedback_log=str(tmp_path / "f.jsonl")
     )
     batch = {"pair": "IBM", "timeframe": "1d", "start": 1356998400}
-    with TestClient(create_app(settings)) as client:
+    with TestClient(base_url="http://127.0.0.1", app=create_app(settings)) as client:
         before = client.post("/predict/batch", json=batch).json()
         shutil.rmtree(live)  # what DVC does first; then ingest fails
         assert client.post("/predict/batch", json=batch).json() == before
-        reload = client.post("/model/reload").json()
+        reload = client.post("/model/reload", json={}).json()
         assert reload["reloaded"] and reload["series"] == 2 and "dvc checkout" in reload["series_error"]
         health = client.get("/health").json()
         assert health["status"] == "degraded" and health["series"] == 2 and health["series_error"]
@@ -284,9 +284,9 @@ def test_the_server_keeps_its_series_through_a_failed_rebuild(served_model, tmp_
         (live / "index.json").write_text(
             json.dumps({"series": [{"pair": "IBM", "timeframe": "1d", "file": "IBM_1d.parquet"}]})
         )
-        assert "cannot read the stored series" in client.post("/model/reload").json()["series_error"]
+        assert "cannot read the stored series" in client.post("/model/reload", json={}).json()["series_error"]
         assert client.post("/predict/batch", json=batch).json() == before
         shutil.rmtree(live)
         shutil.copytree(candles_dir, live)  # `dvc checkout`, or a rebuild that succeeded
-        reload = client.post("/model/reload").json()
+        reload = client.post("/model/reload", json={}).json()
         assert reload["series_error"] is None and client.get("/health").json()["status"] == "ok"

@@ -31,7 +31,10 @@ def aapl(served_model) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def client(served_model):
     bundle_dir, candles_dir = served_model
-    with TestClient(create_app(ServeSettings(model=str(bundle_dir), candles_dir=str(candles_dir)))) as c:
+    with TestClient(
+        base_url="http://127.0.0.1",
+        app=create_app(ServeSettings(model=str(bundle_dir), candles_dir=str(candles_dir))),
+    ) as c:
         yield c
 
 
@@ -317,7 +320,7 @@ def test_a_body_over_the_limit_is_413(served_model):
     app = create_app(
         ServeSettings(model=str(bundle_dir), candles_dir=str(candles_dir), max_body_bytes=10_000)
     )
-    with TestClient(app) as c:
+    with TestClient(base_url="http://127.0.0.1", app=app) as c:
         r = c.post(
             "/predict",
             content=b'{"candles": [' + b" " * 20_000 + b"]}",
@@ -366,7 +369,10 @@ def test_health_reports_the_mlflow_store(served_model, tmp_path, monkeypatch):
         ("http://127.0.0.1:9/", "unreachable", "degraded"),
     ):
         with TestClient(
-            create_app(ServeSettings(model=str(bundle_dir), candles_dir=str(candles_dir), tracking_uri=uri))
+            base_url="http://127.0.0.1",
+            app=create_app(
+                ServeSettings(model=str(bundle_dir), candles_dir=str(candles_dir), tracking_uri=uri)
+            ),
         ) as c:
             h = c.get("/health")
             assert h.status_code == 200 and h.json()["mlflow"] == state and h.json()["status"] == status
@@ -375,7 +381,10 @@ def test_health_reports_the_mlflow_store(served_model, tmp_path, monkeypatch):
 def test_without_a_model_health_is_503_and_reload_brings_it_in(served_model, tmp_path):
     bundle_dir, candles_dir = served_model
     target = tmp_path / "models"
-    with TestClient(create_app(ServeSettings(model=str(target), candles_dir=str(candles_dir)))) as c:
+    with TestClient(
+        base_url="http://127.0.0.1",
+        app=create_app(ServeSettings(model=str(target), candles_dir=str(candles_dir))),
+    ) as c:
         h = c.get("/health")
         assert (
             h.status_code == 503
@@ -385,7 +394,7 @@ def test_without_a_model_health_is_503_and_reload_brings_it_in(served_model, tmp
         r = c.post("/predict", json={"candles": [{"time": 1, "open": 1, "high": 1, "low": 1, "close": 1}]})
         assert r.status_code == 503 and "POST /model/reload" in r.json()["detail"]
         shutil.copytree(bundle_dir, target)
-        r = c.post("/model/reload")
+        r = c.post("/model/reload", json={})
         assert r.status_code == 200 and r.json()["reloaded"] is True
         assert c.get("/health").status_code == 200
 
@@ -394,10 +403,13 @@ def test_a_failed_reload_keeps_serving_the_old_model(served_model, tmp_path, aap
     bundle_dir, candles_dir = served_model
     target = tmp_path / "models"
     shutil.copytree(bundle_dir, target)
-    with TestClient(create_app(ServeSettings(model=str(target), candles_dir=str(candles_dir)))) as c:
+    with TestClient(
+        base_url="http://127.0.0.1",
+        app=create_app(ServeSettings(model=str(target), candles_dir=str(candles_dir))),
+    ) as c:
         version = c.get("/model/info").json()["version"]
         (target / "bundle.json").write_text("{ not json")
-        r = c.post("/model/reload")
+        r = c.post("/model/reload", json={})
         assert r.status_code == 409 and r.json()["reloaded"] is False and "bundle.json" in r.json()["error"]
         assert r.json()["model"]["version"] == version
         assert c.post("/predict", json=body(aapl.slice(0, min_history + 5))).status_code == 200
@@ -413,12 +425,15 @@ def test_a_bundle_that_loads_but_cannot_predict_is_never_swapped_in(
     bundle_dir, candles_dir = served_model
     target = tmp_path / "models"
     shutil.copytree(bundle_dir, target)
-    with TestClient(create_app(ServeSettings(model=str(target), candles_dir=str(candles_dir)))) as c:
+    with TestClient(
+        base_url="http://127.0.0.1",
+        app=create_app(ServeSettings(model=str(target), candles_dir=str(candles_dir))),
+    ) as c:
         version = c.get("/model/info").json()["version"]
         meta = json.loads((target / "bundle.json").read_text())
         meta["feature_columns"] = meta["feature_columns"][:3]
         (target / "bundle.json").write_text(json.dumps(meta))
-        r = c.post("/model/reload")
+        r = c.post("/model/reload", json={})
         assert r.status_code == 409 and "failed a test prediction" in r.json()["error"]
         assert r.json()["model"]["version"] == version
         assert c.post("/predict", json=body(aapl.slice(0, min_history + 5))).status_code == 200
@@ -451,7 +466,8 @@ def test_invalid_utf8_is_a_400_and_a_bug_is_a_500_with_a_request_id(client, aapl
 def test_liveness_answers_without_a_model(served_model, tmp_path):
     _, candles_dir = served_model
     with TestClient(
-        create_app(ServeSettings(model=str(tmp_path / "none"), candles_dir=str(candles_dir)))
+        base_url="http://127.0.0.1",
+        app=create_app(ServeSettings(model=str(tmp_path / "none"), candles_dir=str(candles_dir))),
     ) as c:
         assert c.get("/health").status_code == 503
         assert c.get("/health/live").status_code == 200
@@ -460,7 +476,10 @@ def test_liveness_answers_without_a_model(served_model, tmp_path):
 def test_cors_only_for_configured_origins(served_model):
     bundle_dir, candles_dir = served_model
     preflight = {"Origin": "http://chart.local", "Access-Control-Request-Method": "POST"}
-    with TestClient(create_app(ServeSettings(model=str(bundle_dir), candles_dir=str(candles_dir)))) as c:
+    with TestClient(
+        base_url="http://127.0.0.1",
+        app=create_app(ServeSettings(model=str(bundle_dir), candles_dir=str(candles_dir))),
+    ) as c:
         assert (
             "access-control-allow-origin"
             not in c.get("/health", headers={"Origin": "http://chart.local"}).headers
@@ -470,7 +489,7 @@ def test_cors_only_for_configured_origins(served_model):
             model=str(bundle_dir), candles_dir=str(candles_dir), cors_origins=["http://chart.local"]
         )
     )
-    with TestClient(app) as c:
+    with TestClient(base_url="http://127.0.0.1", app=app) as c:
         assert (
             c.options("/predict", headers=preflight).headers["access-control-allow-origin"]
             == "http://chart.local"

@@ -13,9 +13,11 @@ from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK
 
 from candle_ml.candles import CANDLE_COLUMNS, validate_candles
+from candle_ml.errors import TooManyCandles
 from candle_ml.loading import LoadedModel
 from candle_ml.prediction import PredictResponse, predict_frame, predict_stored
-from serve.schemas import CANDLE_EXAMPLE, BatchRequest, Candle, PredictRequest, errors, strict_json
+from serve.limits import WorkLimiter
+from serve.schemas import BUSY, CANDLE_EXAMPLE, BatchRequest, Candle, PredictRequest, errors, strict_json
 from serve.series_cache import SeriesCache
 
 PREDICT_EXAMPLE = Example(
@@ -42,50 +44,70 @@ class PredictController(Controller):
     @post(
         "/predict",
         responses=errors(
-            e400="malformed body, wrong type, unknown field",
+            e400="malformed body, wrong type, unknown field, a field breaking its pattern",
+            e413="more candles than --max-candles (or a body over --max-body-mb)",
             e422="a candle breaks a rule, or too little history",
-            e503="no model loaded",
+            e503=BUSY,
         ),
         dto=strict_json(PredictRequest),
         return_dto=None,
         status_code=HTTP_200_OK,
-        sync_to_thread=True,
         summary="Label every candle and group the labels into spans",
     )
-    def predict(
+    async def predict(
         self,
         data: Annotated[PredictRequest, Body(examples=[PREDICT_EXAMPLE])],
         model: NamedDependency[LoadedModel],
+        work: NamedDependency[WorkLimiter],
     ) -> PredictResponse:
-        return predict_frame(model, request_candles(data.candles), data.min_confidence)
+        cap = work.limits.max_candles
+        if len(data.candles) > cap:
+            raise TooManyCandles(
+                f"candles: {len(data.candles)} sent; one request predicts at most {cap} "
+                "(send the series in several requests, each with min_history candles of overlap)",
+                field="candles",
+                rule=f"at most {cap} candles per request",
+            )
+        return await work.run(
+            lambda checkpoint: predict_frame(
+                model, request_candles(data.candles), data.min_confidence, checkpoint=checkpoint
+            )
+        )
 
     @post(
         "/predict/batch",
         responses=errors(
-            e400="malformed body",
+            e400="malformed body, wrong type, unknown field, a field breaking its pattern",
             e404="series not stored",
+            e413="the start..end range holds more candles than --max-candles",
             e422="no candles in range",
-            e503="no model loaded",
+            e503=BUSY,
         ),
         dto=strict_json(BatchRequest),
         return_dto=None,
         status_code=HTTP_200_OK,
-        sync_to_thread=True,
         summary="Label a series stored by the ingest stage, in chunks",
     )
-    def predict_batch(
+    async def predict_batch(
         self,
         data: Annotated[BatchRequest, Body(examples=[BATCH_EXAMPLE])],
         model: NamedDependency[LoadedModel],
         series_cache: NamedDependency[SeriesCache],
+        work: NamedDependency[WorkLimiter],
     ) -> PredictResponse:
-        return predict_stored(
-            model,
-            series_cache.series(data.pair, data.timeframe),
-            data.pair,
-            data.timeframe,
-            data.start,
-            data.end,
-            data.batch_size,
-            data.min_confidence,
+        series = series_cache.series(data.pair, data.timeframe)
+        return await work.run(
+            lambda checkpoint: predict_stored(
+                model,
+                series,
+                data.pair,
+                data.timeframe,
+                data.start,
+                data.end,
+                # The answer does not depend on it; tiny chunks would only multiply the work.
+                max(data.batch_size, work.limits.min_batch_size),
+                data.min_confidence,
+                checkpoint,
+                work.limits.max_candles,
+            )
         )

@@ -15,12 +15,14 @@ from litestar.status_codes import HTTP_200_OK
 from candle_ml.errors import UnknownSeries
 from candle_ml.feedback import human_spans, select_spans
 from candle_ml.loading import LoadedModel
-from candle_ml.prediction import SeriesPrediction, respond
+from candle_ml.prediction import Checkpoint, SeriesPrediction, respond
 from candle_ml.review import Kind, TimedSpan, disagreements, timeframe_seconds, unanswered
 from candle_ml.spans import group_spans
+from serve.limits import WorkLimiter
 from serve.routes.feedback import to_wire
 from serve.routes.series import END, PAIR, START, TIMEFRAME
 from serve.schemas import (
+    BUSY,
     CONFIDENCE,
     AnnotationSpan,
     Disagreement,
@@ -81,17 +83,17 @@ class ReviewController(Controller):
             e400="bad query parameter",
             e404="series not stored",
             e422="series shorter than the model's history",
-            e503="no model loaded",
+            e503=BUSY,
         ),
-        sync_to_thread=True,
         summary="Predictions, human spans and disagreements of a stored series range, in one answer",
     )
-    def review(
+    async def review(
         self,
         model: NamedDependency[LoadedModel],
         series_cache: NamedDependency[SeriesCache],
         human_dir: NamedDependency[Path],
         feedback_log: NamedDependency[Path],
+        work: NamedDependency[WorkLimiter],
         pair: Annotated[str, PAIR],
         timeframe: Annotated[str, TIMEFRAME],
         start: Annotated[int | None, START] = None,
@@ -99,43 +101,49 @@ class ReviewController(Controller):
         min_confidence: Annotated[float, MIN_CONFIDENCE] = 0.0,
     ) -> Response[ReviewResponse]:
         started = time.perf_counter()
-        full = series_cache.get(model, pair, timeframe)
-        window = full.window(start, end)
-        answer = respond(
-            model, full.times[window], full.labels[window], full.confidence[window], min_confidence
-        )
-        human = [to_wire(s) for s in human_spans(human_dir, feedback_log, pair, timeframe, start, end)]
-        predicted = [
-            PredictedSpan(s.start_time, s.end_time, s.label, s.avg_confidence, s.candles)
-            for s in answer.spans
-        ]
-        found, summary = disagreements(human, predicted, full.times)
-        body = ReviewResponse(
-            pair,
-            timeframe,
-            answer.predictions,
-            answer.spans,
-            human,
-            wire(found),
-            summary,
-            answer.model_info,
-        )
+        series_cache.series(pair, timeframe)  # 404 before queueing for a slot
+
+        def review_range(checkpoint: Checkpoint) -> ReviewResponse:
+            full = series_cache.get(model, pair, timeframe)
+            checkpoint()
+            window = full.window(start, end)
+            answer = respond(
+                model, full.times[window], full.labels[window], full.confidence[window], min_confidence
+            )
+            human = [to_wire(s) for s in human_spans(human_dir, feedback_log, pair, timeframe, start, end)]
+            predicted = [
+                PredictedSpan(s.start_time, s.end_time, s.label, s.avg_confidence, s.candles)
+                for s in answer.spans
+            ]
+            found, summary = disagreements(human, predicted, full.times)
+            return ReviewResponse(
+                pair,
+                timeframe,
+                answer.predictions,
+                answer.spans,
+                human,
+                wire(found),
+                summary,
+                answer.model_info,
+            )
+
+        body = await work.run(review_range)
         return Response(
             body, headers={"Server-Timing": f"review;dur={(time.perf_counter() - started) * 1000:.1f}"}
         )
 
     @get(
         "/review/queue",
-        responses=errors(e400="bad query parameter", e404="series not stored", e503="no model loaded"),
-        sync_to_thread=True,
+        responses=errors(e400="bad query parameter", e404="series not stored", e503=BUSY),
         summary="Predicted spans nobody answered yet, least sure first (the active-learning queue)",
     )
-    def queue(
+    async def queue(
         self,
         model: NamedDependency[LoadedModel],
         series_cache: NamedDependency[SeriesCache],
         human_dir: NamedDependency[Path],
         feedback_log: NamedDependency[Path],
+        work: NamedDependency[WorkLimiter],
         pair: Annotated[str | None, PAIR] = None,
         timeframe: Annotated[str | None, TIMEFRAME] = None,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 20,
@@ -148,13 +156,18 @@ class ReviewController(Controller):
         ]
         if pair is not None and not series:
             raise UnknownSeries(f"no stored series {pair} {timeframe or ''}".strip(), field="pair")
-        answered = human_spans(human_dir, feedback_log)  # read once for every series
-        items: list[QueueItem] = []
-        for p, t in series:
-            full = series_cache.get(model, p, t)
-            items += queue_items(p, t, full, select_spans(answered, p, t))
-        items.sort(key=lambda q: (q.score, q.pair, q.start_time))
-        body = QueueResponse(items[:limit], len(items), model.summary)
+
+        def rank(checkpoint: Checkpoint) -> QueueResponse:
+            answered = human_spans(human_dir, feedback_log)  # read once for every series
+            items: list[QueueItem] = []
+            for p, t in series:
+                checkpoint()
+                full = series_cache.get(model, p, t)
+                items += queue_items(p, t, full, select_spans(answered, p, t))
+            items.sort(key=lambda q: (q.score, q.pair, q.start_time))
+            return QueueResponse(items[:limit], len(items), model.summary)
+
+        body = await work.run(rank)
         return Response(
             body, headers={"Server-Timing": f"queue;dur={(time.perf_counter() - started) * 1000:.1f}"}
         )

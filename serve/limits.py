@@ -1,0 +1,119 @@
+"""Bounded work per request: at most N predictions at once, a short queue, a time limit, a drain.
+
+Every route that predicts runs through ``WorkLimiter.run``. Past the cap a request waits in a
+short queue; when the queue is full, or the wait runs past ``queue_timeout``, it is answered
+at once with **503 and Retry-After** instead of seconds of waiting behind everyone else
+(what 50 clients measured without it: bench/overload.py). The prediction itself runs in a
+worker thread and calls the checkpoint between chunks, so a request that runs past
+``request_timeout`` (or past the shutdown grace) stops within one chunk and answers 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio.to_thread
+import msgspec
+
+from candle_ml.errors import CandleMLError
+from candle_ml.prediction import Checkpoint
+
+T = TypeVar("T")
+
+
+class Unavailable(CandleMLError):
+    """Busy, past the time limit, or shutting down: retry after ``retry_after`` seconds."""
+
+    status = 503
+
+    def __init__(self, message: str, *, rule: str, retry_after: int):
+        super().__init__(message, rule=rule)
+        self.retry_after = retry_after
+
+
+def default_concurrency() -> int:
+    """One prediction per core: each already uses every core in XGBoost, so more only queue inside."""
+    return max(2, os.cpu_count() or 2)
+
+
+class Limits(msgspec.Struct, forbid_unknown_fields=True):
+    """The bounds on prediction work (``candle-ml serve --help`` names each option)."""
+
+    max_candles: int = 100_000  # per /predict body and per /predict/batch range (413 beyond)
+    min_batch_size: int = 1_000  # /predict/batch chunks are never smaller (each carries ~300 of history)
+    max_concurrent: int = 0  # predictions running at once; 0: default_concurrency()
+    max_queue: int = 0  # requests waiting for a slot; 0: 8 per slot; beyond: 503 at once
+    queue_timeout: float = 2.0  # seconds a request may wait for a slot before its 503
+    request_timeout: float = 30.0  # seconds from arrival to the last chunk; past it: 503
+
+
+class WorkLimiter:
+    """The cap on concurrent predictions, their queue, their deadlines and the shutdown drain."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.slots = limits.max_concurrent or default_concurrency()
+        self.max_queue = limits.max_queue or 8 * self.slots
+        self._free = asyncio.Semaphore(self.slots)  # binds to the server's loop on first use
+        self.waiting = 0
+        self.rejected = 0  # 503s so far (busy, late or draining), for /health
+        self.drain_deadline: float | None = None
+
+    def drain(self, grace: float) -> None:
+        """Shutdown began: work still running ``grace`` seconds from now stops with a 503."""
+        self.drain_deadline = time.monotonic() + grace
+
+    async def run(self, fn: Callable[[Checkpoint], T]) -> T:
+        """Run ``fn(checkpoint)`` in a worker thread once a slot is free (or answer 503 now)."""
+        deadline = time.monotonic() + self.limits.request_timeout
+        self.checkpoint(deadline)
+        await self._acquire()
+        try:
+            return await anyio.to_thread.run_sync(fn, lambda: self.checkpoint(deadline))
+        finally:
+            self._free.release()
+
+    async def _acquire(self) -> None:
+        if self._free.locked() and self.waiting >= self.max_queue:
+            raise self._reject(
+                f"busy: {self.slots} predictions running and {self.waiting} waiting; retry in a second",
+                "server busy",
+                retry_after=1,
+            )
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self._free.acquire(), self.limits.queue_timeout)
+        except TimeoutError:
+            raise self._reject(
+                f"busy: no free prediction slot within {self.limits.queue_timeout:g} s; retry in a second",
+                "server busy",
+                retry_after=1,
+            ) from None
+        finally:
+            self.waiting -= 1
+
+    def checkpoint(self, deadline: float) -> None:
+        """Raise 503 once the request's time is up or the shutdown grace has run out."""
+        now = time.monotonic()
+        if self.drain_deadline is not None and now >= self.drain_deadline:
+            raise self._reject(
+                "the server is shutting down and this prediction could not finish in time; "
+                "retry against the restarted server",
+                "shutting down",
+                retry_after=5,
+            )
+        if now >= deadline:
+            raise self._reject(
+                f"the prediction ran past the {self.limits.request_timeout:g} s limit per request "
+                "(server busy, or too many candles for one call): ask for fewer, or retry",
+                f"at most {self.limits.request_timeout:g} s per request",
+                retry_after=1,
+            )
+
+    def _reject(self, message: str, rule: str, retry_after: int) -> Unavailable:
+        self.rejected += 1
+        return Unavailable(message, rule=rule, retry_after=retry_after)
