@@ -44,7 +44,18 @@ COLUMN_ALIASES = {
 # letters, digits, '.' and '-', no leading dot, so '../', '/' and NUL never reach a path.
 PAIR_PATTERN = r"[A-Za-z0-9][A-Za-z0-9.\-]{0,63}"
 TIMEFRAME_PATTERN = r"[A-Za-z0-9]{1,16}"
-SERIES_FILE_RE = re.compile(rf"^(?P<pair>{PAIR_PATTERN})_(?P<timeframe>{TIMEFRAME_PATTERN})$")
+SERIES_FILE_RE = re.compile(rf"^(?P<pair>{PAIR_PATTERN})_(?P<timeframe>{TIMEFRAME_PATTERN})$(?!\n)")
+
+
+def whole(pattern: str) -> str:
+    """``pattern`` matching a whole string, the same in Python and in JSON Schema (ECMA).
+
+    Python's ``$`` also matches before a final newline, so ``^AAPL$`` accepts ``"AAPL\n"``;
+    the lookahead refuses it, and ECMA regexes (OpenAPI clients) read it the same way.
+    """
+    return f"^(?:{pattern})$(?!\n)"
+
+
 _TZ_SUFFIX_RE = r"(?:Z|[+-]\d{2}:?\d{2})$"
 
 

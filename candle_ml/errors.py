@@ -108,3 +108,14 @@ class NoModel(CandleMLError):
 
     status = 503
     retry_after = 5  # seconds; a reload may be under way
+
+
+def require_history(n: int, min_history: int, source: str) -> None:
+    """No candle of ``n`` could be labeled: say how many the model needs."""
+    if n <= min_history:
+        raise TooLittleHistory(
+            f"{source}: {n} candles sent; the model needs at least {min_history + 1} "
+            f"({min_history} candles of history before the first candle it can label)",
+            field="candles",
+            rule="min_history",
+        )

@@ -16,7 +16,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from candle_ml.errors import CandleMLError, EmptyRange, TooLittleHistory, TooManyCandles, UnknownSeries
+from candle_ml.errors import CandleMLError, EmptyRange, TooManyCandles, UnknownSeries, require_history
 from candle_ml.loading import LoadedModel, ModelSummary
 from candle_ml.paths import INDEX
 from candle_ml.patterns import NO_PATTERN
@@ -52,17 +52,6 @@ class PredictResponse(msgspec.Struct):
     predictions: list[CandlePrediction]
     spans: list[SpanPrediction]
     model_info: ModelSummary
-
-
-def require_history(n: int, min_history: int, source: str) -> None:
-    """No candle of ``n`` could be labeled: say how many the model needs."""
-    if n <= min_history:
-        raise TooLittleHistory(
-            f"{source}: {n} candles sent; the model needs at least {min_history + 1} "
-            f"({min_history} candles of history before the first candle it can label)",
-            field="candles",
-            rule="min_history",
-        )
 
 
 def respond(

@@ -27,6 +27,8 @@ from candle_ml.candles import CANDLE_COLUMNS
 from candle_ml.config import FeaturizeParams, MlflowParams, TrainParams
 from candle_ml.errors import DatasetError
 from candle_ml.models import PatternModel, create_model, model_class
+from candle_ml.paths import INDEX
+from candle_ml.stageio import read_json
 from candle_ml.tracking import dataset_version, flatten, git_commit, queued_experiment, run_tags
 
 log = logging.getLogger("candle_ml.train")
@@ -34,17 +36,6 @@ log = logging.getLogger("candle_ml.train")
 PACKAGE_DIR = Path(__file__).resolve().parent
 PYFUNC_CODE = PACKAGE_DIR / "mlflow_pyfunc.py"
 PRICE_AND_VOLUME = CANDLE_COLUMNS[1:]
-# What the raw-candle pyfunc takes (three real AAPL days, 2005-01-14..18, Unix seconds).
-CANDLES_EXAMPLE = pd.DataFrame(
-    {
-        "time": [1105660800, 1106006400, 1106092800],
-        "open": [70.24, 69.74, 70.6],
-        "high": [71.72, 70.7, 71.46],
-        "low": [69.19, 69.21, 69.75],
-        "close": [70.2, 70.65, 69.88],
-        "volume": [31620400.0, 17972500.0, 13426700.0],
-    }
-)
 
 
 @dataclass
@@ -154,6 +145,14 @@ def bundle_meta(
     )
 
 
+def candles_example(candles_dir: Path, min_history: int) -> pd.DataFrame:
+    """What the raw-candle pyfunc takes: the last ``min_history + 5`` candles of the first stored
+    series (real candles; the last 5 get labels), logged as its input example."""
+    entry = next(e for e in read_json(candles_dir / INDEX)["series"] if not e.get("augmented_from"))
+    frame = pl.read_parquet(candles_dir / entry["file"]).tail(min_history + 5)
+    return frame.select(CANDLE_COLUMNS).to_pandas()
+
+
 def log_to_mlflow(
     result: TrainResult,
     all_params: dict[str, Any],
@@ -161,6 +160,7 @@ def log_to_mlflow(
     cfg: MlflowParams,
     params_file: Path,
     bundle_dir: Path,
+    example: pd.DataFrame,
 ) -> None:
     """Record the run: params, data facts, tags, the native model and a raw-candle pyfunc."""
     import mlflow
@@ -185,10 +185,13 @@ def log_to_mlflow(
     mlflow.log_artifact(str(params_file))
     result.model.log_native("model", result.example)
     inputs: list[Any] = [ColSpec("long", "time")] + [ColSpec("double", c) for c in PRICE_AND_VOLUME]
+    # Optional: when present, the pyfunc checks they name one series (mlflow_pyfunc.py).
+    inputs += [ColSpec("string", "pair", required=False), ColSpec("string", "timeframe", required=False)]
     outputs: list[Any] = [
         ColSpec("long", "time"),
-        ColSpec("string", "label"),
-        ColSpec("double", "confidence"),
+        ColSpec("string", "label", required=False),
+        ColSpec("double", "confidence", required=False),
+        ColSpec("boolean", "has_history"),
     ]
     signature = ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
     info = mlflow.pyfunc.log_model(
@@ -197,7 +200,7 @@ def log_to_mlflow(
         artifacts={"bundle": str(bundle_dir.resolve())},
         code_paths=[str(PACKAGE_DIR)],  # the library alone: it never imports stages/ or serve/
         signature=signature,
-        input_example=CANDLES_EXAMPLE,
+        input_example=example,
         pip_requirements=_pip_requirements(),
         registered_model_name=cfg.registered_model or None,
     )

@@ -12,18 +12,21 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import State
+from litestar.datastructures import MutableScopeHeaders, State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.routes import HTTPRoute
+from litestar.types import Message, Scope
 
 from candle_ml.errors import CandleMLError, ModelLoadError
 from candle_ml.loading import LoadedModel
+from serve import openapi
 from serve.errors import EXCEPTION_HANDLERS
 from serve.guards import allowed_hosts_guard, require_json
 from serve.health import TrackingProbe
@@ -109,10 +112,27 @@ DEPENDENCIES = {
 }
 
 
+def every_method_allowed(allow: dict[str, str]) -> Callable[[Message, Scope], Awaitable[None]]:
+    """A ``before_send`` hook: an OPTIONS answer's ``Allow`` lists every method of its path.
+
+    Litestar's automatic OPTIONS handler lists only the methods registered before it was made
+    (``OPTIONS /feedback`` said ``GET, OPTIONS`` without ``POST``).
+    """
+
+    async def fix(message: Message, scope: Scope) -> None:
+        if message["type"] == "http.response.start" and scope.get("method") == "OPTIONS":
+            methods = allow.get(scope["path"])
+            if methods:
+                MutableScopeHeaders.from_message(message)["Allow"] = methods
+
+    return fix
+
+
 def create_app(settings: ServeSettings | None = None) -> Litestar:
     settings = settings or ServeSettings()
     origins = settings.cors_origins
-    return Litestar(
+    allow: dict[str, str] = {}
+    app = Litestar(
         route_handlers=ROUTES,
         dependencies={name: Provide(fn, sync_to_thread=False) for name, fn in DEPENDENCIES.items()},
         state=State(
@@ -129,5 +149,13 @@ def create_app(settings: ServeSettings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         cors_config=CORSConfig(allow_origins=origins, allow_methods=["GET", "POST"]) if origins else None,
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="candle-ml", version="1", description=API_DESCRIPTION),
+        openapi_config=OpenAPIConfig(
+            title="candle-ml",
+            version="1",
+            description=API_DESCRIPTION,
+            render_plugins=openapi.render_plugins(),
+        ),
+        before_send=[every_method_allowed(allow)],
     )
+    allow.update({r.path: ", ".join(sorted(r.methods)) for r in app.routes if isinstance(r, HTTPRoute)})
+    return app

@@ -10,43 +10,63 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar.dto import MsgspecDTO
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Reference, Schema
 from msgspec import Meta
 
 from candle_ml.bundle import Label
-from candle_ml.candles import PAIR_PATTERN, TIMEFRAME_PATTERN
+from candle_ml.candles import PAIR_PATTERN, TIMEFRAME_PATTERN, whole
 from candle_ml.loading import ModelSummary
 from candle_ml.prediction import CandlePrediction, PredictResponse, SpanPrediction
 from candle_ml.review import Summary
 
 # The same rule as the series file names ingest accepts (candle_ml.candles).
-SERIES_NAME = Meta(pattern=f"^{PAIR_PATTERN}$", description="series name, e.g. AAPL or EURUSD")
-TIMEFRAME = Meta(pattern=f"^{TIMEFRAME_PATTERN}$", description="timeframe, e.g. 1d or 1h")
+SERIES_NAME = Meta(pattern=whole(PAIR_PATTERN), description="series name, e.g. AAPL or EURUSD")
+TIMEFRAME = Meta(pattern=whole(TIMEFRAME_PATTERN), description="timeframe, e.g. 1d or 1h")
 # 1900-01-01 .. 9999-12-31: wider than any market data, narrow enough for int64 and float64.
 UNIX_SECONDS = Meta(ge=-2_208_988_800, le=253_402_300_799, description="Unix seconds, UTC, integer")
 CONFIDENCE = Meta(ge=0.0, le=1.0, description="predictions below this confidence come back as O")
 
-CANDLE_EXAMPLE = {
-    "time": 1492592400,
-    "open": 1.0716,
-    "high": 1.0722,
-    "low": 1.0708,
-    "close": 1.0722,
-    "volume": 1413,
-}
+
+def _whole_floats_as_ints(value: Any) -> Any:
+    """``484.0`` -> ``484`` throughout a decoded JSON value (float fields take ints as they are)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, list):
+        return [_whole_floats_as_ints(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _whole_floats_as_ints(v) for k, v in value.items()}
+    return value
+
+
+def decode_strictly(value: bytes, model: type) -> Any:
+    """Decode a body into ``model``: no "1" -> 1, no 1.5 -> int, unknown fields rejected.
+
+    A whole number written with a fraction (``1492592400.0``) is still that integer, as JSON
+    Schema's ``integer`` says; that slower path runs only when the fast typed decode fails.
+    """
+    try:
+        return msgspec.json.decode(value, type=model)
+    except UnicodeDecodeError as exc:  # msgspec's error for invalid UTF-8 inside a string
+        raise msgspec.DecodeError(f"invalid UTF-8 at byte {exc.start} (JSON text must be UTF-8)") from None
+    except msgspec.ValidationError as exc:
+        if "Expected `int`, got `float`" not in str(exc):
+            raise
+    return msgspec.convert(_whole_floats_as_ints(msgspec.json.decode(value)), type=model, strict=True)
 
 
 def strict_json(model: type) -> type[MsgspecDTO[Any]]:
-    """A DTO that decodes the body with msgspec in strict mode (no "1" -> 1, no 1.5 -> int)."""
+    """A DTO that decodes the body with ``decode_strictly``."""
 
     class StrictJSON(MsgspecDTO[model]):  # type: ignore[valid-type]
         def decode_bytes(self, value: bytes) -> Any:
-            try:
-                return msgspec.json.decode(value, type=model)
-            except UnicodeDecodeError as exc:  # msgspec's error for invalid UTF-8 inside a string
-                raise msgspec.DecodeError(
-                    f"invalid UTF-8 at byte {exc.start} (JSON text must be UTF-8)"
-                ) from None
+            return decode_strictly(value, model)
 
+        @classmethod
+        def create_openapi_schema(cls, *_: Any, **__: Any) -> Reference | Schema:
+            # serve.openapi puts msgspec's exact schema of ``model`` here (Litestar's drops rules).
+            return Reference(ref=f"#/components/schemas/{model.__name__}")
+
+    StrictJSON.model = model  # type: ignore[attr-defined]  # serve.openapi documents the body by it
     return StrictJSON
 
 
@@ -57,6 +77,7 @@ class ErrorBody(msgspec.Struct):
     detail: str
     field: str | None = None
     rule: str | None = None
+    request_id: str | None = None  # a 500 only: where the server log has the traceback
 
 
 BUSY = "no model loaded, busy, past the time limit, or shutting down; Retry-After says when to retry"
@@ -87,8 +108,8 @@ class PredictRequest(Body):
     candles: Annotated[list[Candle], Meta(min_length=1, description="one series, oldest first")]
     # Optional fields carry no msgspec Meta: Litestar's OpenAPI generator cannot render
     # Annotated[...] | None, so their rules are checked where they are used.
-    pair: str | None = None  # informational: the prediction uses only the candles
-    timeframe: str | None = None
+    pair: Annotated[str, SERIES_NAME] | None = None  # informational: the prediction uses only the candles
+    timeframe: Annotated[str, TIMEFRAME] | None = None
     min_confidence: Annotated[float, CONFIDENCE] = 0.0  # predictions below it come back as "O"
 
 
@@ -129,6 +150,10 @@ class Health(msgspec.Struct):
     series_error: str | None = None  # why the last read of the stored series failed (the old ones serve)
 
 
+class ReloadRequest(Body):
+    """``POST /model/reload`` takes ``{}`` (or no body): the JSON content type is what it checks."""
+
+
 class ReloadResult(msgspec.Struct):
     reloaded: bool
     model: ModelSummary | None
@@ -138,21 +163,10 @@ class ReloadResult(msgspec.Struct):
 
 
 LABEL = Meta(
-    pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,63}$",
+    pattern=whole(r"[A-Za-z0-9][A-Za-z0-9_.\- ]{0,63}"),
     description="a pattern label such as bullish_engulfing, or O (no pattern)",
 )
-SPAN_ID = Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$", description="the span's id")
-SPAN_EXAMPLE = {
-    "id": "a1",
-    "pair": "AAPL",
-    "timeframe": "1d",
-    "start_time": 1105660800,
-    "end_time": 1106006400,
-    "label": "bullish_engulfing",
-    "confidence": 1.0,
-    "source": "human",
-    "model_prediction": None,
-}
+SPAN_ID = Meta(pattern=whole(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}"), description="the span's id")
 
 
 class AnnotationSpan(Body):
@@ -163,7 +177,7 @@ class AnnotationSpan(Body):
     start_time: Annotated[int, UNIX_SECONDS]
     end_time: Annotated[int, UNIX_SECONDS]
     label: Annotated[str, LABEL]
-    id: str | None = None  # checked against SPAN_ID where used (OpenAPI cannot render an optional Meta)
+    id: Annotated[str, SPAN_ID] | None = None
     confidence: Annotated[float, Meta(ge=0.0, le=1.0)] = 1.0
     source: Literal["human", "human_correction", "model_confirmed", "programmatic"] = "human"
     model_prediction: str | dict[str, Any] | None = None
@@ -214,8 +228,8 @@ class DisagreementsRequest(Body):
     predicted: Annotated[list[PredictedSpan], Meta(max_length=10_000)]
     # The series both lists are on; default: the human spans' own. Candles are counted on its
     # stored candles, or on a regular grid of the timeframe when it is not stored.
-    pair: str | None = None
-    timeframe: str | None = None
+    pair: Annotated[str, SERIES_NAME] | None = None
+    timeframe: Annotated[str, TIMEFRAME] | None = None
 
 
 class Disagreement(msgspec.Struct):

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from candle_ml.errors import CandleMLError
+from candle_ml.errors import CandleMLError, require_history
 from candle_ml.loading import LoadedModel
-from candle_ml.prediction import SeriesPrediction, StoredSeries, load_stored, predict_series, require_history
+from candle_ml.prediction import SeriesPrediction, StoredSeries, load_stored, predict_series
 
 log = logging.getLogger("candle_ml.serve")
 

@@ -18,7 +18,7 @@ from candle_ml.config import MlflowParams, TrainParams, parse_section, read_para
 from candle_ml.models import model_class
 from candle_ml.stageio import read_json, require_file, run_stage
 from candle_ml.tracking import connect, guarded, run_name
-from candle_ml.training import bundle_meta, log_to_mlflow, train
+from candle_ml.training import bundle_meta, candles_example, log_to_mlflow, train
 
 log = logging.getLogger("candle_ml.train")
 
@@ -59,6 +59,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
                 cfg,
                 params_file,
                 paths.MODEL_DIR,
+                candles_example(paths.CANDLES_DIR, meta.min_history),
             )
             log.info("MLflow run %s in experiment '%s'", active.info.run_id, cfg.experiment)
 

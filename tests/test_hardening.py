@@ -253,3 +253,62 @@ def test_sigterm_lets_requests_in_flight_finish_or_answers_503_and_exits_0(serve
         else:
             assert statuses.count(503) > 0
             assert all(r == "5" for s, r in zip(statuses, retry_after, strict=True) if s == 503)
+
+
+# ------------------------------------------------------------------ the schema's rules are the server's
+
+
+def test_series_names_refuse_a_trailing_newline_and_nul_everywhere(app_for, served_model):
+    _, candles_dir = served_model
+    body = candles_body(candles_dir, 400)
+    with app_for() as client:
+        for pair in ["AAPL\n", "AAPL\x00", "A" * 1_000_000]:
+            r = client.post("/predict/batch", json={"pair": pair, "timeframe": "1d"})
+            assert r.status_code == 400 and r.json()["field"] == "pair", (pair[:8], r.text[:200])
+            r = client.post("/predict", json={**body, "pair": pair})
+            assert r.status_code == 400 and r.json()["field"] == "pair", (pair[:8], r.text[:200])
+        assert client.get("/review", params={"pair": "AAPL\n", "timeframe": "1d"}).status_code == 400
+        assert client.post("/predict", json={**body, "pair": "AAPL", "timeframe": "1d"}).status_code == 200
+
+
+def test_a_whole_number_written_with_a_fraction_is_that_integer_and_1_5_is_not(app_for, served_model):
+    _, candles_dir = served_model
+    body = candles_body(candles_dir, 400)
+    with app_for() as client:
+        exact = client.post("/predict", json=body).json()["predictions"]
+        floats = [{**c, "time": float(c["time"])} for c in body["candles"]]
+        assert client.post("/predict", json={"candles": floats}).json()["predictions"] == exact
+        floats[3]["time"] += 0.5
+        r = client.post("/predict", json={"candles": floats})
+        assert r.status_code == 400 and r.json()["field"] == "candles[3].time"
+
+
+def test_options_lists_every_method_of_a_path(app_for):
+    with app_for() as client:
+        assert client.options("/feedback").headers["allow"] == "GET, OPTIONS, POST"
+        assert client.options("/predict").headers["allow"] == "OPTIONS, POST"
+
+
+def test_openapi_documents_bodies_statuses_and_examples_that_work(app_for):
+    with app_for() as client:
+        spec = client.get("/schema/openapi.json").json()
+        schemas = spec["components"]["schemas"]
+        assert schemas["PredictRequest"]["additionalProperties"] is False
+        assert schemas["PredictRequest"]["properties"]["candles"]["minItems"] == 1
+        assert "(?!\n)" in schemas["BatchRequest"]["properties"]["pair"]["pattern"]
+        assert "request_id" in schemas["ErrorBody"]["properties"]
+        for path, operations in spec["paths"].items():
+            for method, op in operations.items():
+                assert {"400", "500"} <= set(op["responses"]), (method, path)
+                if method == "post":
+                    assert {"413", "415"} <= set(op["responses"]), path
+        predict = spec["paths"]["/predict"]["post"]
+        assert {"422", "503"} <= set(predict["responses"])
+        assert predict["responses"]["400"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"
+        }
+        for path in ["/predict", "/predict/batch", "/feedback"]:
+            media = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+            example = media["examples"]["stored"]["value"]
+            r = client.post(path, json=example)
+            assert r.status_code in (200, 201), (path, r.text[:300])

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import polars as pl
 import pytest
 from litestar.testing import TestClient
@@ -298,8 +299,21 @@ def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
     candles = pl.read_parquet(repo / "data/candles/IBM_1d.parquet").tail(400).to_pandas()  # min_history ~300
     out = model.predict(candles)
     assert len(out) == 400 and out["label"].iloc[-50:].notna().all()
-    # Candles without enough history come back as None (JSON null), never NaN.
+    # Candles without enough history come back as None (JSON null), never NaN, and say so.
     assert out["label"].iloc[0] is None and out["confidence"].iloc[0] is None
+    assert out["has_history"].tolist() == out["label"].notna().tolist() and out["has_history"].iloc[-1]
+    # What spark_udf's Arrow batches would send: two series at once, or a piece too short.
+    aapl = pl.read_parquet(repo / "data/candles/AAPL_1d.parquet").tail(400).to_pandas()
+    two = pd.concat([candles.assign(pair="IBM", timeframe="1d"), aapl.assign(pair="AAPL", timeframe="1d")])
+    with pytest.raises(Exception, match="holds 2 series"):
+        model.predict(two)
+    with pytest.raises(Exception, match="two series in one call"):
+        model.predict(pd.concat([candles, aapl]))
+    with pytest.raises(Exception, match="the model needs at least"):
+        model.predict(candles.tail(50))
+    assert (
+        model.predict(candles.assign(pair="IBM", timeframe="1d"))["label"].tolist() == out["label"].tolist()
+    )
 
     # The server loads the same registered version, with the test metrics evaluate logged to its run.
     import tempfile

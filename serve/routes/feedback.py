@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +9,6 @@ from typing import Annotated
 import numpy as np
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.openapi.spec import Example
 from litestar.params import Body
 from litestar.status_codes import HTTP_201_CREATED
 from msgspec.structs import asdict
@@ -21,8 +19,6 @@ from candle_ml.feedback import append_spans, human_spans
 from candle_ml.patterns import NO_PATTERN
 from serve.routes.series import END, PAIR, START, TIMEFRAME
 from serve.schemas import (
-    SPAN_EXAMPLE,
-    SPAN_ID,
     AnnotationSpan,
     FeedbackRequest,
     FeedbackSpan,
@@ -31,25 +27,6 @@ from serve.schemas import (
     strict_json,
 )
 from serve.series_cache import SeriesCache
-
-FEEDBACK_EXAMPLE = Example(
-    summary="confirm one prediction and dismiss another",
-    value={
-        "annotations": [
-            {**SPAN_EXAMPLE, "source": "model_confirmed"},
-            {
-                **SPAN_EXAMPLE,
-                "id": "a2",
-                "start_time": 1104796800,
-                "end_time": 1104796800,
-                "label": "O",
-                "source": "human_correction",
-                "model_prediction": "doji",
-            },
-        ]
-    },
-)
-_SPAN_ID = re.compile(SPAN_ID.pattern or "")
 
 
 def _reject(i: int, field: str, message: str, rule: str) -> AnnotationError:
@@ -60,10 +37,6 @@ def _reject(i: int, field: str, message: str, rule: str) -> AnnotationError:
 
 def check_answer(i: int, span: FeedbackSpan, cache: SeriesCache) -> None:
     """The rules beyond the body's types; every failure names the entry, the field and the rule."""
-    if span.id is not None and not _SPAN_ID.match(span.id):
-        raise _reject(
-            i, "id", f"'{span.id}' must be 1-128 letters, digits, '_', '.', ':' or '-'", "id pattern"
-        )
     if span.end_time < span.start_time:
         raise _reject(
             i, "end_time", f"{span.end_time} is before start_time {span.start_time}", "end_time >= start_time"
@@ -119,7 +92,7 @@ class FeedbackController(Controller):
     )
     def store(
         self,
-        data: Annotated[FeedbackRequest, Body(examples=[FEEDBACK_EXAMPLE])],
+        data: Annotated[FeedbackRequest, Body()],
         series_cache: NamedDependency[SeriesCache],
         feedback_log: NamedDependency[Path],
     ) -> FeedbackStored:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
-from litestar import Controller, Response, get, post
+import anyio.to_thread
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_409_CONFLICT
@@ -13,7 +15,7 @@ from candle_ml.bundle import Label
 from candle_ml.errors import CandleMLError, ModelLoadError
 from candle_ml.loading import LoadedModel
 from serve.model_store import ModelStore, model_info
-from serve.schemas import ModelInfo, ReloadResult, errors
+from serve.schemas import ModelInfo, ReloadRequest, ReloadResult, decode_strictly, errors
 from serve.series_cache import SeriesCache
 
 
@@ -41,24 +43,37 @@ class ModelController(Controller):
 
     @post(
         "/reload",
-        responses={409: ResponseSpec(ReloadResult, description="load failed; the old model keeps serving")},
-        sync_to_thread=True,
+        responses={
+            **errors(e400="a body other than {}"),
+            409: ResponseSpec(ReloadResult, description="load failed; the old model keeps serving"),
+        },
         status_code=HTTP_200_OK,
         summary="Load the model again and swap it in; a failed load keeps the old one (409)",
+        opt={"body": ReloadRequest},  # what serve.openapi documents; read from the raw body below
     )
-    def reload(
-        self, store: NamedDependency[ModelStore], series_cache: NamedDependency[SeriesCache]
+    async def reload(
+        self,
+        request: Request[Any, Any, Any],
+        store: NamedDependency[ModelStore],
+        series_cache: NamedDependency[SeriesCache],
     ) -> Response[ReloadResult]:
         """The stored series are read again too: a rebuild that failed keeps the last good ones."""
-        with contextlib.suppress(CandleMLError):  # kept in series_cache.last_error
-            series_cache.reload()
-        served = len(series_cache.stored.candles)
-        try:
-            loaded = store.reload()
-        except ModelLoadError as exc:
-            current = store.current
-            body = ReloadResult(
-                False, current.summary if current else None, str(exc), served, series_cache.last_error
-            )
-            return Response(body, status_code=HTTP_409_CONFLICT)
-        return Response(ReloadResult(True, loaded.summary, None, served, series_cache.last_error))
+        body = await request.body()
+        if body.strip():
+            decode_strictly(body, ReloadRequest)  # {} only: anything else is a 400 naming the field
+        return await anyio.to_thread.run_sync(reload_both, store, series_cache)
+
+
+def reload_both(store: ModelStore, series_cache: SeriesCache) -> Response[ReloadResult]:
+    with contextlib.suppress(CandleMLError):  # kept in series_cache.last_error
+        series_cache.reload()
+    served = len(series_cache.stored.candles)
+    try:
+        loaded = store.reload()
+    except ModelLoadError as exc:
+        current = store.current
+        body = ReloadResult(
+            False, current.summary if current else None, str(exc), served, series_cache.last_error
+        )
+        return Response(body, status_code=HTTP_409_CONFLICT)
+    return Response(ReloadResult(True, loaded.summary, None, served, series_cache.last_error))

@@ -8,7 +8,6 @@ import numpy as np
 import polars as pl
 from litestar import Controller, post
 from litestar.di import NamedDependency
-from litestar.openapi.spec import Example
 from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK
 
@@ -17,16 +16,8 @@ from candle_ml.errors import TooManyCandles
 from candle_ml.loading import LoadedModel
 from candle_ml.prediction import PredictResponse, predict_frame, predict_stored
 from serve.limits import WorkLimiter
-from serve.schemas import BUSY, CANDLE_EXAMPLE, BatchRequest, Candle, PredictRequest, errors, strict_json
+from serve.schemas import BUSY, BatchRequest, Candle, PredictRequest, errors, strict_json
 from serve.series_cache import SeriesCache
-
-PREDICT_EXAMPLE = Example(
-    summary="candles of one series, oldest first (a real request needs at least min_history + 1)",
-    value={"candles": [CANDLE_EXAMPLE], "pair": "EURUSD", "timeframe": "1h", "min_confidence": 0.5},
-)
-BATCH_EXAMPLE = Example(
-    summary="a stored series from 2012 on", value={"pair": "AAPL", "timeframe": "1d", "start": 1325376000}
-)
 
 
 def request_candles(candles: list[Candle]) -> pl.DataFrame:
@@ -56,7 +47,7 @@ class PredictController(Controller):
     )
     async def predict(
         self,
-        data: Annotated[PredictRequest, Body(examples=[PREDICT_EXAMPLE])],
+        data: Annotated[PredictRequest, Body()],
         model: NamedDependency[LoadedModel],
         work: NamedDependency[WorkLimiter],
     ) -> PredictResponse:
@@ -90,7 +81,7 @@ class PredictController(Controller):
     )
     async def predict_batch(
         self,
-        data: Annotated[BatchRequest, Body(examples=[BATCH_EXAMPLE])],
+        data: Annotated[BatchRequest, Body()],
         model: NamedDependency[LoadedModel],
         series_cache: NamedDependency[SeriesCache],
         work: NamedDependency[WorkLimiter],

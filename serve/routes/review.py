@@ -134,7 +134,12 @@ class ReviewController(Controller):
 
     @get(
         "/review/queue",
-        responses=errors(e400="bad query parameter", e404="series not stored", e503=BUSY),
+        responses=errors(
+            e400="bad query parameter",
+            e404="series not stored",
+            e422="the series asked for is shorter than the model's history",
+            e503=BUSY,
+        ),
         summary="Predicted spans nobody answered yet, least sure first (the active-learning queue)",
     )
     async def queue(
@@ -156,6 +161,10 @@ class ReviewController(Controller):
         ]
         if pair is not None and not series:
             raise UnknownSeries(f"no stored series {pair} {timeframe or ''}".strip(), field="pair")
+
+        need = model.bundle.meta.min_history + 1
+        if pair is None:  # a series too short for the model has nothing to ask about
+            series = [(p, t) for p, t in series if series_cache.series(p, t).height >= need]
 
         def rank(checkpoint: Checkpoint) -> QueueResponse:
             answered = human_spans(human_dir, feedback_log)  # read once for every series
