@@ -10,7 +10,8 @@ real candles back to back for ``--seconds``:
 - bounded: the defaults (one prediction per core, 8 waiting per slot, 2 s queue timeout).
 
 Printed per run: answers by status, p50/p99 latency of the 200s, p50/p99 of the 503s
-(how fast a client learns to back off), and the ratio bounded / unbounded for p99.
+(how fast a client learns to back off; it then sleeps Retry-After, as a well-behaved client
+does), and the ratio bounded / unbounded for p99.
 Run after `dvc repro` from the repository root:
 
     python bench/overload.py
@@ -49,20 +50,21 @@ def hammer(port: int, body: bytes, clients: int, seconds: float) -> dict[int, li
     def client() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         while time.monotonic() < stop_at:
-            started = time.perf_counter()
+            started, back_off = time.perf_counter(), 0.0
             try:
                 conn.request("POST", "/predict", body, {"Content-Type": "application/json"})
                 response = conn.getresponse()
                 response.read()
                 status = response.status
-                if status == 503:
-                    time.sleep(float(response.getheader("Retry-After") or 1) / 10)  # a polite client
+                if status == 503:  # a well-behaved client comes back when told to
+                    back_off = float(response.getheader("Retry-After") or 1)
             except OSError:
                 status = 0  # connection error
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
             with lock:
                 by_status[status].append(time.perf_counter() - started)
+            time.sleep(back_off)
         conn.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]

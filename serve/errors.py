@@ -67,7 +67,15 @@ def query_invalid(_: Request[Any, Any, Any], exc: ValidationException) -> Respon
 def unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """A bug, not bad input: logged with its traceback under an id the response carries."""
     if isinstance(exc, HTTPException):  # Litestar's own 4xx (404, 405, 413, ...) keep status and headers
-        response = error_response(exc.status_code, exc.detail)
+        if exc.status_code == 413:
+            limit = request.app.state.settings.max_body_bytes / 1024 / 1024
+            response = error_response(
+                413,
+                f"request body over the {limit:g} MB limit (--max-body-mb); send fewer candles per request",
+                rule=f"body at most {limit:g} MB",
+            )
+        else:
+            response = error_response(exc.status_code, exc.detail)
         response.headers.update(exc.headers or {})
         return response
     request_id = uuid.uuid4().hex[:12]

@@ -14,10 +14,12 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio.to_thread
 import msgspec
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
 
 from candle_ml.errors import CandleMLError
 from candle_ml.prediction import Checkpoint
@@ -77,13 +79,17 @@ class WorkLimiter:
         finally:
             self._free.release()
 
-    async def _acquire(self) -> None:
+    def refuse_if_full(self) -> None:
+        """503 now when no slot is free and the queue is full (also run before a body is decoded)."""
         if self._free.locked() and self.waiting >= self.max_queue:
             raise self._reject(
                 f"busy: {self.slots} predictions running and {self.waiting} waiting; retry in a second",
                 "server busy",
                 retry_after=1,
             )
+
+    async def _acquire(self) -> None:
+        self.refuse_if_full()
         self.waiting += 1
         try:
             await asyncio.wait_for(self._free.acquire(), self.limits.queue_timeout)
@@ -117,3 +123,9 @@ class WorkLimiter:
     def _reject(self, message: str, rule: str, retry_after: int) -> Unavailable:
         self.rejected += 1
         return Unavailable(message, rule=rule, retry_after=retry_after)
+
+
+def admit(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard of the predicting routes: a full queue answers 503 before the body is even decoded."""
+    work: WorkLimiter = connection.app.state.work
+    work.refuse_if_full()

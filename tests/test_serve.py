@@ -327,6 +327,7 @@ def test_a_body_over_the_limit_is_413(served_model):
             headers={"content-type": "application/json"},
         )
         assert r.status_code == 413
+        assert "0.00953674 MB limit (--max-body-mb)" in r.json()["detail"]
         assert c.get("/health").status_code == 200
 
 

@@ -15,7 +15,7 @@ from candle_ml.candles import CANDLE_COLUMNS, validate_candles
 from candle_ml.errors import TooManyCandles
 from candle_ml.loading import LoadedModel
 from candle_ml.prediction import PredictResponse, predict_frame, predict_stored
-from serve.limits import WorkLimiter
+from serve.limits import WorkLimiter, admit
 from serve.schemas import BUSY, BatchRequest, Candle, PredictRequest, errors, strict_json
 from serve.series_cache import SeriesCache
 
@@ -44,6 +44,7 @@ class PredictController(Controller):
         return_dto=None,
         status_code=HTTP_200_OK,
         summary="Label every candle and group the labels into spans",
+        guards=[admit],
     )
     async def predict(
         self,
@@ -78,6 +79,7 @@ class PredictController(Controller):
         return_dto=None,
         status_code=HTTP_200_OK,
         summary="Label a series stored by the ingest stage, in chunks",
+        guards=[admit],
     )
     async def predict_batch(
         self,

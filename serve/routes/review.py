@@ -18,7 +18,7 @@ from candle_ml.loading import LoadedModel
 from candle_ml.prediction import Checkpoint, SeriesPrediction, respond
 from candle_ml.review import Kind, TimedSpan, disagreements, timeframe_seconds, unanswered
 from candle_ml.spans import group_spans
-from serve.limits import WorkLimiter
+from serve.limits import WorkLimiter, admit
 from serve.routes.feedback import to_wire
 from serve.routes.series import END, PAIR, START, TIMEFRAME
 from serve.schemas import (
@@ -86,6 +86,7 @@ class ReviewController(Controller):
             e503=BUSY,
         ),
         summary="Predictions, human spans and disagreements of a stored series range, in one answer",
+        guards=[admit],
     )
     async def review(
         self,
@@ -141,6 +142,7 @@ class ReviewController(Controller):
             e503=BUSY,
         ),
         summary="Predicted spans nobody answered yet, least sure first (the active-learning queue)",
+        guards=[admit],
     )
     async def queue(
         self,
