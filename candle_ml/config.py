@@ -147,6 +147,12 @@ class EvaluateParams(Options):
     top_features: int = 25  # bars in feature_importance.png
 
 
+class HoldoutParams(Options):
+    # Series the model never trained on, scored against TA-Lib's signals on them
+    # (candle_ml/holdout.py lists the sources); empty: the stage writes no scores.
+    series: list[str] = msgspec.field(default_factory=list)
+
+
 class MlflowParams(Options):
     experiment: str = "candle-ml"
     registered_model: str = ""  # empty: log the model, do not register it

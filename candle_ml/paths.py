@@ -29,6 +29,8 @@ METRICS_DIR = Path("metrics")  # headline numbers only (DVC metrics: `dvc metric
 EVALUATE_METRICS = METRICS_DIR / "evaluate.json"
 REPORTS_DIR = Path("reports")  # every stage's detail: per class, per series, per rule
 EVALUATE_REPORT = REPORTS_DIR / "evaluate.json"
+HOLDOUT_METRICS = METRICS_DIR / "holdout.json"
+HOLDOUT_REPORT = REPORTS_DIR / "holdout.json"
 PER_CLASS_PLOT = REPORTS_DIR / "per_class.csv"  # per-label scores, a DVC bar chart
 
 INDEX = "index.json"  # the series listing inside CANDLES_DIR and FEATURES_DIR

@@ -27,7 +27,7 @@ from .conftest import ARTIFACTS, STAGES, commit_all, copy_repo, ran, run, set_pa
 
 pytestmark = pytest.mark.integration
 
-DOWNSTREAM = ["train", "evaluate"]
+DOWNSTREAM = ["train", "evaluate", "holdout"]
 # docs/pipeline.md's `dvc exp show` columns (keep them in step). DVC matches --keep from the
 # start of the full column name: train.model_type, not model_type.
 EXP_SHOW_COLUMNS = [
@@ -57,6 +57,9 @@ def test_the_pipeline_builds_every_stage_on_the_bundled_data(pipeline):
     assert set(dataset["split"].unique()) == {"train", "val", "test"}
     metrics = json.loads((repo / "reports/dataset.json").read_text())
     assert metrics["rows"] == dataset.height
+    # Series the model never trained on, scored against TA-Lib's signals on them.
+    holdout = json.loads((repo / "metrics/holdout.json").read_text())  # span F1 macro per series
+    assert set(holdout) == {"SP500_1d", "NASDAQ_1d"} and all(0.5 < f1 <= 1 for f1 in holdout.values())
     assert metrics["label_counts"]["O"] > 0 and metrics["label_counts"]["bullish_engulfing"] > 100
     assert abs(sum(metrics["class_distribution"].values()) - 100) < 0.1
     assert metrics["warmup_rows_dropped"] > 0 and metrics["avg_span_length"] > 1

@@ -1,0 +1,144 @@
+"""Generalization: the model on series it never trained on, scored against TA-Lib's signals there.
+
+A holdout series is real OHLCV shipped inside an installed package (nothing is downloaded),
+validated by the ingest rules, predicted exactly as the server predicts (``Bundle.predict`` on
+the raw candles) and compared, candle by candle and span by span, with what the autolabel
+patterns' TA-Lib functions say on the same candles: the labels the model was trained to give.
+
+Sources (``holdout.series`` in params.yaml):
+
+- ``SP500`` and ``NASDAQ``: daily S&P 500 and NASDAQ Composite index OHLCV, 1999-2018, shipped
+  in the ``arch`` package (``arch/data/sp500``, ``arch/data/nasdaq``; University of
+  Illinois/NCSA Open Source License). Indices, not stocks, and a later period than the
+  training data (2000-2013 stocks).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from candle_ml.annotations import Annotation
+from candle_ml.autolabel import autolabel, label_priority
+from candle_ml.bundle import Bundle
+from candle_ml.candles import series_key, validate_candles
+from candle_ml.errors import ConfigError
+from candle_ml.evaluation import candle_scores, span_scores
+from candle_ml.labels import Placed, Skipped, or_o, paint, place_spans, priority_order
+
+
+@dataclass(frozen=True)
+class Source:
+    package: str
+    path: str  # inside the package
+    timeframe: str
+    licence: str
+
+
+SOURCES = {
+    "SP500": Source("arch", "data/sp500/sp500.csv.gz", "1d", "NCSA (arch)"),
+    "NASDAQ": Source("arch", "data/nasdaq/nasdaq.csv.gz", "1d", "NCSA (arch)"),
+}
+
+
+@dataclass(frozen=True)
+class HoldoutSeries:
+    pair: str
+    timeframe: str
+    candles: pl.DataFrame
+    source: str
+
+    @property
+    def key(self) -> str:
+        return series_key(self.pair, self.timeframe)
+
+    @property
+    def times(self) -> np.ndarray:
+        return self.candles["time"].to_numpy()
+
+    @property
+    def candles_first_time(self) -> int:
+        return int(self.candles["time"][0])
+
+
+def load_holdout(name: str) -> HoldoutSeries:
+    """One holdout series, validated like ingest's input (bad rows dropped and counted)."""
+    source = SOURCES.get(name.upper())
+    if source is None:
+        raise ConfigError(f"holdout.series: unknown series '{name}' (known: {', '.join(sorted(SOURCES))})")
+    try:
+        raw = (resources.files(source.package) / source.path).read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError) as exc:
+        raise ConfigError(
+            f"holdout.series: {name} needs the '{source.package}' package "
+            f"(pip install {source.package}): {exc}"
+        ) from None
+    frame = pd.read_csv(io.BytesIO(gzip.decompress(raw) if source.path.endswith(".gz") else raw))
+    dates = pd.to_datetime(frame["Date"], format="mixed").to_numpy().astype("datetime64[s]")
+    candles = pd.DataFrame(
+        {
+            "time": dates.astype(np.int64).astype(np.float64),
+            **{c.lower(): frame[c].astype(np.float64) for c in ("Open", "High", "Low", "Close", "Volume")},
+        }
+    )
+    where = f"{source.package}/{source.path}"
+    validated, _ = validate_candles(candles, where, "drop")
+    return HoldoutSeries(name.upper(), source.timeframe, validated, where)
+
+
+def reference_labels(series: HoldoutSeries, patterns: list[str]) -> np.ndarray:
+    """Every candle's label by the autolabel rules, painted with the dataset's priorities."""
+    spans = autolabel(series.candles, patterns, series.pair, series.timeframe)
+    placed: list[Placed] = place_spans(
+        [Annotation(sp, "autolabel") for sp in spans], {series.key: series}, 0.0, Skipped()
+    )
+    ordered = priority_order([], placed, "human_priority", label_priority(patterns))
+    labels, _ = paint(series.candles.height, ordered)
+    return or_o(labels)
+
+
+def score_holdout(
+    bundle: Bundle, series: HoldoutSeries, patterns: list[str], min_overlap: float
+) -> dict[str, Any]:
+    """Candle and span scores of the model's predictions on ``series`` against the rules' labels."""
+    pred = bundle.predict(series.candles)
+    frame = pl.DataFrame(
+        {
+            "pair": [series.pair] * series.candles.height,
+            "timeframe": [series.timeframe] * series.candles.height,
+            "time": series.times,
+            "label": pl.Series(list(reference_labels(series, patterns)), dtype=pl.String),
+            "predicted": pl.Series(list(pred.label), dtype=pl.String),
+        }
+    ).filter(pl.col("predicted").is_not_null())
+    # Only labels the model knows can be scored (a pattern added after training is not its fault).
+    known = set(bundle.meta.label_names)
+    frame = frame.with_columns(
+        label=pl.when(pl.col("label").is_in(list(known))).then(pl.col("label")).otherwise(pl.lit("O"))
+    )
+    candles = candle_scores(frame["label"].to_list(), frame["predicted"].to_list())
+    spans = span_scores(frame, "label", "predicted", min_overlap)
+    scored = {k: v["f1"] for k, v in spans["per_class_span"].items() if v["support"] > 0}
+    worst = min(scored, key=lambda k: (scored[k], k)) if scored else None
+    return {
+        "source": series.source,
+        "candles": frame.height,
+        "first_time": int(series.times[0]),
+        "last_time": int(series.times[-1]),
+        **candles,
+        **spans,
+        "worst_span_label": worst,
+        "worst_span_f1": scored[worst] if worst else 0.0,
+    }
+
+
+def holdout_headline(report: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Span F1 macro per series, one ``dvc metrics show`` column each (the rest stays in the report)."""
+    return {key: r["span_f1_macro"] for key, r in report.items()}
