@@ -33,9 +33,10 @@ class IngestParams(Options):
     time_column: str | None = None
     on_invalid: Literal["error", "drop"] = "error"
     # Training-only augmentation: "mirror" adds each series reflected upside down
-    # (bullish <-> bearish shapes; TA-Lib labels them afresh). The dataset stage keeps
-    # only their train-split rows, so validation and test stay real data.
-    augment: list[Literal["mirror"]] = msgspec.field(default_factory=list)
+    # (bullish <-> bearish shapes); "gapless" adds each series with every open at the previous
+    # close (how index and 24-hour markets print). TA-Lib labels them afresh; the dataset stage
+    # keeps only their train-split rows, so validation and test stay real data.
+    augment: list[Literal["mirror", "gapless"]] = msgspec.field(default_factory=list)
 
 
 class IndicatorSpec(Options):

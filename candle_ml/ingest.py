@@ -28,6 +28,7 @@ from candle_ml.errors import CandleError
 
 RAW_SUFFIXES = (".csv", ".parquet", ".pq")
 MIRROR_SUFFIX = "-MIRROR"
+GAPLESS_SUFFIX = "-GAPLESS"
 
 
 @dataclass
@@ -112,8 +113,29 @@ def mirror(candles: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def gapless(candles: pl.DataFrame) -> pl.DataFrame:
+    """Every open moved to the previous close, the high and low widened to keep it.
+
+    Stock candles gap at almost every open (AAPL: 98 %); an index or a 24-hour market opens
+    where it closed (S&P 500 daily: 42 % of opens). Without such candles in training, gap
+    features sit where the model never saw them and the gap-defined patterns (stars,
+    piercing, dark cloud cover) are confused with their gapless look-alikes.
+    """
+    opened = pl.col("close").shift(1).fill_null(pl.col("open"))
+    return candles.with_columns(open=opened).with_columns(
+        high=pl.max_horizontal("high", "open", "close"), low=pl.min_horizontal("low", "open", "close")
+    )
+
+
 def augmented(series: list[Series], kinds: list[str]) -> list[Series]:
     out = []
+    if "gapless" in kinds:
+        out += [
+            Series(
+                s.pair + GAPLESS_SUFFIX, s.timeframe, f"gapless {s.key}", gapless(s.candles), s.report, s.key
+            )
+            for s in series
+        ]
     if "mirror" in kinds:
         out += [
             Series(

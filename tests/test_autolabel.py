@@ -99,3 +99,18 @@ def test_mirrored_series_flips_direction_and_keeps_shapes():
     ).all()
     last = autolabel(flipped, ["CDLENGULFING"], "TEST-MIRROR", "1d")[-1]
     assert last.label == "bearish_engulfing" and last.end_time == T0 + 16 * DAY
+
+
+def test_gapless_series_opens_at_the_previous_close_and_stays_valid():
+    from candle_ml.candles import validate_candles
+    from candle_ml.ingest import gapless
+
+    candles = make_candles(
+        [(100, 103, 99, 102), (104, 106, 103, 105), (101, 102, 98, 99), (99.5, 101, 99, 100)]
+    )
+    flat = gapless(candles)
+    assert flat["open"].to_list() == [100, 102, 105, 99]  # the first keeps its own open
+    assert flat["close"].to_list() == candles["close"].to_list()
+    assert flat["high"].to_list() == [103, 106, 105, 101] and flat["low"].to_list() == [99, 102, 98, 99]
+    validated, report = validate_candles(flat, "gapless", "error")
+    assert validated.height == 4

@@ -45,7 +45,8 @@ def test_the_pipeline_builds_every_stage_on_the_bundled_data(pipeline):
     index = json.loads((repo / "data/candles/index.json").read_text())["series"]
     real = {(s["pair"], s["rows"]) for s in index if not s["augmented_from"]}
     assert real == {("AAPL", 3270), ("GOOG", 2148), ("IBM", 3270), ("MSFT", 3270), ("FB", 196)}
-    assert {s["pair"] for s in index if s["augmented_from"]} == {f"{p}-MIRROR" for p, _ in real}
+    made = {s["pair"] for s in index if s["augmented_from"]}
+    assert made == {f"{p}-{kind}" for p, _ in real for kind in ("MIRROR", "GAPLESS")}
     features = pl.read_parquet(repo / "data/features/AAPL_1d.parquet")
     assert {"rsi_14", "atr_14", "stoch_14_3_3_slowk", "body_rel"} <= set(features.columns)
     spans = json.loads((repo / "data/autolabel/spans.json").read_text())["annotations"]
