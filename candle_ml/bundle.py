@@ -16,6 +16,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
+from candle_ml.calibration import temper
 from candle_ml.config import FeaturizeParams
 from candle_ml.errors import BundleError
 from candle_ml.features import drop_warmup, featurize
@@ -63,6 +64,10 @@ class BundleMeta(msgspec.Struct):
     label_priority: list[str]
     training: TrainingInfo
     format_version: int = FORMAT_VERSION
+    # Confidence calibration (candle_ml.calibration), fitted on the val split's candles: 1.0 = none.
+    temperature: float = 1.0
+    # A pattern label predicted with less confidence than its threshold becomes O (train.thresholds).
+    thresholds: dict[str, float] = msgspec.field(default_factory=dict)
 
     @property
     def window(self) -> WindowSpec:
@@ -99,6 +104,7 @@ class Prediction:
     label: np.ndarray  # object: label name, or None where the candle lacks the history needed
     confidence: np.ndarray  # float: probability of the label, NaN where label is None
     proba: np.ndarray  # (n, n_labels), NaN rows where label is None
+    raw_confidence: np.ndarray  # the top probability before calibration (for its report)
 
 
 @dataclass
@@ -107,16 +113,23 @@ class Bundle:
     model: PatternModel
     path: Path
 
-    def predict(self, candles: pl.DataFrame) -> Prediction:
-        """Per-candle predictions for validated canonical candles of one series."""
+    def predict(self, candles: pl.DataFrame, calibrated: bool = True) -> Prediction:
+        """Per-candle predictions for validated canonical candles of one series.
+
+        Probabilities are calibrated by the bundle's temperature (``calibrated=False``: the
+        model's own, what calibration is fitted on); a pattern label below its threshold is O.
+        """
         n = candles.height
         names = np.asarray(self.meta.label_names, dtype=object)
         labels = np.full(n, None, dtype=object)
         confidence = np.full(n, np.nan)
+        raw_confidence = np.full(n, np.nan)
         proba = np.full((n, len(names)), np.nan)
         times = candles["time"].to_numpy()
         if n <= self.meta.warmup:
-            return Prediction(times, labels, confidence, proba)
+            return Prediction(times, labels, confidence, proba, raw_confidence)
+        temperature = self.meta.temperature if calibrated else 1.0
+        thresholds = np.array([self.meta.thresholds.get(str(x), 0.0) for x in names])
         kept, first = drop_warmup(featurize(candles, self.meta.featurize))
         values = kept.select(self.meta.feature_columns).to_numpy()
         # Windows are built over the rows after the warm-up, as in the dataset stage.
@@ -125,13 +138,16 @@ class Bundle:
         for block in np.array_split(anchors, max(1, -(-anchors.size // PREDICT_BLOCK))):
             if not block.size:
                 continue
-            p = self.model.predict_proba(build_windows(values, block, self.meta.window))
+            raw = self.model.predict_proba(build_windows(values, block, self.meta.window))
+            p = temper(raw, temperature)
             rows = block + first
             proba[rows] = p
             best = p.argmax(axis=1)
-            labels[rows] = names[best]
-            confidence[rows] = p[np.arange(len(best)), best]
-        return Prediction(times, labels, confidence, proba)
+            top = p[np.arange(len(best)), best]
+            labels[rows] = np.where(top < thresholds[best], NO_PATTERN, names[best])
+            confidence[rows] = top
+            raw_confidence[rows] = raw.max(axis=1)
+        return Prediction(times, labels, confidence, proba, raw_confidence)
 
 
 def save_bundle(directory: Path, model: PatternModel, meta: BundleMeta) -> None:

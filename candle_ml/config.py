@@ -135,10 +135,20 @@ class TrainParams(Options):
     device: Literal["cpu", "cuda"] = "cpu"
     xgboost: XGBoostParams = msgspec.field(default_factory=XGBoostParams)
     random_forest: RandomForestParams = msgspec.field(default_factory=RandomForestParams)
+    # temperature: rescale confidences so 0.8 means right ~80 % of the time, fitted on the val
+    # split's candles (candle_ml/calibration.py) | none: the model's own probabilities.
+    calibration: Literal["temperature", "none"] = "temperature"
+    # A predicted pattern whose (calibrated) confidence is below its threshold becomes O: one
+    # global value, and per-label ones that override it (e.g. {doji: 0.6}).
+    threshold: float = 0.0
+    thresholds: dict[str, float] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.human_weight <= 0:
             raise ValueError("train.human_weight must be > 0")
+        for name, value in {"threshold": self.threshold, **self.thresholds}.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"train.thresholds: {name} {value} must be within [0, 1]")
 
 
 class EvaluateParams(Options):

@@ -20,6 +20,7 @@ import polars as pl
 from sklearn.metrics import accuracy_score, classification_report, precision_recall_fscore_support
 
 from candle_ml.bundle import Bundle
+from candle_ml.calibration import expected_calibration_error, reliability_table
 from candle_ml.paths import INDEX
 from candle_ml.spans import SpanScore, group_spans, match_spans
 from candle_ml.stageio import read_json
@@ -47,6 +48,7 @@ def predict_series(bundle: Bundle, candles_dir: Path, reference: pl.DataFrame) -
                     "time": pred.time,
                     "predicted": pl.Series(list(pred.label), dtype=pl.String),
                     "confidence": pred.confidence,
+                    "raw_confidence": pred.raw_confidence,
                 }
             )
         )
@@ -128,8 +130,20 @@ def evaluate(test: pl.DataFrame, min_overlap: float, majority: str) -> dict[str,
         "worst_span_f1": scored[worst] if worst else 0.0,
         "worst_span_label": worst,
         "baselines": baselines,
+        "calibration": calibration_scores(test),
         "test_candles": test.height,
         "test_candles_without_history": without,
+    }
+
+
+def calibration_scores(test: pl.DataFrame) -> dict[str, float]:
+    """ECE of the served (calibrated) confidences and of the model's own, over the test candles."""
+    if "confidence" not in test.columns or test.height == 0:
+        return {}
+    correct = (test["predicted"] == test["label"]).to_numpy()
+    return {
+        "ece": expected_calibration_error(test["confidence"].to_numpy(), correct),
+        "ece_uncalibrated": expected_calibration_error(test["raw_confidence"].to_numpy(), correct),
     }
 
 
@@ -147,6 +161,7 @@ def score_bundle(
         "model_type": bundle.meta.model_type,
         "min_overlap": min_overlap,
     }
+    metrics["calibration"] = {"temperature": bundle.meta.temperature, **metrics["calibration"]}
     return metrics, test
 
 
@@ -157,8 +172,15 @@ def evaluation_headline(report: dict[str, Any]) -> dict[str, Any]:
         "f1_macro": report["f1_macro"],
         "span_f1_macro": report["span_f1_macro"],
         "worst_span_f1": report["worst_span_f1"],
-        "test_candles": report["test_candles"],
+        "ece": report.get("calibration", {}).get("ece"),
     }
+
+
+def reliability(test: pl.DataFrame) -> pl.DataFrame:
+    """The reliability diagram of the served confidences on the test candles (``dvc plots``)."""
+    scored = test.filter(pl.col("predicted").is_not_null())
+    correct = (scored["predicted"] == scored["label"]).to_numpy()
+    return reliability_table(scored["confidence"].to_numpy(), correct)
 
 
 def per_class_table(report: dict[str, Any]) -> pl.DataFrame:

@@ -30,7 +30,7 @@ from candle_ml.autolabel import autolabel, label_priority
 from candle_ml.bundle import Bundle
 from candle_ml.candles import series_key, validate_candles
 from candle_ml.errors import ConfigError
-from candle_ml.evaluation import candle_scores, span_scores
+from candle_ml.evaluation import calibration_scores, candle_scores, span_scores
 from candle_ml.labels import Placed, Skipped, or_o, paint, place_spans, priority_order
 
 
@@ -116,6 +116,8 @@ def score_holdout(
             "time": series.times,
             "label": pl.Series(list(reference_labels(series, patterns)), dtype=pl.String),
             "predicted": pl.Series(list(pred.label), dtype=pl.String),
+            "confidence": pred.confidence,
+            "raw_confidence": pred.raw_confidence,
         }
     ).filter(pl.col("predicted").is_not_null())
     # Only labels the model knows can be scored (a pattern added after training is not its fault).
@@ -136,6 +138,7 @@ def score_holdout(
         **spans,
         "worst_span_label": worst,
         "worst_span_f1": scored[worst] if worst else 0.0,
+        "calibration": calibration_scores(frame),
     }
 
 

@@ -32,6 +32,7 @@ EVALUATE_REPORT = REPORTS_DIR / "evaluate.json"
 HOLDOUT_METRICS = METRICS_DIR / "holdout.json"
 HOLDOUT_REPORT = REPORTS_DIR / "holdout.json"
 PER_CLASS_PLOT = REPORTS_DIR / "per_class.csv"  # per-label scores, a DVC bar chart
+RELIABILITY_PLOT = REPORTS_DIR / "reliability.csv"  # confidence vs accuracy on the test split
 
 INDEX = "index.json"  # the series listing inside CANDLES_DIR and FEATURES_DIR
 

@@ -22,12 +22,14 @@ import polars as pl
 from sklearn.utils.class_weight import compute_sample_weight
 
 from candle_ml.annotations import HUMAN_SOURCES
-from candle_ml.bundle import BundleMeta, TrainingInfo, label_colors
+from candle_ml.bundle import Bundle, BundleMeta, TrainingInfo, label_colors
+from candle_ml.calibration import fit_temperature, validation_probabilities
 from candle_ml.candles import CANDLE_COLUMNS
 from candle_ml.config import FeaturizeParams, MlflowParams, TrainParams
-from candle_ml.errors import DatasetError
+from candle_ml.errors import ConfigError, DatasetError
 from candle_ml.models import PatternModel, create_model, model_class
 from candle_ml.paths import INDEX
+from candle_ml.patterns import NO_PATTERN
 from candle_ml.stageio import read_json
 from candle_ml.tracking import dataset_version, flatten, git_commit, queued_experiment, run_tags
 
@@ -145,6 +147,27 @@ def bundle_meta(
     )
 
 
+def calibrated(
+    meta: BundleMeta, model: PatternModel, params: TrainParams, candles_dir: Path, reference: pl.DataFrame
+) -> BundleMeta:
+    """The bundle description with its decision thresholds and, by default, a fitted temperature."""
+    unknown = sorted(set(params.thresholds) - set(meta.label_names))
+    if unknown:
+        raise ConfigError(
+            f"train.thresholds: no label {', '.join(unknown)} in this model "
+            f"(its labels: {', '.join(meta.label_names)})"
+        )
+    thresholds = {
+        name: params.thresholds.get(name, params.threshold) for name in meta.label_names if name != NO_PATTERN
+    }
+    temperature = 1.0
+    if params.calibration == "temperature":
+        proba, classes = validation_probabilities(Bundle(meta, model, candles_dir), candles_dir, reference)
+        temperature = fit_temperature(proba, classes)
+        log.info("calibration: temperature %.3f fitted on %d val candles", temperature, len(classes))
+    return msgspec.structs.replace(meta, temperature=temperature, thresholds=thresholds)
+
+
 def candles_example(candles_dir: Path, min_history: int) -> pd.DataFrame:
     """What the raw-candle pyfunc takes: the last ``min_history + 5`` candles of the first stored
     series (real candles; the last 5 get labels), logged as its input example."""
@@ -181,6 +204,7 @@ def log_to_mlflow(
     )
     mlflow.log_metrics(
         {f"fit.{k}": float(v) for k, v in meta.training.fit.items() if isinstance(v, int | float)}
+        | {"calibration.temperature": meta.temperature}
     )
     mlflow.log_artifact(str(params_file))
     result.model.log_native("model", result.example)

@@ -88,4 +88,5 @@ def model_info(model: LoadedModel) -> ModelInfo:
         labels=meta.labels,
         metrics=model.metrics,
         metrics_source=model.metrics_source,
+        calibration={"temperature": meta.temperature, "thresholds": meta.thresholds},
     )

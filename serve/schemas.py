@@ -138,6 +138,7 @@ class ModelInfo(msgspec.Struct):
     labels: list[Label]
     metrics: dict[str, Any] | None  # test-split metrics of this model: overall, per_class, per_class_span
     metrics_source: str | None
+    calibration: dict[str, Any] = msgspec.field(default_factory=dict)  # temperature, per-label thresholds
 
 
 class Health(msgspec.Struct):

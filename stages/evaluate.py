@@ -23,6 +23,7 @@ from candle_ml.evaluation import (
     feature_importance,
     log_evaluation,
     per_class_table,
+    reliability,
     score_bundle,
     write_plots,
 )
@@ -49,6 +50,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         write_json(paths.EVALUATE_REPORT, metrics)  # every number, per class and per pattern
         write_json(paths.EVALUATE_METRICS, evaluation_headline(metrics))
         per_class_table(metrics).write_csv(paths.PER_CLASS_PLOT)
+        reliability(test).write_csv(paths.RELIABILITY_PLOT)
         write_plots(
             paths.PLOTS_DIR,
             test.filter(pl.col("predicted").is_not_null()),
@@ -59,7 +61,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         )
         log.info(
             "test: accuracy %.3f, f1_macro %.3f, span_f1_macro %.3f, worst %s %.3f "
-            "(majority %.3f, TA-Lib rule %.3f)",
+            "(majority %.3f, TA-Lib rule %.3f); ECE %.4f (uncalibrated %.4f, temperature %.3f)",
             metrics["accuracy"],
             metrics["f1_macro"],
             metrics["span_f1_macro"],
@@ -67,6 +69,9 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
             metrics["worst_span_f1"],
             metrics["baselines"]["majority"]["span_f1_macro"],
             metrics["baselines"]["talib_rule"]["span_f1_macro"],
+            metrics["calibration"].get("ece", float("nan")),
+            metrics["calibration"].get("ece_uncalibrated", float("nan")),
+            metrics["calibration"]["temperature"],
         )
         run_id = bundle.meta.training.run_id
         if run_id and connect(cfg):

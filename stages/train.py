@@ -13,12 +13,12 @@ import polars as pl
 import typer
 
 from candle_ml import paths
-from candle_ml.bundle import save_bundle
+from candle_ml.bundle import BundleMeta, save_bundle
 from candle_ml.config import MlflowParams, TrainParams, parse_section, read_params
 from candle_ml.models import model_class
 from candle_ml.stageio import read_json, require_file, run_stage
 from candle_ml.tracking import connect, guarded, run_name
-from candle_ml.training import bundle_meta, candles_example, log_to_mlflow, train
+from candle_ml.training import bundle_meta, calibrated, candles_example, log_to_mlflow, train
 
 log = logging.getLogger("candle_ml.train")
 
@@ -40,14 +40,20 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
             len(result.classes),
             result.fit_info,
         )
+        reference = pl.read_parquet(require_file(paths.REFERENCE, "dataset"))
+
+        def described(run_id: str | None) -> BundleMeta:
+            meta = bundle_meta(result, schema, params, run_id)
+            return calibrated(meta, result.model, params, paths.CANDLES_DIR, reference)
+
         shutil.rmtree(paths.MODEL_DIR, ignore_errors=True)
         if not connect(cfg):
-            save_bundle(paths.MODEL_DIR, result.model, bundle_meta(result, schema, params, None))
+            save_bundle(paths.MODEL_DIR, result.model, described(None))
             return
         import mlflow
 
         with mlflow.start_run(run_name=run_name()) as active:
-            meta = bundle_meta(result, schema, params, active.info.run_id)
+            meta = described(active.info.run_id)
             save_bundle(paths.MODEL_DIR, result.model, meta)
             guarded(
                 cfg,

@@ -7,7 +7,7 @@ import polars as pl
 from candle_ml.evaluation import evaluate, evaluation_headline, per_class_table
 
 
-def frame(reference, predicted, rule=None, pair="AAA"):
+def frame(reference, predicted, rule=None, pair="AAA", confidence=None):
     n = len(reference)
     return pl.DataFrame(
         {
@@ -18,6 +18,8 @@ def frame(reference, predicted, rule=None, pair="AAA"):
             "label": reference,
             "label_rule": rule or reference,
             "predicted": predicted,
+            "confidence": confidence or [0.9] * n,
+            "raw_confidence": [0.99] * n,  # the model's own, before calibration: over-confident here
         }
     )
 
@@ -74,7 +76,9 @@ def test_the_worst_pattern_and_the_headline_numbers():
         "f1_macro": m["f1_macro"],
         "span_f1_macro": m["span_f1_macro"],
         "worst_span_f1": 0.0,
-        "test_candles": 8,
+        "ece": m["calibration"]["ece"],
     }
+    # Right 6 of 8 at 0.9 confidence: |0.75 - 0.9|; the uncalibrated 0.99: |0.75 - 0.99|.
+    assert m["calibration"] == {"ece": 0.15, "ece_uncalibrated": 0.24}
     table = per_class_table(m)
     assert table.filter(pl.col("label") == "doji")["span_f1"].item() == 1.0

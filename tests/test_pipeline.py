@@ -72,8 +72,19 @@ def test_the_pipeline_builds_every_stage_on_the_bundled_data(pipeline):
     assert (evaluation["worst_span_f1"], evaluation["worst_span_label"]) == worst
     headline = json.loads((repo / "metrics/evaluate.json").read_text())
     assert headline == {
-        k: evaluation[k] for k in ("accuracy", "f1_macro", "span_f1_macro", "worst_span_f1", "test_candles")
+        **{k: evaluation[k] for k in ("accuracy", "f1_macro", "span_f1_macro", "worst_span_f1")},
+        "ece": evaluation["calibration"]["ece"],
     }
+    # Confidences calibrated on the val split: a temperature in the bundle, the ECE reported both ways.
+    calibration = evaluation["calibration"]
+    bundle = json.loads((repo / "models/bundle.json").read_text())
+    assert calibration["temperature"] == bundle["temperature"] and 0.2 < bundle["temperature"] < 5
+    assert 0 <= calibration["ece"] <= 0.05 and 0 <= calibration["ece_uncalibrated"] <= 1
+    reliability = pl.read_csv(repo / "reports/reliability.csv")
+    assert (
+        reliability["candles"].sum() == evaluation["test_candles"]
+        and reliability["accuracy"].is_between(0, 1).all()
+    )
     assert set(json.loads((repo / "metrics/dataset.json").read_text())) == {
         "rows",
         "spans",

@@ -353,6 +353,7 @@ def test_model_info_labels_and_health(client, served_model, min_history, monkeyp
         "after": 7,
     }
     assert "rsi_14" in info["features"]["columns"] and info["features"]["featurize"]["indicators"]
+    assert info["calibration"] == {"temperature": 1.0, "thresholds": {}}  # a bundle trained without them
     labels = client.get("/model/labels").json()
     assert [x["name"] for x in labels] == [x["name"] for x in info["labels"]]
     assert labels[0] == {"name": "O", "color": "#9e9e9e"} and all(x["color"].startswith("#") for x in labels)
