@@ -2,9 +2,10 @@
 
 uvicorn closes a keep-alive connection only after a response; a connection that never sends
 a request, sends its headers a byte at a time, or promises a longer body than it sends would
-hold a socket forever. ``GuardedH11Protocol`` adds the missing deadlines (answering 408 where
-a request had started), and ``CandleServer`` turns SIGTERM into a drain: no new connections,
-running predictions get ``shutdown_grace`` seconds and answer 503 (not 500) past it, exit 0.
+hold a socket forever. ``GuardedProtocol`` (uvicorn's httptools protocol) adds the missing
+deadlines (answering 408 where a request had started), and ``CandleServer`` turns SIGTERM into
+a drain: no new connections, running predictions get ``shutdown_grace`` seconds and answer
+503 (not 500) past it, exit 0.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-import h11
 import msgspec
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 log = logging.getLogger("candle_ml.serve")
 
@@ -43,16 +43,21 @@ def _timeout_response(detail: str, rule: str) -> bytes:
     return head.encode() + body
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol plus one timer per connection for the phase it is in."""
+class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol plus one timer per connection for the phase it is in.
+
+    The phase follows the parser's callbacks: ``idle`` (no byte of a request yet), ``headers``
+    (from the first byte to the end of the headers), ``body`` (to the end of the message),
+    ``answering`` (the app has the whole request; uvicorn's keep-alive timer follows it).
+    """
 
     timeouts = Timeouts()
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._timer: asyncio.TimerHandle | None = None
-        self._headers_began: float | None = None
-        self._body_began: float | None = None
+        self._phase = "idle"
+        self._began = 0.0  # when the current phase began (loop time)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -63,31 +68,45 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._phase == "idle":
+            self._enter("headers")
         super().data_received(data)
         self._follow()
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._phase != "headers":  # a pipelined request begins
+            self._enter("headers")
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._enter("body")
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._enter("answering")
+
     def on_response_complete(self) -> None:
         super().on_response_complete()  # arms uvicorn's keep-alive timer; the next request re-arms ours
+        if self._phase == "answering":
+            self._enter("idle")
         self._follow()
+
+    def _enter(self, phase: str) -> None:
+        self._phase, self._began = phase, self.loop.time()
 
     def _follow(self) -> None:
         """Arm the deadline of the phase the connection is in now."""
-        if self.transport.is_closing():
+        if self.transport is None or self.transport.is_closing():
             return
         now = self.loop.time()
-        their_state = self.conn.their_state
-        if their_state is h11.IDLE and self.conn.trailing_data[0]:  # part of a request's headers
-            self._body_began = None
-            self._headers_began = self._headers_began or now
-            left = self._headers_began + self.timeouts.header - now
+        if self._phase == "headers":
+            left = self._began + self.timeouts.header - now
             self._arm(left, self._expired, f"request headers not complete within {self.timeouts.header:g} s")
-        elif their_state is h11.SEND_BODY:
-            self._headers_began = None
-            self._body_began = self._body_began or now
-            left = min(self.timeouts.body_idle, self._body_began + self.timeouts.body - now)
+        elif self._phase == "body":
+            left = min(self.timeouts.body_idle, self._began + self.timeouts.body - now)
             self._arm(left, self._expired, self._body_rule())
-        else:  # waiting for the next request (uvicorn's keep-alive timer) or the app is answering
-            self._headers_began = self._body_began = None
+        else:
             self._disarm()
 
     def _body_rule(self) -> str:
@@ -106,7 +125,7 @@ class GuardedH11Protocol(H11Protocol):
             self._timer = None
 
     def _idle_expired(self) -> None:
-        if not self.conn.trailing_data[0] and self.conn.their_state is h11.IDLE and self.cycle is None:
+        if self._phase == "idle" and self.cycle is None:
             self.transport.close()  # opened and never used: nobody to answer
 
     def _expired(self, detail: str) -> None:
@@ -114,9 +133,8 @@ class GuardedH11Protocol(H11Protocol):
             self._arm(self.timeouts.body_idle, self._expired, detail)
             return
         log.info("closing %s: %s", self.client, detail)
-        cycle = self.cycle
-        started = cycle is not None and cycle.response_started and not cycle.response_complete
-        if not started:
+        cycle = self.cycle if self._phase == "body" else None
+        if cycle is None or not cycle.response_started:
             self.transport.write(_timeout_response(detail, "timeout"))
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True  # the app's next receive() is a disconnect
@@ -124,8 +142,8 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
 
-def guarded_protocol(timeouts: Timeouts) -> type[GuardedH11Protocol]:
-    return type("GuardedH11Protocol", (GuardedH11Protocol,), {"timeouts": timeouts})
+def guarded_protocol(timeouts: Timeouts) -> type[GuardedProtocol]:
+    return type("GuardedProtocol", (GuardedProtocol,), {"timeouts": timeouts})
 
 
 class CandleServer(uvicorn.Server):
