@@ -57,14 +57,14 @@ def candles_factory():
     return make_candles
 
 
-@pytest.fixture(scope="session")
-def served_model(tmp_path_factory):
-    """A small XGBoost bundle trained on bundled AAPL and IBM candles exactly as the stages do,
-    with the default featurize config (exponential indicators included), plus ingest's
-    candles directory for /predict/batch. Returns (bundle dir, candles dir)."""
+def train_on_bundled(root: Path, patterns: list[str], human_spans=None, n_estimators: int = 30):
+    """Train a small XGBoost model on bundled AAPL and IBM candles exactly as the stages do.
+
+    ``patterns`` are the TA-Lib labels; ``human_spans(series)`` may add a trader's spans (as
+    ``Annotation``s) per series. Returns (train result, schema, ingested series, bundle meta).
+    """
     from candle_ml.annotations import Annotation
     from candle_ml.autolabel import autolabel, label_priority
-    from candle_ml.bundle import save_bundle
     from candle_ml.config import (
         DatasetParams,
         FeaturizeParams,
@@ -76,24 +76,15 @@ def served_model(tmp_path_factory):
     from candle_ml.convergence import history_to_converge
     from candle_ml.dataset import SeriesFrame, build_dataset, model_schema
     from candle_ml.features import drop_warmup, featurize
-    from candle_ml.ingest import ingest, series_index
-    from candle_ml.stageio import write_json
+    from candle_ml.ingest import ingest
     from candle_ml.training import bundle_meta, train
 
-    root = tmp_path_factory.mktemp("served")
     repo = Path(__file__).resolve().parent.parent
     cfg = load_section("featurize", FeaturizeParams, repo / "params.yaml")
     series = ingest(IngestParams(bundled=["AAPL", "IBM"], raw_dir=str(root / "raw"), augment=[]))
-    candles_dir = root / "candles"
-    candles_dir.mkdir()
-    for s in series:
-        s.candles.write_parquet(candles_dir / f"{s.key}.parquet")
-    write_json(candles_dir / "index.json", {"series": series_index(series)})
-
-    patterns = ["CDLENGULFING", "CDLHAMMER", "CDLDOJI"]
     full = {s.key: featurize(s.candles, cfg) for s in series}
     history, _ = history_to_converge(full, cfg, cfg.convergence_tolerance)
-    frames, programmatic, warmup = [], [], 0
+    frames, human, programmatic, warmup = [], [], [], 0
     for s in series:
         kept, dropped = drop_warmup(full[s.key])
         warmup = max(warmup, dropped)
@@ -101,13 +92,33 @@ def served_model(tmp_path_factory):
         programmatic += [
             Annotation(sp, "autolabel") for sp in autolabel(s.candles, patterns, s.pair, s.timeframe)
         ]
+        human += human_spans(s) if human_spans else []
     dataset_params = load_section("dataset", DatasetParams, repo / "params.yaml")
-    dataset = build_dataset(frames, [], programmatic, label_priority(patterns), dataset_params)
+    dataset = build_dataset(frames, human, programmatic, label_priority(patterns), dataset_params)
     schema = model_schema(dataset.schema, cfg, warmup, history)
-    params = TrainParams(model_type="xgboost", xgboost=XGBoostParams(n_estimators=30, n_jobs=2))
+    params = TrainParams(model_type="xgboost", xgboost=XGBoostParams(n_estimators=n_estimators, n_jobs=2))
     result = train(dataset.frame, schema, params)
+    return result, schema, series, bundle_meta(result, schema, params, run_id=None)
+
+
+@pytest.fixture(scope="session")
+def served_model(tmp_path_factory):
+    """A small XGBoost bundle trained on bundled AAPL and IBM candles exactly as the stages do,
+    with the default featurize config (exponential indicators included), plus ingest's
+    candles directory for /predict/batch. Returns (bundle dir, candles dir)."""
+    from candle_ml.bundle import save_bundle
+    from candle_ml.ingest import series_index
+    from candle_ml.stageio import write_json
+
+    root = tmp_path_factory.mktemp("served")
+    result, _, series, meta = train_on_bundled(root, ["CDLENGULFING", "CDLHAMMER", "CDLDOJI"])
+    candles_dir = root / "candles"
+    candles_dir.mkdir()
+    for s in series:
+        s.candles.write_parquet(candles_dir / f"{s.key}.parquet")
+    write_json(candles_dir / "index.json", {"series": series_index(series)})
     bundle_dir = root / "models"
-    save_bundle(bundle_dir, result.model, bundle_meta(result, schema, params, run_id=None))
+    save_bundle(bundle_dir, result.model, meta)
     return bundle_dir, candles_dir
 
 
