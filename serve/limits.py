@@ -38,7 +38,8 @@ class Unavailable(CandleMLError):
 
 
 def default_concurrency() -> int:
-    """One prediction per core: each already uses every core in XGBoost, so more only queue inside."""
+    """One prediction per core (at least 2): featurizing a request is mostly single-threaded and the
+    model's threads share the cores, so more at once only queue inside (bench/overload.py on 2 cores)."""
     return max(2, os.cpu_count() or 2)
 
 
