@@ -99,6 +99,23 @@ def span_scores(frame: pl.DataFrame, truth: str, pred: str, min_overlap: float) 
     return {"span_f1_macro": round(macro, 4), "per_class_span": per_class}
 
 
+def score_predictions(scored: pl.DataFrame, min_overlap: float) -> dict[str, Any]:
+    """The model's scores on candles that all have a prediction: per candle, per span, the worst
+    pattern among those the reference has, and calibration (evaluate and holdout share it)."""
+    model = {
+        **candle_scores(scored["label"].to_list(), scored["predicted"].to_list()),
+        **span_scores(scored, "label", "predicted", min_overlap),
+    }
+    f1 = {label: v["f1"] for label, v in model["per_class_span"].items() if v["support"] > 0}
+    worst = min(f1, key=lambda label: (f1[label], label)) if f1 else None
+    return {
+        **model,
+        "worst_span_f1": f1[worst] if worst else 0.0,
+        "worst_span_label": worst,
+        "calibration": calibration_scores(scored),
+    }
+
+
 def evaluate(test: pl.DataFrame, min_overlap: float, majority: str) -> dict[str, Any]:
     """Pure core: ``test`` has reference ``label``, ``label_rule`` and the model's ``predicted`` per candle.
 
@@ -109,10 +126,6 @@ def evaluate(test: pl.DataFrame, min_overlap: float, majority: str) -> dict[str,
     """
     without = int(test["predicted"].is_null().sum())
     test = test.filter(pl.col("predicted").is_not_null()).with_columns(baseline=pl.lit(majority))
-    model = {
-        **candle_scores(test["label"].to_list(), test["predicted"].to_list()),
-        **span_scores(test, "label", "predicted", min_overlap),
-    }
     baselines = {}
     for name, column in (("majority", "baseline"), ("talib_rule", "label_rule")):
         c = candle_scores(test["label"].to_list(), test[column].to_list())
@@ -122,15 +135,9 @@ def evaluate(test: pl.DataFrame, min_overlap: float, majority: str) -> dict[str,
             "f1_macro": c["f1_macro"],
             "span_f1_macro": s["span_f1_macro"],
         }
-    # The pattern the model serves worst, among those the test split has.
-    scored = {label: v["f1"] for label, v in model["per_class_span"].items() if v["support"] > 0}
-    worst = min(scored, key=lambda label: (scored[label], label)) if scored else None
     return {
-        **model,
-        "worst_span_f1": scored[worst] if worst else 0.0,
-        "worst_span_label": worst,
+        **score_predictions(test, min_overlap),
         "baselines": baselines,
-        "calibration": calibration_scores(test),
         "test_candles": test.height,
         "test_candles_without_history": without,
     }

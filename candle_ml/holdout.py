@@ -30,7 +30,7 @@ from candle_ml.autolabel import autolabel, label_priority
 from candle_ml.bundle import Bundle
 from candle_ml.candles import series_key, validate_candles
 from candle_ml.errors import ConfigError
-from candle_ml.evaluation import calibration_scores, candle_scores, span_scores
+from candle_ml.evaluation import score_predictions
 from candle_ml.labels import Placed, Skipped, or_o, paint, place_spans, priority_order
 
 
@@ -125,20 +125,12 @@ def score_holdout(
     frame = frame.with_columns(
         label=pl.when(pl.col("label").is_in(list(known))).then(pl.col("label")).otherwise(pl.lit("O"))
     )
-    candles = candle_scores(frame["label"].to_list(), frame["predicted"].to_list())
-    spans = span_scores(frame, "label", "predicted", min_overlap)
-    scored = {k: v["f1"] for k, v in spans["per_class_span"].items() if v["support"] > 0}
-    worst = min(scored, key=lambda k: (scored[k], k)) if scored else None
     return {
         "source": series.source,
         "candles": frame.height,
         "first_time": int(series.times[0]),
         "last_time": int(series.times[-1]),
-        **candles,
-        **spans,
-        "worst_span_label": worst,
-        "worst_span_f1": scored[worst] if worst else 0.0,
-        "calibration": calibration_scores(frame),
+        **score_predictions(frame, min_overlap),
     }
 
 
