@@ -63,7 +63,7 @@ class WorkLimiter:
         self.max_queue = limits.max_queue or 8 * self.slots
         self._free = asyncio.Semaphore(self.slots)  # binds to the server's loop on first use
         self.waiting = 0
-        self.rejected = 0  # 503s so far (busy, late or draining), for /health
+        self.rejected = 0  # 503s so far (busy, late or draining): /health reports it as `refused`
         self.drain_deadline: float | None = None
 
     def drain(self, grace: float) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import polars as pl
 from litestar import Litestar, Request
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin, SwaggerRenderPlugin
 
@@ -89,11 +90,11 @@ def live_examples(app: Litestar) -> dict[tuple[str, str], dict[str, Any]]:
     if not cache.stored.candles:
         return {}
     (pair, timeframe), frame = sorted(cache.stored.candles.items())[0]
-    times = [int(t) for t in frame["time"]]
+    times = frame["time"].cast(pl.Int64)
     out: dict[tuple[str, str], dict[str, Any]] = {
         ("/predict/batch", "post"): {
             "summary": f"the last 500 stored candles of {pair} {timeframe}",
-            "value": {"pair": pair, "timeframe": timeframe, "start": times[max(0, len(times) - 500)]},
+            "value": {"pair": pair, "timeframe": timeframe, "start": times[max(0, times.len() - 500)]},
         },
     }
     if model is not None:

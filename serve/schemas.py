@@ -149,6 +149,7 @@ class Health(msgspec.Struct):
     last_reload_error: str | None = None
     series: int = 0  # stored series being served (a snapshot read at startup and on reload)
     series_error: str | None = None  # why the last read of the stored series failed (the old ones serve)
+    refused: int = 0  # predictions answered 503 since start: busy, past their time, or shutting down
 
 
 class ReloadRequest(Body):

@@ -159,7 +159,9 @@ def test_full_queue_answers_503_at_once_and_late_work_stops_at_its_deadline():
 def test_busy_answers_carry_retry_after(app_for, served_model):
     _, candles_dir = served_model
     with app_for(limits=Limits(request_timeout=0.000001)) as client:
+        assert client.get("/health").json()["refused"] == 0
         r = client.post("/predict", json=candles_body(candles_dir, 400))
+        assert client.get("/health").json()["refused"] == 1
     assert r.status_code == 503 and r.headers["Retry-After"] == "1"
     assert r.json()["rule"].startswith("at most")
 

@@ -8,6 +8,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from serve.health import TrackingProbe
+from serve.limits import WorkLimiter
 from serve.model_store import ModelStore
 from serve.schemas import Health
 from serve.series_cache import SeriesCache
@@ -31,6 +32,7 @@ class HealthController(Controller):
         store: NamedDependency[ModelStore],
         probe: NamedDependency[TrackingProbe],
         series_cache: NamedDependency[SeriesCache],
+        work: NamedDependency[WorkLimiter],
     ) -> Response[Health]:
         current = store.current
         mlflow_state = probe.state()
@@ -48,5 +50,6 @@ class HealthController(Controller):
             last_reload_error=store.last_error,
             series=len(series_cache.stored.candles),
             series_error=series_cache.last_error,
+            refused=work.rejected,
         )
         return Response(body, status_code=HTTP_200_OK if current else HTTP_503_SERVICE_UNAVAILABLE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 import numpy as np
 from litestar import Controller, Response, get, post
@@ -37,6 +37,7 @@ from serve.schemas import (
 )
 from serve.series_cache import SeriesCache
 
+T = TypeVar("T")
 MIN_CONFIDENCE = Parameter(ge=0.0, le=1.0, description=CONFIDENCE.description)
 
 
@@ -48,6 +49,13 @@ def _grid(pair: str | None, timeframe: str | None, cache: SeriesCache) -> dict[s
         except UnknownSeries:
             pass
     return {"step": timeframe_seconds(timeframe or "")}
+
+
+def timed(name: str, started: float, body: T) -> Response[T]:
+    """``body`` with a ``Server-Timing`` header: the milliseconds since ``started`` (perf_counter)."""
+    return Response(
+        body, headers={"Server-Timing": f"{name};dur={(time.perf_counter() - started) * 1000:.1f}"}
+    )
 
 
 def wire(found: list[tuple[Kind, TimedSpan | None, TimedSpan | None]]) -> list[Disagreement]:
@@ -128,10 +136,7 @@ class ReviewController(Controller):
                 answer.model_info,
             )
 
-        body = await work.run(review_range)
-        return Response(
-            body, headers={"Server-Timing": f"review;dur={(time.perf_counter() - started) * 1000:.1f}"}
-        )
+        return timed("review", started, await work.run(review_range))
 
     @get(
         "/review/queue",
@@ -178,10 +183,7 @@ class ReviewController(Controller):
             items.sort(key=lambda q: (q.score, q.pair, q.start_time))
             return QueueResponse(items[:limit], len(items), model.summary)
 
-        body = await work.run(rank)
-        return Response(
-            body, headers={"Server-Timing": f"queue;dur={(time.perf_counter() - started) * 1000:.1f}"}
-        )
+        return timed("queue", started, await work.run(rank))
 
 
 def queue_items(pair: str, timeframe: str, full: SeriesPrediction, human: list) -> list[QueueItem]:
