@@ -12,6 +12,15 @@ from candle_ml.annotations import read_feedback_log
 from serve.app import create_app
 from serve.settings import ServeSettings
 
+# A valid answer on stored AAPL candles (2005-01-14 .. 2005-01-18): the tests vary one field.
+DOJI_SPAN = {
+    "pair": "AAPL",
+    "timeframe": "1d",
+    "start_time": 1105660800,
+    "end_time": 1106006400,
+    "label": "doji",
+}
+
 
 @pytest.fixture
 def app_dirs(served_model, tmp_path):
@@ -122,13 +131,7 @@ def test_bad_feedback_is_a_4xx_naming_field_and_rule_and_nothing_is_written(
     app_dirs, change, status, field, rule
 ):
     client, log, _, _ = app_dirs
-    good = {
-        "pair": "AAPL",
-        "timeframe": "1d",
-        "start_time": 1105660800,
-        "end_time": 1106006400,
-        "label": "doji",
-    }
+    good = dict(DOJI_SPAN)
     r = client.post("/feedback", json={"annotations": [good, {**good, **change}][1:]})
     assert r.status_code == status, r.text
     assert r.json()["field"] == field and (rule is None or r.json()["rule"] == rule)
@@ -137,13 +140,7 @@ def test_bad_feedback_is_a_4xx_naming_field_and_rule_and_nothing_is_written(
 
 def test_feedback_size_limits(app_dirs):
     client, log, _, _ = app_dirs
-    good = {
-        "pair": "AAPL",
-        "timeframe": "1d",
-        "start_time": 1105660800,
-        "end_time": 1106006400,
-        "label": "doji",
-    }
+    good = dict(DOJI_SPAN)
     assert client.post("/feedback", json={"annotations": []}).status_code == 400
     assert client.post("/feedback", json={"annotations": [good] * 1001}).status_code == 400
     assert client.post("/feedback", json={"annotations": [good] * 1000}).status_code == 201
@@ -220,13 +217,7 @@ def test_review_queue_is_least_sure_first_and_drops_answered_spans(app_dirs):
 
 def test_disagreements_route(app_dirs):
     client, _, _, _ = app_dirs
-    human = {
-        "pair": "AAPL",
-        "timeframe": "1d",
-        "start_time": 1105660800,
-        "end_time": 1106006400,
-        "label": "bullish_engulfing",
-    }
+    human = {**DOJI_SPAN, "label": "bullish_engulfing"}
     predicted = [
         {"start_time": 1105660800, "end_time": 1106006400, "label": "bullish_harami"},
         {"start_time": 1104796800, "end_time": 1104796800, "label": "doji", "avg_confidence": 0.9},
