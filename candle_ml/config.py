@@ -164,6 +164,25 @@ class HoldoutParams(Options):
     series: list[str] = msgspec.field(default_factory=list)
 
 
+class LearningCurveParams(Options):
+    # Budgets of spans per label a simulated trader marks; each trains one model (empty: skip).
+    spans_per_class: list[int] = msgspec.field(default_factory=list)
+    headline: int = 100  # the budget whose scores go to metrics/learning_curve.json
+    review_range: int = 60  # candles the trader reviews at a time before moving elsewhere
+    jitter: int = 2  # each marked boundary is up to this many candles off, either way
+    miss: float = 0.10  # share of the patterns reviewed that are not marked
+    mislabel: float = 0.05  # share of the marked spans given another label
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if any(n < 1 for n in self.spans_per_class):
+            raise ValueError("learning_curve.spans_per_class must list budgets >= 1")
+        if self.review_range < 1 or self.jitter < 0:
+            raise ValueError("learning_curve.review_range must be >= 1 and jitter >= 0")
+        if not (0.0 <= self.miss < 1.0 and 0.0 <= self.mislabel < 1.0):
+            raise ValueError("learning_curve.miss and mislabel must be within [0, 1)")
+
+
 class MlflowParams(Options):
     experiment: str = "candle-ml"
     registered_model: str = ""  # empty: log the model, do not register it

@@ -31,6 +31,9 @@ REPORTS_DIR = Path("reports")  # every stage's detail: per class, per series, pe
 EVALUATE_REPORT = REPORTS_DIR / "evaluate.json"
 HOLDOUT_METRICS = METRICS_DIR / "holdout.json"
 HOLDOUT_REPORT = REPORTS_DIR / "holdout.json"
+LEARNING_CURVE_METRICS = METRICS_DIR / "learning_curve.json"
+LEARNING_CURVE_REPORT = REPORTS_DIR / "learning_curve.json"
+LEARNING_CURVE_PLOT = REPORTS_DIR / "learning_curve.csv"  # score per budget of marked spans
 PER_CLASS_PLOT = REPORTS_DIR / "per_class.csv"  # per-label scores, a DVC bar chart
 RELIABILITY_PLOT = REPORTS_DIR / "reliability.csv"  # confidence vs accuracy on the test split
 

@@ -127,7 +127,7 @@ def served_model(tmp_path_factory):
 ROOT = Path(__file__).resolve().parent.parent
 # Screenshots and reports tests leave for a person to look at (git-ignored).
 ARTIFACTS = Path(os.environ.get("CANDLE_ML_TEST_ARTIFACTS", ROOT / "test-artifacts"))
-STAGES = ("ingest", "featurize", "autolabel", "dataset", "train", "evaluate", "holdout")
+STAGES = ("ingest", "featurize", "autolabel", "dataset", "train", "evaluate", "holdout", "learning_curve")
 
 
 def run(cmd: list[str], cwd: Path, **env_vars: str) -> str:

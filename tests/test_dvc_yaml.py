@@ -46,12 +46,22 @@ EXTRA_PARAMS = {
     "train": ["mlflow"],
     "evaluate": ["mlflow"],
     "holdout": ["autolabel.patterns", "evaluate.min_overlap"],
+    "learning_curve": ["dataset", "train", "evaluate.min_overlap"],
 }
 
 
 def test_stage_code_deps_match_imports():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert list(stages) == ["ingest", "featurize", "autolabel", "dataset", "train", "evaluate", "holdout"]
+    assert list(stages) == [
+        "ingest",
+        "featurize",
+        "autolabel",
+        "dataset",
+        "train",
+        "evaluate",
+        "holdout",
+        "learning_curve",
+    ]
     for name, stage in stages.items():
         module = stage["cmd"].split("-m ", 1)[1].split()[0]
         own = module.replace(".", "/") + ".py"

@@ -27,7 +27,7 @@ from .conftest import ARTIFACTS, STAGES, commit_all, copy_repo, ran, run, set_pa
 
 pytestmark = pytest.mark.integration
 
-DOWNSTREAM = ["train", "evaluate", "holdout"]
+DOWNSTREAM = ["train", "evaluate", "holdout", "learning_curve"]
 # docs/pipeline.md's `dvc exp show` columns (keep them in step). DVC matches --keep from the
 # start of the full column name: train.model_type, not model_type.
 EXP_SHOW_COLUMNS = [
@@ -370,6 +370,24 @@ def test_the_champion_only_moves_to_a_better_version(pipeline):
     assert promote("4", "--force").returncode == 0 and champion() == 4
     better = promote("3")
     assert better.returncode == 0 and "better" in better.stdout and champion() == 3, better
+
+
+def test_the_learning_curve_is_one_param_away(pipeline):
+    """Off by default (an empty curve); a budget list draws it as its own stage, and nothing else reruns."""
+    repo, _ = pipeline
+    assert json.loads((repo / "metrics/learning_curve.json").read_text()) == {}
+    set_param(repo, r"^(  spans_per_class:) \[\]", r"\1 [10, 25]")
+    set_param(repo, r"^(  headline:) 100", r"\1 25")
+    assert ran(run(["dvc", "repro"], repo)) == ["learning_curve"]
+    curve = pl.read_csv(repo / "reports/learning_curve.csv")
+    assert curve["spans_per_class"].to_list() == [10, 25]
+    assert curve["spans_marked"][0] < curve["spans_marked"][1] and curve["reviewed_candles"].is_sorted()
+    assert all(0 <= f1 <= 1 for f1 in curve["span_f1_macro"]) and curve["span_f1_any_overlap"].min() > 0
+    headline = json.loads((repo / "metrics/learning_curve.json").read_text())
+    assert headline == {k: curve.row(1, named=True)[k] for k in ("span_f1_macro", "f1_macro")}
+    report = json.loads((repo / "reports/learning_curve.json").read_text())["curve"]
+    assert set(report[1]["marked_per_label"]) == set(report[1]["per_class_span"]) - {"O"}
+    assert "metrics/learning_curve.json" in run(["dvc", "metrics", "show"], repo)
 
 
 def test_a_pandas_default_csv_in_data_raw_is_ingested(tmp_path):

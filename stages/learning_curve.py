@@ -1,0 +1,84 @@
+"""Stage ``learning_curve``: how many marked spans until the model is useful.
+
+Trains the configured model on spans a simulated trader marked (``learning_curve.spans_per_class``
+of each label, with human-like errors) and scores each on the test split against the clean rule
+labels: ``reports/learning_curve.csv`` (a DVC plot), ``reports/learning_curve.json`` (per label),
+and the ``learning_curve.headline`` budget's scores in ``metrics/learning_curve.json``.
+An empty ``spans_per_class`` skips the fits and writes empty outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import polars as pl
+import typer
+
+from candle_ml import paths
+from candle_ml.annotations import read_autolabel
+from candle_ml.config import (
+    DatasetParams,
+    EvaluateParams,
+    LearningCurveParams,
+    TrainParams,
+    parse_section,
+    read_params,
+)
+from candle_ml.dataset import load_series
+from candle_ml.learning_curve import CURVE_COLUMNS, learning_curve
+from candle_ml.stageio import read_json, require_file, run_stage, write_json
+
+log = logging.getLogger("candle_ml.learning_curve")
+
+
+def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params.yaml to read")) -> None:
+    def run() -> None:
+        all_params = read_params(params_file)
+        params = parse_section(all_params, "learning_curve", LearningCurveParams, params_file)
+        dataset_params = parse_section(all_params, "dataset", DatasetParams, params_file)
+        train_params = parse_section(all_params, "train", TrainParams, params_file)
+        min_overlap = parse_section(all_params, "evaluate", EvaluateParams, params_file).min_overlap
+        rows = []
+        if params.spans_per_class:
+            auto = read_autolabel(require_file(paths.AUTOLABEL_SPANS, "autolabel"))
+            features_index = read_json(require_file(paths.FEATURES_DIR / paths.INDEX, "featurize"))
+            series, _ = load_series(paths.FEATURES_DIR, features_index["series"], auto.coverage)
+            rows = learning_curve(
+                series,
+                auto.annotations,
+                auto.label_priority,
+                features_index,
+                paths.CANDLES_DIR,
+                pl.read_parquet(require_file(paths.REFERENCE, "dataset")),
+                dataset_params,
+                train_params,
+                params,
+                min_overlap,
+            )
+        for r in rows:
+            log.info(
+                "%4d spans per label (fewest %d, %d candles reviewed): span_f1_macro %.3f, f1_macro %.3f",
+                r["spans_per_class"],
+                r["fewest_marked"],
+                r["reviewed_candles"],
+                r["span_f1_macro"],
+                r["f1_macro"],
+            )
+        write_json(paths.LEARNING_CURVE_REPORT, {"curve": rows})
+        table = pl.DataFrame([{k: r[k] for k in CURVE_COLUMNS} for r in rows], schema=CURVE_COLUMNS)
+        table.write_csv(paths.LEARNING_CURVE_PLOT)
+        # evaluate's column names: one more row in `dvc metrics show`, not more columns.
+        headline = next((r for r in rows if r["spans_per_class"] == params.headline), None)
+        write_json(
+            paths.LEARNING_CURVE_METRICS,
+            {"span_f1_macro": headline["span_f1_macro"], "f1_macro": headline["f1_macro"]}
+            if headline
+            else {},
+        )
+
+    run_stage(run)
+
+
+if __name__ == "__main__":
+    typer.run(main)
