@@ -144,8 +144,9 @@ def read_human_annotations(human_dir: Path, feedback_file: Path) -> tuple[list[A
 
 class AutolabelOutput(msgspec.Struct):
     annotations: list[Span]
-    label_priority: list[str]
+    label_priority: list[str]  # candlestick labels, the winner first where spans overlap
     coverage: dict[str, dict[str, int | None]]
+    chart_labels: list[str] = msgspec.field(default_factory=list)  # chart-pattern labels
 
 
 def read_autolabel(path: Path) -> AutolabelOutput:

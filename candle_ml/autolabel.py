@@ -1,4 +1,4 @@
-"""Autolabel: TA-Lib CDL* detections -> programmatic span annotations.
+"""Autolabel: TA-Lib CDL* detections (and chart-pattern rules) -> programmatic span annotations.
 
 Every non-zero output (+-80, +-100, +-200) is a signal on the pattern's last
 candle; the span reaches back over the candles the pattern covers (the table in
@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from candle_ml.annotations import Span
+from candle_ml.chart_patterns import ChartRules, find_chart_patterns
 from candle_ml.errors import ConfigError
 from candle_ml.patterns import HIKKAKE_CONFIRM_WINDOW, label_for, labels_for, pattern_info
 from candle_ml.talib_api import import_talib, talib_abstract
@@ -86,6 +87,25 @@ def autolabel(candles: pl.DataFrame, patterns: list[str], pair: str, timeframe: 
         )
     spans.sort(key=lambda sp: (sp.end_time, sp.start_time, sp.label))
     return spans
+
+
+def chart_spans(
+    candles: pl.DataFrame, labels: list[str], rules: ChartRules, pair: str, timeframe: str
+) -> list[Span]:
+    """One programmatic span per chart pattern the rules find in the closes (chart_patterns.py)."""
+    times = candles["time"].to_numpy()
+    return [
+        Span(
+            id=f"chart-{pair}-{timeframe}-{c.label}-{int(times[c.end])}",
+            pair=pair,
+            timeframe=timeframe,
+            start_time=int(times[c.start]),
+            end_time=int(times[c.end]),
+            label=c.label,
+            source="programmatic",
+        )
+        for c in find_chart_patterns(candles["close"].to_numpy(), labels, rules)
+    ]
 
 
 def label_priority(patterns: list[str]) -> list[str]:

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from candle_ml.calibration import temper
+from candle_ml.chart_model import ChartModel, ChartSettings, ChartSpanPrediction
 from candle_ml.config import FeaturizeParams
 from candle_ml.errors import BundleError
 from candle_ml.features import drop_warmup, featurize
@@ -68,6 +69,8 @@ class BundleMeta(msgspec.Struct):
     temperature: float = 1.0
     # A pattern label predicted with less confidence than its threshold becomes O (train.thresholds).
     thresholds: dict[str, float] = msgspec.field(default_factory=dict)
+    # The chart-pattern model (candle_ml/chart_model.py) when chart patterns were marked.
+    chart: ChartSettings | None = None
 
     @property
     def window(self) -> WindowSpec:
@@ -76,6 +79,12 @@ class BundleMeta(msgspec.Struct):
     @property
     def label_names(self) -> list[str]:
         return [label.name for label in self.labels]
+
+    @property
+    def all_labels(self) -> list[Label]:
+        """The candle model's labels, then the chart model's (``GET /model/labels``)."""
+        chart = [x for x in (self.chart.labels if self.chart else []) if x not in self.label_names]
+        return self.labels + chart_label_colors(chart)
 
 
 def label_colors(names: list[str]) -> list[Label]:
@@ -98,6 +107,27 @@ def label_colors(names: list[str]) -> list[Label]:
     return out
 
 
+def chart_label_colors(names: list[str]) -> list[Label]:
+    """Chart patterns that end an uptrend (tops, head-and-shoulders) in bearish reds, those that
+    end a downtrend (bottoms, inverse head-and-shoulders) in bullish greens, the rest in blues."""
+
+    def kind(name: str) -> str:
+        if name.startswith("inverse_") or name.endswith("_bottom"):
+            return "bullish"
+        if name.endswith("_top") or name == "head_and_shoulders":
+            return "bearish"
+        return "other"
+
+    counters = {"bullish": 3, "bearish": 3, "other": 3}  # after the candlestick labels' first shades
+    out = []
+    for name in names:
+        k = kind(name)
+        palette = {"bullish": _BULLISH, "bearish": _BEARISH, "other": _NEUTRAL}[k]
+        out.append(Label(name, palette[counters[k] % len(palette)]))
+        counters[k] += 1
+    return out
+
+
 @dataclass
 class Prediction:
     time: np.ndarray
@@ -112,6 +142,13 @@ class Bundle:
     meta: BundleMeta
     model: PatternModel
     path: Path
+    chart_model: ChartModel | None = None
+
+    def predict_chart(self, candles: pl.DataFrame) -> list[ChartSpanPrediction]:
+        """Chart-pattern spans (rows of ``candles``) whose turns the candles show, confirmed."""
+        if self.chart_model is None:
+            return []
+        return self.chart_model.predict(candles["close"].to_numpy())
 
     def predict(self, candles: pl.DataFrame, calibrated: bool = True) -> Prediction:
         """Per-candle predictions for validated canonical candles of one series.
@@ -150,10 +187,14 @@ class Bundle:
         return Prediction(times, labels, confidence, proba, raw_confidence)
 
 
-def save_bundle(directory: Path, model: PatternModel, meta: BundleMeta) -> None:
+def save_bundle(
+    directory: Path, model: PatternModel, meta: BundleMeta, chart_model: ChartModel | None = None
+) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.save(directory)
+    if chart_model is not None:
+        chart_model.save(directory)
     (directory / BUNDLE_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(meta), indent=2))
 
 
@@ -173,4 +214,5 @@ def load_bundle(path: Path | str) -> Bundle:
         raise BundleError(
             f"{meta_file}: bundle format {meta.format_version}, this code reads {FORMAT_VERSION}"
         )
-    return Bundle(meta, load_model(meta.model_type, path), path)
+    chart = ChartModel.load(path, meta.chart) if meta.chart is not None else None
+    return Bundle(meta, load_model(meta.model_type, path), path, chart)

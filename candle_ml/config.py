@@ -62,9 +62,23 @@ class FeaturizeParams(Options):
             raise ValueError("featurize.convergence_tolerance must be between 0 and 1")
 
 
+class ChartRulesParams(Options):
+    window: int = 38  # candles each kernel regression sees
+    confirm: int = 3  # candles after a pattern's last turn before it counts as complete
+    bandwidth: float = 1.5  # Gaussian kernel bandwidth, in candles
+
+    def __post_init__(self) -> None:
+        if self.window < 10 or self.confirm < 1 or self.confirm >= self.window or self.bandwidth <= 0:
+            raise ValueError("autolabel.chart: window >= 10, 1 <= confirm < window, bandwidth > 0")
+
+
 class AutolabelParams(Options):
     # TA-Lib CDL* function names; earlier entries win where spans overlap.
     patterns: list[str] = msgspec.field(default_factory=list)
+    # Chart patterns (candle_ml/chart_patterns.py, Lo-Mamaysky-Wang rules) labelled as spans too;
+    # the autolabel stage checks the names.
+    chart_patterns: list[str] = msgspec.field(default_factory=list)
+    chart: ChartRulesParams = msgspec.field(default_factory=ChartRulesParams)
 
 
 class SplitParams(Options):
@@ -94,6 +108,9 @@ class DatasetParams(Options):
     # Feature columns (fnmatch patterns) fed to the model, in this order.
     features: list[str] = msgspec.field(default_factory=lambda: ["*_rel", "body_direction"])
     split: SplitParams = msgspec.field(default_factory=SplitParams)
+    # A human label whose spans are this long (median, in candles) or longer is a chart pattern:
+    # the chart model learns it instead of the per-candle model.
+    chart_min_candles: int = 10
 
     def __post_init__(self) -> None:
         if self.window_size < 1:
@@ -126,6 +143,15 @@ class RandomForestParams(Options):
     n_jobs: int | None = -1
 
 
+class ChartModelParams(Options):
+    """The chart-pattern classifier (candle_ml/chart_model.py): XGBoost over proposals."""
+
+    n_estimators: int = 800  # upper bound: early stopping on the val split picks the round
+    max_depth: int = 6
+    learning_rate: float = 0.05
+    early_stopping_rounds: int = 40
+
+
 class TrainParams(Options):
     model_type: str = "xgboost"
     class_weight: Literal["balanced", "none"] = "balanced"
@@ -135,6 +161,7 @@ class TrainParams(Options):
     device: Literal["cpu", "cuda"] = "cpu"
     xgboost: XGBoostParams = msgspec.field(default_factory=XGBoostParams)
     random_forest: RandomForestParams = msgspec.field(default_factory=RandomForestParams)
+    chart: ChartModelParams = msgspec.field(default_factory=ChartModelParams)
     # temperature: rescale confidences so 0.8 means right ~80 % of the time, fitted on the val
     # split's candles (candle_ml/calibration.py) | none: the model's own probabilities.
     calibration: Literal["temperature", "none"] = "temperature"

@@ -4,6 +4,7 @@ A holdout series is real OHLCV shipped inside an installed package (nothing is d
 validated by the ingest rules, predicted exactly as the server predicts (``Bundle.predict`` on
 the raw candles) and compared, candle by candle and span by span, with what the autolabel
 patterns' TA-Lib functions say on the same candles: the labels the model was trained to give.
+The chart-pattern model is scored the same way against the chart rules' spans.
 
 Sources (``holdout.series`` in params.yaml):
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import io
+from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -29,6 +31,8 @@ from candle_ml.annotations import Annotation
 from candle_ml.autolabel import autolabel, label_priority
 from candle_ml.bundle import Bundle
 from candle_ml.candles import series_key, validate_candles
+from candle_ml.chart_evaluation import chart_counts, summarize
+from candle_ml.chart_patterns import CHART_PATTERNS, find_chart_patterns
 from candle_ml.errors import ConfigError
 from candle_ml.evaluation import score_predictions
 from candle_ml.labels import Placed, Skipped, or_o, paint, place_spans, priority_order
@@ -134,6 +138,26 @@ def score_holdout(
     }
 
 
+def score_holdout_chart(bundle: Bundle, series: HoldoutSeries, min_overlap: float) -> dict[str, Any] | None:
+    """The chart model on the whole series against the chart rules' spans there (None: no chart
+    model, or it learned no rule-named pattern)."""
+    chart = bundle.meta.chart
+    if chart is None:
+        return None
+    labels = [x for x in chart.labels if x in CHART_PATTERNS]
+    if not labels:
+        return None
+    found = find_chart_patterns(series.candles["close"].to_numpy(), labels, chart.rules)
+    totals: dict[str, Counter] = {}
+    chart_counts(bundle, series.candles, [(c.start, c.end, c.label) for c in found], 0, min_overlap, totals)
+    return summarize(totals, min_overlap)
+
+
 def holdout_headline(report: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Span F1 macro per series, one ``dvc metrics show`` column each (the rest stays in the report)."""
     return {key: r["span_f1_macro"] for key, r in report.items()}
+
+
+def holdout_chart_headline(report: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The chart model's span F1 macro per series (the same columns as ``holdout_headline``)."""
+    return {key: r["chart_patterns"]["span_f1_macro"] for key, r in report.items() if r.get("chart_patterns")}

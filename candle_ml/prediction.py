@@ -44,8 +44,9 @@ class SpanPrediction(msgspec.Struct):
     start_time: int
     end_time: int
     label: str
-    avg_confidence: float
+    avg_confidence: float  # a chart pattern: the chart model's probability of its label
     candles: int
+    kind: str = "candlestick"  # "candlestick": a run of per-candle labels | "chart": a chart pattern
 
 
 class PredictResponse(msgspec.Struct):
@@ -60,8 +61,10 @@ def respond(
     pred_labels: np.ndarray,
     confidence: np.ndarray,
     min_confidence: float,
+    chart: list[SpanPrediction] | None = None,
 ) -> PredictResponse:
-    """Per-candle predictions (labels below ``min_confidence`` become ``O``) and their spans."""
+    """Per-candle predictions (labels below ``min_confidence`` become ``O``), their spans, and the
+    chart-pattern spans (those below ``min_confidence`` left out), ordered by start."""
     labels = pred_labels.copy()
     has = ~np.isnan(confidence)  # exactly the candles with a label
     if min_confidence > 0:
@@ -81,7 +84,44 @@ def respond(
         )
         for s in group_spans(labels)
     ]
+    spans += [c for c in chart or [] if c.avg_confidence >= min_confidence]
+    spans.sort(key=lambda s: (s.start_time, s.end_time))
     return PredictResponse(predictions, spans, model.summary)
+
+
+def chart_spans(
+    model: LoadedModel, series: pl.DataFrame, lo: int = 0, hi: int | None = None
+) -> list[SpanPrediction]:
+    return [span for span, _ in chart_predictions(model, series, lo, hi)]
+
+
+def chart_predictions(
+    model: LoadedModel, series: pl.DataFrame, lo: int = 0, hi: int | None = None
+) -> list[tuple[SpanPrediction, float]]:
+    """Chart patterns overlapping rows ``lo:hi`` with their margins, found with the candles their
+    windows need around them (so the answer is the one a pass over the whole series gives)."""
+    chart = model.bundle.meta.chart
+    hi = series.height if hi is None else hi
+    if chart is None or lo >= hi:
+        return []
+    first, last = max(0, lo - chart.window), min(series.height, hi + chart.window)
+    part = series.slice(first, last - first)
+    times = part["time"].to_numpy()
+    return [
+        (
+            SpanPrediction(
+                start_time=int(times[c.start]),
+                end_time=int(times[c.end]),
+                label=c.label,
+                avg_confidence=c.confidence,
+                candles=c.end - c.start + 1,
+                kind="chart",
+            ),
+            c.margin,
+        )
+        for c in model.bundle.predict_chart(part)
+        if c.start + first < hi and c.end + first >= lo
+    ]
 
 
 def predict_frame(
@@ -95,7 +135,8 @@ def predict_frame(
     require_history(candles.height, model.bundle.meta.min_history, source)
     times = candles["time"].to_numpy()
     labels, confidence = predict_chunks(model, candles, 0, candles.height, DEFAULT_BATCH_SIZE, checkpoint)
-    return respond(model, times, labels, confidence, min_confidence)
+    checkpoint()
+    return respond(model, times, labels, confidence, min_confidence, chart_spans(model, candles))
 
 
 def predict_chunks(
@@ -184,9 +225,18 @@ class SeriesPrediction:
     labels: np.ndarray  # object: label, or None without enough history
     confidence: np.ndarray  # NaN without a prediction
     margin: np.ndarray  # top-1 minus top-2 probability (candle_ml.review.margins)
+    chart: list[SpanPrediction]  # chart-pattern spans of the whole series
+    chart_margin: list[float]  # and how sure the chart model is of each
 
     def window(self, start: int | None, end: int | None) -> slice:
         return time_window(self.times, start, end)
+
+    def chart_in(self, window: slice) -> list[SpanPrediction]:
+        """Chart spans overlapping the rows of ``window``."""
+        if window.start >= window.stop:
+            return []
+        first, last = int(self.times[window.start]), int(self.times[window.stop - 1])
+        return [c for c in self.chart if c.start_time <= last and c.end_time >= first]
 
 
 def time_window(times: np.ndarray, start: int | None, end: int | None) -> slice:
@@ -198,7 +248,15 @@ def time_window(times: np.ndarray, start: int | None, end: int | None) -> slice:
 
 def predict_series(model: LoadedModel, candles: pl.DataFrame) -> SeriesPrediction:
     pred = model.bundle.predict(candles)
-    return SeriesPrediction(pred.time, pred.label, pred.confidence, margins(pred.proba))
+    chart = chart_predictions(model, candles)
+    return SeriesPrediction(
+        pred.time,
+        pred.label,
+        pred.confidence,
+        margins(pred.proba),
+        [span for span, _ in chart],
+        [margin for _, margin in chart],
+    )
 
 
 def predict_stored(
@@ -235,4 +293,7 @@ def predict_stored(
             rule=f"at most {max_candles} candles per call",
         )
     labels, confidence = predict_chunks(model, series, lo, hi, batch_size, checkpoint)
-    return respond(model, times[lo:hi], labels, confidence, min_confidence)
+    checkpoint()
+    return respond(
+        model, times[lo:hi], labels, confidence, min_confidence, chart_spans(model, series, lo, hi)
+    )

@@ -85,8 +85,18 @@ def model_info(model: LoadedModel) -> ModelInfo:
             "before": meta.window.before,
             "after": meta.window.after,
         },
-        labels=meta.labels,
+        labels=meta.all_labels,
         metrics=model.metrics,
         metrics_source=model.metrics_source,
         calibration={"temperature": meta.temperature, "thresholds": meta.thresholds},
+        chart=None
+        if meta.chart is None
+        else {
+            "labels": [x for x in meta.chart.labels if x != "O"],
+            "window": meta.chart.window,
+            "confirm": meta.chart.confirm,
+            "bandwidth": meta.chart.bandwidth,
+            "min_history": meta.chart.min_history,
+            "lookahead": meta.chart.lookahead,
+        },
     )

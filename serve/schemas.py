@@ -139,6 +139,8 @@ class ModelInfo(msgspec.Struct):
     metrics: dict[str, Any] | None  # test-split metrics of this model: overall, per_class, per_class_span
     metrics_source: str | None
     calibration: dict[str, Any] = msgspec.field(default_factory=dict)  # temperature, per-label thresholds
+    # The chart-pattern model: its labels, smoothing window, the candles a span waits for (null: none).
+    chart: dict[str, Any] | None = None
 
 
 class Health(msgspec.Struct):

@@ -1,4 +1,5 @@
-"""Stage ``autolabel``: ``data/candles/`` -> ``data/autolabel/spans.json`` (TA-Lib CDL* spans).
+"""Stage ``autolabel``: ``data/candles/`` -> ``data/autolabel/spans.json`` (TA-Lib CDL* spans,
+and the chart patterns of ``autolabel.chart_patterns``).
 
 Also records, per series, from which candle it is labeled (before the patterns' lookback
 candles are unknown, not ``O``) and the label priority the dataset stage paints by.
@@ -10,13 +11,22 @@ import logging
 import shutil
 from pathlib import Path
 
+import msgspec
 import polars as pl
 import typer
 
 from candle_ml import paths
 from candle_ml.annotations import Span, write_annotation_file
-from candle_ml.autolabel import autolabel, check_patterns, label_priority, lookback, spans_per_label
+from candle_ml.autolabel import (
+    autolabel,
+    chart_spans,
+    check_patterns,
+    label_priority,
+    lookback,
+    spans_per_label,
+)
 from candle_ml.candles import series_key
+from candle_ml.chart_patterns import ChartRules, check_chart_patterns
 from candle_ml.config import AutolabelParams, load_section
 from candle_ml.stageio import read_json, require_file, run_stage, write_json
 
@@ -29,6 +39,8 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
     def run() -> None:
         params = load_section("autolabel", AutolabelParams, params_file)
         patterns = check_patterns(params.patterns)
+        charts = check_chart_patterns(params.chart_patterns)
+        rules = ChartRules(**msgspec.to_builtins(params.chart))
         skip = lookback(patterns)
         index = read_json(require_file(paths.CANDLES_DIR / paths.INDEX, "ingest"))["series"]
         shutil.rmtree(paths.AUTOLABEL_DIR, ignore_errors=True)
@@ -39,14 +51,20 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
             candles = pl.read_parquet(paths.CANDLES_DIR / entry["file"])
             key = series_key(entry["pair"], entry["timeframe"])
             found = autolabel(candles, patterns, entry["pair"], entry["timeframe"])
-            spans.extend(found)
+            found_charts = chart_spans(candles, charts, rules, entry["pair"], entry["timeframe"])
+            spans.extend(found + found_charts)
             coverage[key] = {"labeled_from": int(candles["time"][skip]) if candles.height > skip else None}
-            log.info("%s: %d programmatic spans", key, len(found))
+            log.info("%s: %d candlestick and %d chart-pattern spans", key, len(found), len(found_charts))
         priority = label_priority(patterns)
         write_annotation_file(
-            paths.AUTOLABEL_SPANS, spans, label_priority=priority, coverage=coverage, lookback=skip
+            paths.AUTOLABEL_SPANS,
+            spans,
+            label_priority=priority,
+            chart_labels=charts,
+            coverage=coverage,
+            lookback=skip,
         )
-        counts = spans_per_label(spans, priority)
+        counts = spans_per_label(spans, priority + charts)
         write_json(
             paths.report_file("autolabel"),
             {"spans": len(spans), "spans_per_label": counts, "lookback_candles": skip},

@@ -3,7 +3,8 @@
 Reads ``data/features/``, ``data/autolabel/spans.json``, the traders' exports
 ``data/annotations/human/*.json`` and the feedback log ``data/annotations/feedback.jsonl``;
 writes ``dataset.parquet``, ``reference.parquet`` (every candle's reference label, for
-evaluate), ``schema.json`` (what a model needs to rebuild its inputs), ``report.json``
+evaluate), ``chart.parquet`` and ``chart_reference.parquet`` (the chart-pattern model's proposals
+and marked spans), ``schema.json`` (what a model needs to rebuild its inputs), ``report.json``
 (skipped annotations with examples), ``reports/dataset.json`` and ``metrics/dataset.json`` (headline).
 """
 
@@ -13,12 +14,17 @@ import logging
 import shutil
 from pathlib import Path
 
+import msgspec
+import polars as pl
 import typer
 
 from candle_ml import paths
 from candle_ml.annotations import Annotation, read_autolabel, read_human_annotations
-from candle_ml.config import DatasetParams, load_section
+from candle_ml.chart_dataset import build_chart_dataset, chart_labels
+from candle_ml.chart_patterns import ChartRules
+from candle_ml.config import AutolabelParams, DatasetParams, parse_section, read_params
 from candle_ml.dataset import build_dataset, dataset_headline, load_series, model_schema
+from candle_ml.patterns import NO_PATTERN
 from candle_ml.stageio import read_json, require_file, run_stage, write_json
 
 log = logging.getLogger("candle_ml.dataset")
@@ -26,33 +32,56 @@ log = logging.getLogger("candle_ml.dataset")
 
 def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params.yaml to read")) -> None:
     def run() -> None:
-        params = load_section("dataset", DatasetParams, params_file)
+        all_params = read_params(params_file)
+        params = parse_section(all_params, "dataset", DatasetParams, params_file)
+        chart_params = parse_section(all_params, "autolabel", AutolabelParams, params_file).chart
+        rules = ChartRules(**msgspec.to_builtins(chart_params))
         auto = read_autolabel(require_file(paths.AUTOLABEL_SPANS, "autolabel"))
         features_index = read_json(require_file(paths.FEATURES_DIR / paths.INDEX, "featurize"))
         index = features_index["series"]
         series, trimmed = load_series(paths.FEATURES_DIR, index, auto.coverage)
         human, torn = read_human_annotations(paths.HUMAN_DIR, paths.FEEDBACK_LOG)
         programmatic = [Annotation(sp, "autolabel") for sp in auto.annotations]
-        result = build_dataset(series, human, programmatic, auto.label_priority, params)
+        # Chart patterns (weeks long) go to the chart model; the candle model learns the rest.
+        charts = set(chart_labels(auto.chart_labels, human, series, params.chart_min_candles))
+        result = build_dataset(
+            series,
+            [a for a in human if a.span.label not in charts],
+            [a for a in programmatic if a.span.label not in charts],
+            auto.label_priority,
+            params,
+        )
+        chart_rows, chart_reference = build_chart_dataset(
+            series, [a for a in human + programmatic if a.span.label in charts], params.split, rules
+        )
         warmup = [e["warmup_rows_dropped"] for e in index]
         metrics = {
             **result.metrics,
             "warmup_rows_dropped": sum(warmup) + trimmed,
             "feedback_torn_lines": torn,
             "human_annotations": len(human),
+            "chart_labels": sorted(charts),
+            "chart_proposals": chart_rows.height,
+            "chart_proposals_marked": chart_rows.filter(pl.col("label") != NO_PATTERN).height,
+            "chart_spans_real": chart_reference.height,
         }
         shutil.rmtree(paths.DATASET_DIR, ignore_errors=True)
         paths.DATASET_DIR.mkdir(parents=True)
         result.frame.write_parquet(paths.DATASET)
         result.reference.write_parquet(paths.REFERENCE)
+        chart_rows.write_parquet(paths.CHART_DATASET)
+        chart_reference.write_parquet(paths.CHART_REFERENCE)
         write_json(
             paths.SCHEMA,
-            model_schema(
-                result.schema,
-                features_index["config"],
-                max(warmup, default=0),
-                features_index.get("history_candles"),
-            ),
+            {
+                **model_schema(
+                    result.schema,
+                    features_index["config"],
+                    max(warmup, default=0),
+                    features_index.get("history_candles"),
+                ),
+                "chart": msgspec.to_builtins(chart_params),  # the proposals' smoothing, for the chart model
+            },
         )
         write_json(paths.DATASET_REPORT, result.report)
         write_json(paths.report_file("dataset"), metrics)
@@ -68,6 +97,12 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
                 reason,
                 "\n  ".join(examples),
             )
+        log.info(
+            "chart patterns: %d proposals (%d marked), %d marked spans on real series",
+            chart_rows.height,
+            chart_rows.filter(pl.col("label") != NO_PATTERN).height,
+            chart_reference.height,
+        )
         log.info(
             "dataset: %d rows (%s), labels: %s",
             result.frame.height,

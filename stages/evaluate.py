@@ -17,6 +17,7 @@ import typer
 
 from candle_ml import paths
 from candle_ml.bundle import load_bundle
+from candle_ml.chart_evaluation import score_chart, test_starts
 from candle_ml.config import EvaluateParams, MlflowParams, parse_section, read_params
 from candle_ml.evaluation import (
     evaluation_headline,
@@ -46,6 +47,22 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
                 "dataset.split.method=random: test candles are scattered, so span metrics are only indicative"
             )
         metrics, test = score_bundle(bundle, paths.CANDLES_DIR, reference, params.min_overlap)
+        chart: dict[str, Any] = {}
+        if bundle.chart_model is not None:
+            marked = pl.read_parquet(require_file(paths.CHART_REFERENCE, "dataset"))
+            chart = score_chart(bundle, paths.CANDLES_DIR, marked, test_starts(reference), params.min_overlap)
+            metrics["chart_patterns"] = chart
+            log.info(
+                "chart patterns, test: span_f1_macro %.3f over %d marked spans, worst %s %.3f",
+                chart["span_f1_macro"],
+                chart["spans_marked"],
+                chart["worst_span_label"],
+                chart["worst_span_f1"],
+            )
+        # evaluate's column names, so `dvc metrics show` gains a row, not columns ({} without a chart model).
+        write_json(
+            paths.CHART_METRICS, {k: chart[k] for k in ("span_f1_macro", "worst_span_f1")} if chart else {}
+        )
         shutil.rmtree(paths.PLOTS_DIR, ignore_errors=True)
         write_json(paths.EVALUATE_REPORT, metrics)  # every number, per class and per pattern
         write_json(paths.EVALUATE_METRICS, evaluation_headline(metrics))

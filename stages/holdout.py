@@ -14,7 +14,13 @@ import typer
 from candle_ml import paths
 from candle_ml.bundle import load_bundle
 from candle_ml.config import AutolabelParams, EvaluateParams, HoldoutParams, parse_section, read_params
-from candle_ml.holdout import holdout_headline, load_holdout, score_holdout
+from candle_ml.holdout import (
+    holdout_chart_headline,
+    holdout_headline,
+    load_holdout,
+    score_holdout,
+    score_holdout_chart,
+)
 from candle_ml.stageio import run_stage, write_json
 
 log = logging.getLogger("candle_ml.holdout")
@@ -32,6 +38,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
             series = load_holdout(name)
             report[series.key] = score_holdout(bundle, series, patterns, min_overlap)
             r = report[series.key]
+            r["chart_patterns"] = score_holdout_chart(bundle, series, min_overlap)
             log.info(
                 "%s (%d candles): span_f1_macro %.3f, f1_macro %.3f, worst %s %.3f",
                 series.key,
@@ -41,8 +48,19 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
                 r["worst_span_label"],
                 r["worst_span_f1"],
             )
+            if r["chart_patterns"]:
+                c = r["chart_patterns"]
+                log.info(
+                    "%s chart patterns: span_f1_macro %.3f over %d spans the rules find, worst %s %.3f",
+                    series.key,
+                    c["span_f1_macro"],
+                    c["spans_marked"],
+                    c["worst_span_label"],
+                    c["worst_span_f1"],
+                )
         write_json(paths.HOLDOUT_REPORT, report)
         write_json(paths.HOLDOUT_METRICS, holdout_headline(report))
+        write_json(paths.HOLDOUT_CHART_METRICS, holdout_chart_headline(report))
 
     run_stage(run)
 

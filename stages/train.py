@@ -9,11 +9,13 @@ import logging
 import shutil
 from pathlib import Path
 
+import msgspec
 import polars as pl
 import typer
 
 from candle_ml import paths
 from candle_ml.bundle import BundleMeta, save_bundle
+from candle_ml.chart_model import train_chart_model
 from candle_ml.config import MlflowParams, TrainParams, parse_section, read_params
 from candle_ml.models import model_class
 from candle_ml.stageio import read_json, require_file, run_stage
@@ -41,20 +43,28 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
             result.fit_info,
         )
         reference = pl.read_parquet(require_file(paths.REFERENCE, "dataset"))
+        chart_model, chart_info = train_chart_model(
+            pl.read_parquet(require_file(paths.CHART_DATASET, "dataset")),
+            schema["chart"],
+            params.chart,
+            params.seed,
+        )
+        log.info("chart-pattern model: %s", chart_info)
 
         def described(run_id: str | None) -> BundleMeta:
             meta = bundle_meta(result, schema, params, run_id)
+            meta = msgspec.structs.replace(meta, chart=chart_model.settings if chart_model else None)
             return calibrated(meta, result.model, params, paths.CANDLES_DIR, reference)
 
         shutil.rmtree(paths.MODEL_DIR, ignore_errors=True)
         if not connect(cfg):
-            save_bundle(paths.MODEL_DIR, result.model, described(None))
+            save_bundle(paths.MODEL_DIR, result.model, described(None), chart_model)
             return
         import mlflow
 
         with mlflow.start_run(run_name=run_name()) as active:
             meta = described(active.info.run_id)
-            save_bundle(paths.MODEL_DIR, result.model, meta)
+            save_bundle(paths.MODEL_DIR, result.model, meta, chart_model)
             guarded(
                 cfg,
                 "logging the training run",

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import polars as pl
 import pytest
@@ -101,6 +102,37 @@ def train_on_bundled(root: Path, patterns: list[str], human_spans=None, n_estima
     return result, schema, series, bundle_meta(result, schema, params, run_id=None)
 
 
+def train_chart_on(series, human_spans=None, labels=None, seed: int = 0):
+    """The chart-pattern model trained on ingested series as the stages train it: the chart rules'
+    spans (``labels``, all by default), plus ``human_spans(series)``. Returns (model, reference)."""
+    from candle_ml.annotations import Annotation
+    from candle_ml.autolabel import chart_spans
+    from candle_ml.chart_dataset import build_chart_dataset, chart_labels
+    from candle_ml.chart_model import train_chart_model
+    from candle_ml.chart_patterns import CHART_PATTERNS, ChartRules
+    from candle_ml.config import ChartModelParams, SplitParams
+    from candle_ml.dataset import SeriesFrame
+
+    rules = ChartRules()
+    labels = list(CHART_PATTERNS) if labels is None else labels
+    frames = [SeriesFrame(s.pair, s.timeframe, s.candles, int(s.candles["time"][0])) for s in series]
+    rule = [
+        Annotation(sp, "autolabel")
+        for s in series
+        for sp in chart_spans(s.candles, labels, rules, s.pair, s.timeframe)
+    ]
+    human = [a for s in series for a in (human_spans(s) if human_spans else [])]
+    charts = set(chart_labels(labels, human, frames, 10))
+    table, reference = build_chart_dataset(
+        frames, [a for a in rule + human if a.span.label in charts], SplitParams(), rules
+    )
+    rules_dict = {"window": rules.window, "confirm": rules.confirm, "bandwidth": rules.bandwidth}
+    model, _ = train_chart_model(
+        table, rules_dict, ChartModelParams(n_estimators=150, max_depth=4, learning_rate=0.1), seed
+    )
+    return model, reference
+
+
 @pytest.fixture(scope="session")
 def served_model(tmp_path_factory):
     """A small XGBoost bundle trained on bundled AAPL and IBM candles exactly as the stages do,
@@ -117,8 +149,9 @@ def served_model(tmp_path_factory):
     for s in series:
         s.candles.write_parquet(candles_dir / f"{s.key}.parquet")
     write_json(candles_dir / "index.json", {"series": series_index(series)})
+    chart, _ = train_chart_on(series)  # chart patterns served beside the candlestick ones
     bundle_dir = root / "models"
-    save_bundle(bundle_dir, result.model, meta)
+    save_bundle(bundle_dir, result.model, msgspec.structs.replace(meta, chart=chart.settings), chart)
     return bundle_dir, candles_dir
 
 

@@ -45,6 +45,7 @@ RUNS_BY_PATH = {"train": {"candle_ml/mlflow_pyfunc.py"}}
 EXTRA_PARAMS = {
     "train": ["mlflow"],
     "evaluate": ["mlflow"],
+    "dataset": ["autolabel.chart"],
     "holdout": ["autolabel.patterns", "evaluate.min_overlap"],
     "learning_curve": ["dataset", "train", "evaluate.min_overlap"],
 }

@@ -57,15 +57,18 @@ def test_predict_labels_every_candle_and_groups_spans(client, aapl, min_history)
     assert all(p["label"] is None and p["confidence"] is None for p in preds[:min_history])
     assert all(p["label"] is not None and 0 < p["confidence"] <= 1 for p in preds[min_history:])
     assert out["model_info"]["min_history"] == min_history and out["model_info"]["lookahead"] == 7
-    # Spans are exactly the runs of equal non-O labels.
+    # Candlestick spans are exactly the runs of equal non-O labels; chart patterns come beside them.
     labels = {p["time"]: p["label"] for p in preds}
     assert out["spans"], "300 real daily candles hold some pattern"
-    for s in out["spans"]:
+    chart = [s for s in out["spans"] if s["kind"] == "chart"]
+    assert chart and all(s["candles"] >= 6 and 0 < s["avg_confidence"] <= 1 for s in chart)
+    assert {s["label"] for s in chart} <= {label["name"] for label in client.get("/model/labels").json()}
+    for s in [s for s in out["spans"] if s["kind"] == "candlestick"]:
         inside = [p for p in preds if s["start_time"] <= p["time"] <= s["end_time"]]
         assert {p["label"] for p in inside} == {s["label"]} and len(inside) == s["candles"]
         assert s["avg_confidence"] == pytest.approx(np.mean([p["confidence"] for p in inside]))
     n_labeled = sum(1 for v in labels.values() if v not in (None, "O"))
-    assert n_labeled == sum(s["candles"] for s in out["spans"])
+    assert n_labeled == sum(s["candles"] for s in out["spans"] if s["kind"] == "candlestick")
 
 
 def test_min_confidence_turns_unsure_predictions_into_o(client, aapl, min_history):

@@ -39,7 +39,7 @@ class ModelController(Controller):
         summary="Labels the model can predict, with chart colours",
     )
     def labels(self, model: NamedDependency[LoadedModel]) -> list[Label]:
-        return model.bundle.meta.labels
+        return model.bundle.meta.all_labels
 
     @post(
         "/reload",

@@ -117,7 +117,12 @@ class ReviewController(Controller):
             checkpoint()
             window = full.window(start, end)
             answer = respond(
-                model, full.times[window], full.labels[window], full.confidence[window], min_confidence
+                model,
+                full.times[window],
+                full.labels[window],
+                full.confidence[window],
+                min_confidence,
+                full.chart_in(window),
             )
             human = [to_wire(s) for s in human_spans(human_dir, feedback_log, pair, timeframe, start, end)]
             predicted = [
@@ -187,20 +192,26 @@ class ReviewController(Controller):
 
 
 def queue_items(pair: str, timeframe: str, full: SeriesPrediction, human: list) -> list[QueueItem]:
-    """Every unanswered predicted span of one series with its score (mean margin over its candles)."""
-    spans = group_spans(full.labels)
-    predicted = [PredictedSpan(int(full.times[s.start]), int(full.times[s.end]), s.label) for s in spans]
-    open_ = unanswered(predicted, human, full.times)
-    return [
+    """Every unanswered predicted span of one series with its score: the mean margin over its
+    candles, or the chart model's margin for a chart pattern."""
+    items = [
         QueueItem(
             pair,
             timeframe,
-            predicted[j].start_time,
-            predicted[j].end_time,
-            spans[j].label,
-            float(np.mean(full.confidence[spans[j].start : spans[j].end + 1])),
-            spans[j].length,
-            round(float(np.mean(full.margin[spans[j].start : spans[j].end + 1])), 6),
+            int(full.times[s.start]),
+            int(full.times[s.end]),
+            s.label,
+            float(np.mean(full.confidence[s.start : s.end + 1])),
+            s.length,
+            round(float(np.mean(full.margin[s.start : s.end + 1])), 6),
         )
-        for j in open_
+        for s in group_spans(full.labels)
     ]
+    items += [
+        QueueItem(
+            pair, timeframe, c.start_time, c.end_time, c.label, c.avg_confidence, c.candles, round(m, 6)
+        )
+        for c, m in zip(full.chart, full.chart_margin, strict=True)
+    ]
+    predicted = [PredictedSpan(q.start_time, q.end_time, q.label) for q in items]
+    return [items[j] for j in unanswered(predicted, human, full.times)]
