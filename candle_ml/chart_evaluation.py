@@ -1,8 +1,9 @@
 """Scores of the chart-pattern model: its spans on the test split against the marked chart spans.
 
-Every real series is predicted whole, as serving predicts it (``Bundle.predict_chart`` on its raw
-candles); a predicted span counts where it starts in the test split, and matches a marked span of
-its label when their IoU in candles exceeds ``evaluate.min_overlap`` (one to one, as for candles).
+Every real series is predicted whole, as serving predicts it (``ChartModel.predict`` on the closes
+of its raw candles, what ``Bundle.predict_chart`` runs). A predicted span counts where it starts
+in the test split, and matches a marked span of its label when their IoU in candles exceeds
+``evaluate.min_overlap`` (one to one, as for candles).
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from candle_ml.bundle import Bundle
+from candle_ml.chart_model import ChartModel
 from candle_ml.paths import INDEX
 from candle_ml.spans import LabelSpan, SpanScore, match_spans
 from candle_ml.stageio import read_json
 
 
 def chart_counts(
-    bundle: Bundle,
+    model: ChartModel,
     candles: pl.DataFrame,
     marked: list[tuple[int, int, str]],
     first: int,
@@ -30,7 +31,8 @@ def chart_counts(
 ) -> None:
     """Add one series' matches to ``totals``: predicted spans starting at row ``first`` or later
     against the marked spans (rows) there."""
-    pred = [LabelSpan(c.start, c.end, c.label) for c in bundle.predict_chart(candles) if c.start >= first]
+    predicted = model.predict(candles["close"].to_numpy())
+    pred = [LabelSpan(c.start, c.end, c.label) for c in predicted if c.start >= first]
     ref = sorted(LabelSpan(a, b, label) for a, b, label in marked if a >= first)
     for label, sc in match_spans(pred, ref, min_overlap).items():
         totals.setdefault(label, Counter()).update(
@@ -63,7 +65,7 @@ def summarize(totals: dict[str, Counter], min_overlap: float) -> dict[str, Any]:
 
 
 def score_chart(
-    bundle: Bundle,
+    model: ChartModel,
     candles_dir: Path,
     marked: pl.DataFrame,
     test_from: dict[tuple[str, str], int],
@@ -83,11 +85,11 @@ def score_chart(
             (int(np.searchsorted(t, a)), int(np.searchsorted(t, b)), str(label))
             for a, b, label in mine.select("start_time", "end_time", "label").iter_rows()
         ]
-        chart_counts(bundle, candles, rows, int(np.searchsorted(t, test_from[key])), min_overlap, totals)
+        chart_counts(model, candles, rows, int(np.searchsorted(t, test_from[key])), min_overlap, totals)
     return summarize(totals, min_overlap)
 
 
-def test_starts(reference: pl.DataFrame) -> dict[tuple[str, str], int]:
+def first_test_times(reference: pl.DataFrame) -> dict[tuple[str, str], int]:
     """Each real series' first test candle (from the candle reference of the dataset stage)."""
     first = (
         reference.filter(pl.col("split") == "test").group_by("pair", "timeframe").agg(pl.col("time").min())

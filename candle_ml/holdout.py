@@ -142,14 +142,16 @@ def score_holdout_chart(bundle: Bundle, series: HoldoutSeries, min_overlap: floa
     """The chart model on the whole series against the chart rules' spans there (None: no chart
     model, or it learned no rule-named pattern)."""
     chart = bundle.meta.chart
-    if chart is None:
+    if chart is None or bundle.chart_model is None:
         return None
     labels = [x for x in chart.labels if x in CHART_PATTERNS]
     if not labels:
         return None
     found = find_chart_patterns(series.candles["close"].to_numpy(), labels, chart.rules)
     totals: dict[str, Counter] = {}
-    chart_counts(bundle, series.candles, [(c.start, c.end, c.label) for c in found], 0, min_overlap, totals)
+    chart_counts(
+        bundle.chart_model, series.candles, [(c.start, c.end, c.label) for c in found], 0, min_overlap, totals
+    )
     return summarize(totals, min_overlap)
 
 

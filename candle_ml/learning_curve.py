@@ -17,6 +17,7 @@ budget extends a smaller one and the curve shows what more marking buys.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,17 @@ import polars as pl
 
 from candle_ml.annotations import Annotation, Span
 from candle_ml.bundle import Bundle
+from candle_ml.candles import series_key
+from candle_ml.chart_dataset import MATCH_OVERLAP, build_chart_dataset
+from candle_ml.chart_evaluation import chart_counts, summarize
+from candle_ml.chart_model import iou, train_chart_model
+from candle_ml.chart_patterns import ChartRules
 from candle_ml.config import DatasetParams, LearningCurveParams, TrainParams
 from candle_ml.dataset import SeriesFrame, build_dataset, model_schema, split_bounds
 from candle_ml.evaluation import score_bundle, span_scores
+from candle_ml.paths import INDEX
 from candle_ml.patterns import NO_PATTERN
+from candle_ml.stageio import read_json
 from candle_ml.training import bundle_meta, train
 
 SIMULATED = "simulated trader"
@@ -44,6 +52,7 @@ CURVE_COLUMNS = {
     "span_f1_any_overlap": pl.Float64,
     "f1_macro": pl.Float64,
 }
+CHART_CURVE_COLUMNS = {k: v for k, v in CURVE_COLUMNS.items() if k not in ("span_f1_any_overlap", "f1_macro")}
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,8 @@ class Marking:
     spans: list[Span]  # reviewed-but-unmarked runs as O first, then the marked spans (they win)
     per_label: dict[str, int]  # marked spans per label
     reviewed_candles: int
+    reviewed: dict[str, np.ndarray]  # per series: rows the trader looked at
+    skipped: list[Truth]  # patterns seen after their label was full: neither marked nor O
 
 
 def place_truth(
@@ -138,6 +149,7 @@ def mark(
     negatives: list[Span] = []
     marked: list[Span] = []
     reviewed = 0
+    looked = {key: np.zeros(t.size, dtype=bool) for key, t in times.items()}
     for key, lo in stretches:
         if all(count[label] >= per_class for label in labels):
             break
@@ -170,13 +182,15 @@ def mark(
             elif decided[id(tr)] == "marked":
                 unmarked[max(tr.start_marked - lo, 0) : max(tr.end_marked - lo + 1, 0)] = False
         reviewed += hi - lo
+        looked[key][lo:hi] = True
         for run_lo, run_hi in _runs(unmarked):
             negatives.append(
                 Span(
                     pair, timeframe, int(t[lo + run_lo]), int(t[lo + run_hi - 1]), NO_PATTERN, source="human"
                 )
             )
-    return Marking(negatives + marked, count, reviewed)
+    skipped = [tr for tr in truth if decided.get(id(tr)) == "skipped"]
+    return Marking(negatives + marked, count, reviewed, looked, skipped)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -185,7 +199,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
-def learning_curve(
+def candle_curve(
     series: list[SeriesFrame],
     rule_spans: list[Span],
     label_priority: list[str],
@@ -197,7 +211,8 @@ def learning_curve(
     params: LearningCurveParams,
     min_overlap: float,
 ) -> list[dict[str, Any]]:
-    """One row per budget: what the trader marked and the clean-label test scores of the model."""
+    """The candlestick model, one row per budget: what the trader marked and the model's
+    clean-label test scores."""
     annotator = Annotator(params.jitter, params.miss, params.mislabel)
     review_range = params.review_range
     real = [s for s in series if not s.augmented]  # a trader marks real charts only
@@ -238,3 +253,81 @@ def learning_curve(
             }
         )
     return rows
+
+
+def chart_curve(
+    series: list[SeriesFrame],
+    rule_spans: list[Span],
+    rules: ChartRules,
+    candles_dir: Path,
+    test_from: dict[tuple[str, str], int],
+    dataset_params: DatasetParams,
+    train_params: TrainParams,
+    params: LearningCurveParams,
+    min_overlap: float,
+) -> list[dict[str, Any]]:
+    """The chart-pattern model, one row per budget, from the same simulated trader: proposals the
+    trader looked at in full are its training rows (a pattern it left unmarked because its label
+    was full is left out), scored on the test split against the clean chart-rule spans."""
+    annotator = Annotator(params.jitter, params.miss, params.mislabel)
+    real = [s for s in series if not s.augmented]
+    rng = np.random.default_rng(params.seed)
+    truth, reviewable = place_truth(rule_spans, real, dataset_params.split, annotator, rng)
+    stretches = review_order(reviewable, params.review_range, rng)
+    times = {s.key: s.times for s in real}
+    clean: dict[tuple[str, str], list[Span]] = {}  # the rule spans: the truth the curve scores against
+    for sp in rule_spans:
+        clean.setdefault((sp.pair, sp.timeframe), []).append(sp)
+    rules_dict = {"window": rules.window, "confirm": rules.confirm, "bandwidth": rules.bandwidth}
+    rows = []
+    for n in sorted(params.spans_per_class):
+        marking = mark(truth, stretches, params.review_range, reviewable, n, times)
+        marked = [Annotation(sp, SIMULATED) for sp in marking.spans if sp.label != NO_PATTERN]
+        table, _ = build_chart_dataset(real, marked, dataset_params.split, rules)
+        table = table.filter(seen_in_full(table, marking, times))
+        model, _ = train_chart_model(table, rules_dict, train_params.chart, train_params.seed)
+        totals: dict[str, Counter] = {}
+        for entry in read_json(candles_dir / INDEX)["series"]:
+            key = (entry["pair"], entry["timeframe"])
+            if model is None or key not in test_from:
+                continue
+            candles = pl.read_parquet(candles_dir / entry["file"])
+            t = candles["time"].to_numpy()
+            reference = [
+                (int(np.searchsorted(t, sp.start_time)), int(np.searchsorted(t, sp.end_time)), sp.label)
+                for sp in clean.get(key, [])
+            ]
+            chart_counts(
+                model, candles, reference, int(np.searchsorted(t, test_from[key])), min_overlap, totals
+            )
+        scores = summarize(totals, min_overlap)
+        rows.append(
+            {
+                "spans_per_class": n,
+                "spans_marked": sum(marking.per_label.values()),
+                "fewest_marked": min(marking.per_label.values(), default=0),
+                "reviewed_candles": marking.reviewed_candles,
+                "train_rows": int(table.filter(pl.col("split") == "train").height),
+                "span_f1_macro": scores["span_f1_macro"],
+                "marked_per_label": marking.per_label,
+                "per_class_span": {k: v["f1"] for k, v in scores["per_class_span"].items()},
+            }
+        )
+    return rows
+
+
+def seen_in_full(table: pl.DataFrame, marking: Marking, times: dict[str, np.ndarray]) -> pl.Series:
+    """Proposals whose every candle the trader reviewed, none of them a pattern it chose to skip."""
+    keep = []
+    skipped: dict[str, list[tuple[int, int]]] = {}
+    for tr in marking.skipped:
+        skipped.setdefault(tr.series, []).append((tr.start, tr.end))
+    for pair, timeframe, a, b in table.select("pair", "timeframe", "start_time", "end_time").iter_rows():
+        key = series_key(pair, timeframe)
+        t = times[key]
+        lo, hi = int(np.searchsorted(t, a)), int(np.searchsorted(t, b))
+        keep.append(
+            bool(marking.reviewed[key][lo : hi + 1].all())
+            and not any(iou((lo, hi), sk) > MATCH_OVERLAP for sk in skipped.get(key, []))
+        )
+    return pl.Series(keep, dtype=pl.Boolean)

@@ -17,7 +17,7 @@ import typer
 
 from candle_ml import paths
 from candle_ml.bundle import load_bundle
-from candle_ml.chart_evaluation import score_chart, test_starts
+from candle_ml.chart_evaluation import first_test_times, score_chart
 from candle_ml.config import EvaluateParams, MlflowParams, parse_section, read_params
 from candle_ml.evaluation import (
     evaluation_headline,
@@ -50,7 +50,9 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         chart: dict[str, Any] = {}
         if bundle.chart_model is not None:
             marked = pl.read_parquet(require_file(paths.CHART_REFERENCE, "dataset"))
-            chart = score_chart(bundle, paths.CANDLES_DIR, marked, test_starts(reference), params.min_overlap)
+            chart = score_chart(
+                bundle.chart_model, paths.CANDLES_DIR, marked, first_test_times(reference), params.min_overlap
+            )
             metrics["chart_patterns"] = chart
             log.info(
                 "chart patterns, test: span_f1_macro %.3f over %d marked spans, worst %s %.3f",

@@ -3,7 +3,8 @@
 Trains the configured model on spans a simulated trader marked (``learning_curve.spans_per_class``
 of each label, with human-like errors) and scores each on the test split against the clean rule
 labels: ``reports/learning_curve.csv`` (a DVC plot), ``reports/learning_curve.json`` (per label),
-and the ``learning_curve.headline`` budget's scores in ``metrics/learning_curve.json``.
+and the ``learning_curve.headline`` budget's scores in ``metrics/learning_curve.json``; the same for
+the chart-pattern model (``reports/chart_curve.csv``, ``metrics/chart_curve.json``).
 An empty ``spans_per_class`` skips the fits and writes empty outputs.
 """
 
@@ -12,12 +13,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import msgspec
 import polars as pl
 import typer
 
 from candle_ml import paths
 from candle_ml.annotations import read_autolabel
+from candle_ml.chart_evaluation import first_test_times
+from candle_ml.chart_patterns import ChartRules
 from candle_ml.config import (
+    AutolabelParams,
     DatasetParams,
     EvaluateParams,
     LearningCurveParams,
@@ -26,7 +31,7 @@ from candle_ml.config import (
     read_params,
 )
 from candle_ml.dataset import load_series
-from candle_ml.learning_curve import CURVE_COLUMNS, learning_curve
+from candle_ml.learning_curve import CHART_CURVE_COLUMNS, CURVE_COLUMNS, candle_curve, chart_curve
 from candle_ml.stageio import read_json, require_file, run_stage, write_json
 
 log = logging.getLogger("candle_ml.learning_curve")
@@ -39,35 +44,57 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         dataset_params = parse_section(all_params, "dataset", DatasetParams, params_file)
         train_params = parse_section(all_params, "train", TrainParams, params_file)
         min_overlap = parse_section(all_params, "evaluate", EvaluateParams, params_file).min_overlap
-        rows = []
+        chart_params = parse_section(all_params, "autolabel", AutolabelParams, params_file).chart
+        rows: list[dict] = []
+        chart_rows: list[dict] = []
         if params.spans_per_class:
             auto = read_autolabel(require_file(paths.AUTOLABEL_SPANS, "autolabel"))
             features_index = read_json(require_file(paths.FEATURES_DIR / paths.INDEX, "featurize"))
             series, _ = load_series(paths.FEATURES_DIR, features_index["series"], auto.coverage)
-            rows = learning_curve(
+            reference = pl.read_parquet(require_file(paths.REFERENCE, "dataset"))
+            candle_spans = [sp for sp in auto.annotations if sp.label in set(auto.label_priority)]
+            rows = candle_curve(
                 series,
-                auto.annotations,
+                candle_spans,
                 auto.label_priority,
                 features_index,
                 paths.CANDLES_DIR,
-                pl.read_parquet(require_file(paths.REFERENCE, "dataset")),
+                reference,
                 dataset_params,
                 train_params,
                 params,
                 min_overlap,
             )
-        for r in rows:
-            log.info(
-                "%4d spans per label (fewest %d, %d candles reviewed): span_f1_macro %.3f, f1_macro %.3f",
-                r["spans_per_class"],
-                r["fewest_marked"],
-                r["reviewed_candles"],
-                r["span_f1_macro"],
-                r["f1_macro"],
-            )
-        write_json(paths.LEARNING_CURVE_REPORT, {"curve": rows})
-        table = pl.DataFrame([{k: r[k] for k in CURVE_COLUMNS} for r in rows], schema=CURVE_COLUMNS)
-        table.write_csv(paths.LEARNING_CURVE_PLOT)
+            chart_spans = [sp for sp in auto.annotations if sp.label in set(auto.chart_labels)]
+            if chart_spans:
+                chart_rows = chart_curve(
+                    series,
+                    chart_spans,
+                    ChartRules(**msgspec.to_builtins(chart_params)),
+                    paths.CANDLES_DIR,
+                    first_test_times(reference),
+                    dataset_params,
+                    train_params,
+                    params,
+                    min_overlap,
+                )
+        for kind, curve in (("candlestick", rows), ("chart", chart_rows)):
+            for r in curve:
+                log.info(
+                    "%s: %4d spans per label (fewest %d, %d candles reviewed): span_f1_macro %.3f",
+                    kind,
+                    r["spans_per_class"],
+                    r["fewest_marked"],
+                    r["reviewed_candles"],
+                    r["span_f1_macro"],
+                )
+        write_json(paths.LEARNING_CURVE_REPORT, {"curve": rows, "chart_curve": chart_rows})
+        pl.DataFrame([{k: r[k] for k in CURVE_COLUMNS} for r in rows], schema=CURVE_COLUMNS).write_csv(
+            paths.LEARNING_CURVE_PLOT
+        )
+        pl.DataFrame(
+            [{k: r[k] for k in CHART_CURVE_COLUMNS} for r in chart_rows], schema=CHART_CURVE_COLUMNS
+        ).write_csv(paths.CHART_CURVE_PLOT)
         # evaluate's column names: one more row in `dvc metrics show`, not more columns.
         headline = next((r for r in rows if r["spans_per_class"] == params.headline), None)
         write_json(
@@ -75,6 +102,11 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
             {"span_f1_macro": headline["span_f1_macro"], "f1_macro": headline["f1_macro"]}
             if headline
             else {},
+        )
+        chart_headline = next((r for r in chart_rows if r["spans_per_class"] == params.headline), None)
+        write_json(
+            paths.CHART_CURVE_METRICS,
+            {"span_f1_macro": chart_headline["span_f1_macro"]} if chart_headline else {},
         )
 
     run_stage(run)

@@ -47,7 +47,7 @@ EXTRA_PARAMS = {
     "evaluate": ["mlflow"],
     "dataset": ["autolabel.chart"],
     "holdout": ["autolabel.patterns", "evaluate.min_overlap"],
-    "learning_curve": ["dataset", "train", "evaluate.min_overlap"],
+    "learning_curve": ["dataset", "train", "evaluate.min_overlap", "autolabel.chart"],
 }
 
 

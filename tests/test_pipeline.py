@@ -61,6 +61,14 @@ def test_the_pipeline_builds_every_stage_on_the_bundled_data(pipeline):
     # Series the model never trained on, scored against TA-Lib's signals on them.
     holdout = json.loads((repo / "metrics/holdout.json").read_text())  # span F1 macro per series
     assert set(holdout) == {"SP500_1d", "NASDAQ_1d"} and all(0.5 < f1 <= 1 for f1 in holdout.values())
+    # Chart patterns: a model of their own in the same bundle, scored on the test split and the holdouts.
+    chart = json.loads((repo / "metrics/chart_patterns.json").read_text())
+    assert 0.5 < chart["span_f1_macro"] <= 1
+    assert (repo / "models/chart_model.ubj").is_file()
+    holdout_chart = json.loads((repo / "metrics/holdout_chart.json").read_text())
+    assert set(holdout_chart) == {"SP500_1d", "NASDAQ_1d"} and all(
+        0.5 < f1 <= 1 for f1 in holdout_chart.values()
+    )
     assert metrics["label_counts"]["O"] > 0 and metrics["label_counts"]["bullish_engulfing"] > 100
     assert abs(sum(metrics["class_distribution"].values()) - 100) < 0.1
     assert metrics["warmup_rows_dropped"] > 0 and metrics["avg_span_length"] > 1
@@ -376,6 +384,7 @@ def test_the_learning_curve_is_one_param_away(pipeline):
     """Off by default (an empty curve); a budget list draws it as its own stage, and nothing else reruns."""
     repo, _ = pipeline
     assert json.loads((repo / "metrics/learning_curve.json").read_text()) == {}
+    assert json.loads((repo / "metrics/chart_curve.json").read_text()) == {}
     set_param(repo, r"^(  spans_per_class:) \[\]", r"\1 [10, 25]")
     set_param(repo, r"^(  headline:) 100", r"\1 25")
     assert ran(run(["dvc", "repro"], repo)) == ["learning_curve"]
@@ -387,7 +396,11 @@ def test_the_learning_curve_is_one_param_away(pipeline):
     assert headline == {k: curve.row(1, named=True)[k] for k in ("span_f1_macro", "f1_macro")}
     report = json.loads((repo / "reports/learning_curve.json").read_text())["curve"]
     assert set(report[1]["marked_per_label"]) == set(report[1]["per_class_span"]) - {"O"}
-    assert "metrics/learning_curve.json" in run(["dvc", "metrics", "show"], repo)
+    chart = pl.read_csv(repo / "reports/chart_curve.csv")  # the chart-pattern model's curve
+    assert chart["spans_per_class"].to_list() == [10, 25] and chart["span_f1_macro"].max() > 0.2
+    shown = run(["dvc", "metrics", "show"], repo, COLUMNS="160")
+    assert "metrics/learning_curve.json" in shown and "metrics/chart_curve.json" in shown
+    assert max(map(len, shown.splitlines())) <= 160, shown
 
 
 def test_a_pandas_default_csv_in_data_raw_is_ingested(tmp_path):
