@@ -2,10 +2,12 @@
 
 All three run in one invocation on the same 500 candles and the same model bundle:
 
-- floor: in-process ``Bundle.predict`` (featurize + windows + model), no HTTP, no JSON;
+- floor: in-process ``Bundle.predict`` (featurize + windows + model) and ``Bundle.predict_chart``
+  (the chart-pattern spans ``/predict`` returns too), no HTTP, no JSON;
 - candle-ml: ``candle-ml serve`` as a subprocess, ``POST /predict``;
 - mlflow: ``mlflow models serve --env-manager local`` on the pyfunc that ``train`` logged
-  for the same bundle (``runs:/<bundle run id>/candles_pyfunc``), ``POST /invocations``.
+  for the same bundle (``runs:/<bundle run id>/candles_pyfunc``), ``POST /invocations``. Its
+  per-candle table has no chart-pattern spans, so it does less work per request than ours.
 
 Each server is measured at concurrency 1 and 8 (threads with keep-alive connections):
 p50/p99 latency and throughput. Both servers run at once and are measured in alternating
@@ -109,10 +111,16 @@ def main(
         f"{n_labeled} with enough history (min_history {bundle.meta.min_history}); {os.cpu_count()} CPUs"
     )
 
-    # Compute floor: what any server must do per request (featurize + windows + model), in-process.
+    # Compute floor: what our server must compute per request (featurize + windows + model, and
+    # the chart-pattern model), in-process.
     validated, _ = validate_candles(frame, "bench")
-    for _ in range(5):
+
+    def compute() -> None:
         bundle.predict(validated)
+        bundle.predict_chart(validated)
+
+    for _ in range(5):
+        compute()
     ours_body = json.dumps({"candles": rows}).encode()
     mlflow_body = json.dumps(
         {"dataframe_split": {"columns": list(rows[0]), "data": [list(r.values()) for r in rows]}}
@@ -199,6 +207,7 @@ def measure(servers: dict, env: dict, bundle, validated: pl.DataFrame, requests:
                     for _ in range(requests // rounds):
                         t = time.perf_counter()
                         bundle.predict(validated)
+                        bundle.predict_chart(validated)
                         floor_ms.append((time.perf_counter() - t) * 1000)
             for name, client in clients.items():
                 results[f"{name}@{c}"] = client.result()

@@ -108,6 +108,9 @@ class DatasetParams(Options):
     # Feature columns (fnmatch patterns) fed to the model, in this order.
     features: list[str] = msgspec.field(default_factory=lambda: ["*_rel", "body_direction"])
     split: SplitParams = msgspec.field(default_factory=SplitParams)
+    # A human span of a label the rules know moves onto that rule's span when both its ends are
+    # within this many candles of the rule's (0: never); see candle_ml.labels.snap_to_rules.
+    snap_to_rules: int = 2
     # A human label whose spans are this long (median, in candles) or longer is a chart pattern:
     # the chart model learns it instead of the per-candle model.
     chart_min_candles: int = 10
@@ -194,7 +197,7 @@ class HoldoutParams(Options):
 class LearningCurveParams(Options):
     # Budgets of spans per label a simulated trader marks; each trains one model (empty: skip).
     spans_per_class: list[int] = msgspec.field(default_factory=list)
-    headline: int = 100  # the budget whose scores go to metrics/learning_curve.json
+    headline: int = 100  # the budget whose scores go to metrics/curve.json
     review_range: int = 60  # candles the trader reviews at a time before moving elsewhere
     jitter: int = 2  # each marked boundary is up to this many candles off, either way
     miss: float = 0.10  # share of the patterns reviewed that are not marked

@@ -41,6 +41,7 @@ from candle_ml.labels import (
     paint,
     place_spans,
     priority_order,
+    snap_to_rules,
 )
 from candle_ml.patterns import NO_PATTERN
 from candle_ml.windows import WindowSpec, build_windows, straddles, window_columns
@@ -124,8 +125,12 @@ def build_dataset(
     programmatic: list[Annotation],
     label_priority: list[str],
     params: DatasetParams,
+    snap_targets: list[Annotation] | None = None,
 ) -> DatasetResult:
-    """Pure core: match, merge, paint, split and encode. Deterministic for a given seed."""
+    """Pure core: match, snap, merge, paint, split and encode. Deterministic for a given seed.
+
+    Human spans snap onto the programmatic spans (or ``snap_targets``: rule spans that are not
+    training data themselves) per ``dataset.snap_to_rules``."""
     if params.split.method == "random":
         log.warning(
             "dataset.split.method=random: neighbouring candles land in different splits, so windows leak "
@@ -137,6 +142,8 @@ def build_dataset(
     human = latest_by_id(human, skipped)
     human_placed = place_spans(human, by_key, params.min_confidence, skipped)
     prog_placed = place_spans(programmatic, by_key, params.min_confidence, skipped)
+    targets = prog_placed if snap_targets is None else place_spans(snap_targets, by_key, 0.0, Skipped())
+    human_placed, snapped = snap_to_rules(human_placed, targets, params.snap_to_rules)
     agreement = agreement_rate(human_placed, prog_placed, n_by_series)
     human_kept, prog_kept, overridden = merge_spans(human_placed, prog_placed, params.merge, n_by_series)
     ordered = priority_order(human_kept, prog_kept, params.merge, label_priority)
@@ -202,6 +209,7 @@ def build_dataset(
     used = [p for p in ordered if p.span.label != NO_PATTERN]
     details, metrics = dataset_metrics(frame, used, agreement, skipped, overridden, purged)
     metrics["augmented_rows"] = augmented_rows
+    metrics["human_spans_snapped"] = snapped
     # Traders' answers: what the feedback log holds, and the dismissals that became negatives.
     metrics["feedback_spans"] = {
         source: sum(1 for a in human if a.from_feedback and a.span.source == source)
@@ -363,7 +371,6 @@ def model_schema(
 def dataset_headline(report: dict[str, Any]) -> dict[str, Any]:
     """The few numbers ``dvc metrics show`` and ``dvc exp show`` compare; the rest stays in the report."""
     return {
-        "rows": report["rows"],
         "spans": report["spans"],
         "agreement_rate": report["agreement_rate"],
         "answers": sum(report["feedback_spans"].values()),  # traders' answers in the feedback log

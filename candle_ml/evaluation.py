@@ -180,6 +180,8 @@ def evaluation_headline(report: dict[str, Any]) -> dict[str, Any]:
         "span_f1_macro": report["span_f1_macro"],
         "worst_span_f1": report["worst_span_f1"],
         "ece": report.get("calibration", {}).get("ece"),
+        # The chart-pattern model's test span F1 macro (null without one).
+        "chart_f1": report["chart_patterns"]["span_f1_macro"] if report.get("chart_patterns") else None,
     }
 
 

@@ -93,6 +93,39 @@ def place_spans(
     return placed
 
 
+def snap_to_rules(human: list[Placed], rules: list[Placed], max_shift: int) -> tuple[list[Placed], int]:
+    """Move each human span onto the rule span of its label whose start and end both lie within
+    ``max_shift`` candles of its own (the most overlapping one): a trader marks a 1-3 candle
+    pattern a candle or two wide of where the rule puts it, and the model should learn the
+    pattern, not the slip. Only fresh marks (source ``human``) snap: a correction
+    (``human_correction``) or a confirmation places its boundaries on purpose. Spans with no such
+    rule span (a label the rules do not know, a pattern they do not see) stay as marked.
+    Returns (spans, how many moved)."""
+    if max_shift <= 0 or not rules:
+        return human, 0
+    index: dict[tuple[str, str], list[Placed]] = {}
+    for r in rules:
+        index.setdefault((r.series, r.span.label), []).append(r)
+    out, moved = [], 0
+    for h in human:
+        if h.span.source != "human":
+            out.append(h)
+            continue
+        near = [
+            r
+            for r in index.get((h.series, h.span.label), [])
+            if abs(r.start - h.start) <= max_shift and abs(r.end - h.end) <= max_shift
+        ]
+        if not near:
+            out.append(h)
+            continue
+        best = max(near, key=lambda r: (min(r.end, h.end) - max(r.start, h.start), -abs(r.start - h.start)))
+        if (best.start, best.end) != (h.start, h.end):
+            moved += 1
+        out.append(Placed(h.span, h.origin, h.series, best.start, best.end))
+    return out, moved
+
+
 def latest_by_id(anns: list[Annotation], skipped: Skipped) -> list[Annotation]:
     """A later annotation with the same id (a trader's correction) replaces the earlier one."""
     last = {a.span.id: i for i, a in enumerate(anns) if a.span.id is not None}

@@ -223,12 +223,14 @@ def candle_curve(
     # Unreviewed candles are unknown, not negatives: the dataset takes O only from reviewed ones.
     reviewed_only = msgspec.structs.replace(dataset_params, negative_ratio=1e-12)
     clean = reference.with_columns(label=pl.col("label_rule"))  # the rule labels alone
+    rule_annotations = [Annotation(sp, "autolabel") for sp in rule_spans]
     warmup = max((e["warmup_rows_dropped"] for e in features_index["series"]), default=0)
     rows = []
     for n in sorted(params.spans_per_class):
         marking = mark(truth, stretches, review_range, reviewable, n, times)
         human = [Annotation(sp, SIMULATED) for sp in marking.spans]
-        dataset = build_dataset(real, human, [], label_priority, reviewed_only)
+        # The rule spans are never training rows; with dataset.snap_to_rules a mark snaps onto one.
+        dataset = build_dataset(real, human, [], label_priority, reviewed_only, snap_targets=rule_annotations)
         schema = model_schema(
             dataset.schema, features_index["config"], warmup, features_index.get("history_candles")
         )
@@ -243,6 +245,7 @@ def candle_curve(
                 "spans_marked": sum(marking.per_label.values()),
                 "fewest_marked": min(marking.per_label.values(), default=0),
                 "reviewed_candles": marking.reviewed_candles,
+                "snapped": dataset.metrics["human_spans_snapped"],
                 "train_rows": int(dataset.frame.filter(pl.col("split") == "train").height),
                 "span_f1_macro": metrics["span_f1_macro"],
                 "span_f1_any_overlap": touching["span_f1_macro"],

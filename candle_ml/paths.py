@@ -34,13 +34,10 @@ EVALUATE_REPORT = REPORTS_DIR / "evaluate.json"
 HOLDOUT_METRICS = METRICS_DIR / "holdout.json"
 HOLDOUT_REPORT = REPORTS_DIR / "holdout.json"
 HOLDOUT_CHART_METRICS = METRICS_DIR / "holdout_chart.json"  # the chart model's span F1 per series
-LEARNING_CURVE_METRICS = METRICS_DIR / "learning_curve.json"
+LEARNING_CURVE_METRICS = METRICS_DIR / "curve.json"  # the headline budget: candle and chart model
 LEARNING_CURVE_REPORT = REPORTS_DIR / "learning_curve.json"
 LEARNING_CURVE_PLOT = REPORTS_DIR / "learning_curve.csv"  # score per budget of marked spans
-CHART_CURVE_METRICS = METRICS_DIR / "chart_curve.json"  # the same for the chart-pattern model
 CHART_CURVE_PLOT = REPORTS_DIR / "chart_curve.csv"
-CHART_METRICS = METRICS_DIR / "chart_patterns.json"
-CHART_REPORT = REPORTS_DIR / "chart_patterns.json"
 PER_CLASS_PLOT = REPORTS_DIR / "per_class.csv"  # per-label scores, a DVC bar chart
 RELIABILITY_PLOT = REPORTS_DIR / "reliability.csv"  # confidence vs accuracy on the test split
 

@@ -61,10 +61,6 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
                 chart["worst_span_label"],
                 chart["worst_span_f1"],
             )
-        # evaluate's column names, so `dvc metrics show` gains a row, not columns ({} without a chart model).
-        write_json(
-            paths.CHART_METRICS, {k: chart[k] for k in ("span_f1_macro", "worst_span_f1")} if chart else {}
-        )
         shutil.rmtree(paths.PLOTS_DIR, ignore_errors=True)
         write_json(paths.EVALUATE_REPORT, metrics)  # every number, per class and per pattern
         write_json(paths.EVALUATE_METRICS, evaluation_headline(metrics))

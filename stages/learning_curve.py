@@ -3,8 +3,8 @@
 Trains the configured model on spans a simulated trader marked (``learning_curve.spans_per_class``
 of each label, with human-like errors) and scores each on the test split against the clean rule
 labels: ``reports/learning_curve.csv`` (a DVC plot), ``reports/learning_curve.json`` (per label),
-and the ``learning_curve.headline`` budget's scores in ``metrics/learning_curve.json``; the same for
-the chart-pattern model (``reports/chart_curve.csv``, ``metrics/chart_curve.json``).
+and the ``learning_curve.headline`` budget's scores in ``metrics/curve.json``; the same for the
+chart-pattern model (``reports/chart_curve.csv``, ``chart_f1`` in ``metrics/curve.json``).
 An empty ``spans_per_class`` skips the fits and writes empty outputs.
 """
 
@@ -95,18 +95,13 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         pl.DataFrame(
             [{k: r[k] for k in CHART_CURVE_COLUMNS} for r in chart_rows], schema=CHART_CURVE_COLUMNS
         ).write_csv(paths.CHART_CURVE_PLOT)
-        # evaluate's column names: one more row in `dvc metrics show`, not more columns.
-        headline = next((r for r in rows if r["spans_per_class"] == params.headline), None)
+        # The column names of metrics/evaluate.json (span_f1_macro: the candle model, chart_f1: the
+        # chart model), so `dvc metrics show` gains a row, not columns.
+        candle = next((r for r in rows if r["spans_per_class"] == params.headline), None)
+        chart = next((r for r in chart_rows if r["spans_per_class"] == params.headline), None)
+        headline = {"span_f1_macro": candle["span_f1_macro"]} if candle else {}
         write_json(
-            paths.LEARNING_CURVE_METRICS,
-            {"span_f1_macro": headline["span_f1_macro"], "f1_macro": headline["f1_macro"]}
-            if headline
-            else {},
-        )
-        chart_headline = next((r for r in chart_rows if r["spans_per_class"] == params.headline), None)
-        write_json(
-            paths.CHART_CURVE_METRICS,
-            {"span_f1_macro": chart_headline["span_f1_macro"]} if chart_headline else {},
+            paths.LEARNING_CURVE_METRICS, headline | ({"chart_f1": chart["span_f1_macro"]} if chart else {})
         )
 
     run_stage(run)

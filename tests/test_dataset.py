@@ -261,3 +261,34 @@ def test_augmented_series_only_add_training_rows():
     assert set(rows(res, pair="AAA")["split"]) == {"train", "val", "test"}
     assert set(res.reference["pair"]) == {"AAA"}  # evaluation stays on real candles
     assert res.metrics["augmented_rows"] == rows(res, pair="AAA-MIRROR").height > 0
+
+
+def test_a_trader_span_a_candle_or_two_off_snaps_onto_the_rule_span_of_its_label():
+    from candle_ml.annotations import Span
+    from candle_ml.labels import Placed, snap_to_rules
+
+    def placed(start: int, end: int, label: str, source: str = "human") -> Placed:
+        return Placed(Span("AAA", "1d", start, end, label, source=source), "x", "AAA_1d", start, end)
+
+    rules = [placed(10, 10, "doji", "programmatic"), placed(20, 21, "bullish_engulfing", "programmatic")]
+    human = [
+        placed(9, 11, "doji"),  # the doji marked a candle wide on each side
+        placed(19, 23, "bullish_engulfing"),  # start 1 off, end 2 off
+        placed(30, 31, "doji"),  # no doji near: stays
+        placed(18, 24, "bullish_engulfing"),  # 3 candles off at the end: stays
+        placed(9, 11, "my_own_label"),  # a label the rules do not know: stays
+        placed(9, 11, "O"),  # a dismissal: stays
+        placed(9, 11, "doji", "human_correction"),  # a trader's deliberate correction: stays
+    ]
+    out, moved = snap_to_rules(human, rules, max_shift=2)
+    assert [(p.start, p.end) for p in out] == [
+        (10, 10),
+        (20, 21),
+        (30, 31),
+        (18, 24),
+        (9, 11),
+        (9, 11),
+        (9, 11),
+    ]
+    assert moved == 2
+    assert snap_to_rules(human, rules, max_shift=0) == (human, 0)

@@ -77,7 +77,9 @@ def test_the_worst_pattern_and_the_headline_numbers():
         "span_f1_macro": m["span_f1_macro"],
         "worst_span_f1": 0.0,
         "ece": m["calibration"]["ece"],
+        "chart_f1": None,  # no chart-pattern model scored
     }
+    assert evaluation_headline(m | {"chart_patterns": {"span_f1_macro": 0.9}})["chart_f1"] == 0.9
     # Right 6 of 8 at 0.9 confidence: |0.75 - 0.9|; the uncalibrated 0.99: |0.75 - 0.99|.
     assert m["calibration"] == {"ece": 0.15, "ece_uncalibrated": 0.24}
     table = per_class_table(m)
