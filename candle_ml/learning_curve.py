@@ -228,7 +228,13 @@ def candle_curve(
     rows = []
     for n in sorted(params.spans_per_class):
         marking = mark(truth, stretches, review_range, reviewable, n, times)
-        human = [Annotation(sp, SIMULATED) for sp in marking.spans]
+        # Where marks overlap (a doji inside a harami), the label the rules rank first takes the
+        # candle, as for the rule spans themselves: lowest priority first, the last one wins.
+        rank = {label: i for i, label in enumerate(label_priority)}
+        ordered = sorted(
+            marking.spans, key=lambda sp: (sp.label != NO_PATTERN, -rank.get(sp.label, len(rank)))
+        )
+        human = [Annotation(sp, SIMULATED) for sp in ordered]
         # The rule spans are never training rows; with dataset.snap_to_rules a mark snaps onto one.
         dataset = build_dataset(real, human, [], label_priority, reviewed_only, snap_targets=rule_annotations)
         schema = model_schema(
