@@ -181,16 +181,19 @@ function drawPredictions() {
     .filter((d) => d.predicted).map((d) => d.predicted.start_time));
   const shown = onlyDis ? spans.filter((s) => disagreeing.has(s.start_time)) : spans;
   const byTime = new Map();
-  for (const s of shown) {
-    const color = alpha((state.labels.get(s.label) || {}).color || "#42a5f5", 0.18);
+  // Chart patterns (weeks long) are painted first and fainter, so the candlestick spans inside
+  // them stay visible; their markers go below the bars.
+  const isChart = (s) => s.kind === "chart";
+  for (const s of [...shown.filter(isChart), ...shown.filter((x) => !isChart(x))]) {
+    const color = alpha((state.labels.get(s.label) || {}).color || "#42a5f5", isChart(s) ? 0.08 : 0.18);
     for (const t of timesBetween(s.start_time, s.end_time)) byTime.set(t, color);
   }
   predictionLayer.setData(state.times.map((t) => byTime.has(t)
     ? { time: t, value: 1, color: byTime.get(t) } : { time: t }));
   markers.setMarkers(shown.map((s) => ({
-    time: s.start_time, position: "aboveBar", shape: "arrowDown",
+    time: s.start_time, position: isChart(s) ? "belowBar" : "aboveBar", shape: isChart(s) ? "arrowUp" : "arrowDown",
     color: (state.labels.get(s.label) || {}).color || "#42a5f5",
-    text: `${s.label} (${Math.round(100 * s.avg_confidence)}%)`,
+    text: `${s.label} (${Math.round(100 * s.avg_confidence)}%)${isChart(s) ? `, ${s.candles} candles` : ""}`,
   })));
   drawOverlay();
 }
