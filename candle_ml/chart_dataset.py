@@ -21,6 +21,14 @@ from candle_ml.patterns import NO_PATTERN
 MATCH_OVERLAP = 0.5  # a marked span teaches its best proposal when their IoU exceeds this
 
 
+def span_candles(a: Annotation, times: dict[str, np.ndarray]) -> int:
+    """Candles a span covers in its series (0 for an unknown series)."""
+    t = times.get(series_key(a.span.pair.upper(), a.span.timeframe))
+    if t is None:
+        return 0
+    return int(np.searchsorted(t, a.span.end_time, side="right") - np.searchsorted(t, a.span.start_time))
+
+
 def chart_labels(
     rule_labels: list[str], human: list[Annotation], series: list[SeriesFrame], min_candles: int
 ) -> list[str]:
@@ -29,13 +37,24 @@ def chart_labels(
     times = {s.key: s.times for s in series}
     lengths: dict[str, list[int]] = {}
     for a in human:
-        t = times.get(series_key(a.span.pair, a.span.timeframe))
-        if t is None or a.span.label == NO_PATTERN:
-            continue
-        n = int(np.searchsorted(t, a.span.end_time, side="right") - np.searchsorted(t, a.span.start_time))
-        lengths.setdefault(a.span.label, []).append(n)
+        if a.span.label != NO_PATTERN and (n := span_candles(a, times)):
+            lengths.setdefault(a.span.label, []).append(n)
     long = sorted(label for label, ns in lengths.items() if np.median(ns) >= min_candles)
     return list(dict.fromkeys([*rule_labels, *long]))
+
+
+def for_chart_model(
+    annotations: list[Annotation], charts: set[str], series: list[SeriesFrame], min_candles: int
+) -> list[bool]:
+    """Which annotations the chart model learns from instead of the candle model: its labels, and a
+    trader's long ``O`` span (a dismissed chart pattern says "not a head-and-shoulders", not "no
+    candlestick pattern in these 30 candles")."""
+    times = {s.key: s.times for s in series}
+    return [
+        a.span.label in charts
+        or (a.span.label == NO_PATTERN and a.span.is_human and span_candles(a, times) >= min_candles)
+        for a in annotations
+    ]
 
 
 def split_parts(n: int, split: SplitParams) -> list[tuple[str, int, int]]:
@@ -52,15 +71,16 @@ def build_chart_dataset(
     series: list[SeriesFrame], spans: list[Annotation], split: SplitParams, rules: ChartRules
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(one row per proposal: its split, label and features; every marked span of a real series
-    with its split, the reference evaluate scores against). A human span outranks a rule span it
-    overlaps; a proposal belongs to the split that holds all its candles (none if it straddles)."""
+    with its split, the reference evaluate scores against). A human span (a dismissal too)
+    outranks a rule span it overlaps; a proposal belongs to the split that holds all its candles
+    (none if it straddles one)."""
     rows, refs = [], []
     for s in series:
         n = s.frame.height
         if n < rules.window:
             continue
         t = s.times
-        mine = [a for a in spans if series_key(a.span.pair, a.span.timeframe) == s.key]
+        mine = [a for a in spans if series_key(a.span.pair.upper(), a.span.timeframe) == s.key]
         placed = []
         for a in mine:
             lo, hi = int(np.searchsorted(t, a.span.start_time)), int(np.searchsorted(t, a.span.end_time))
@@ -70,7 +90,8 @@ def build_chart_dataset(
         placed = human + [
             p for p in placed if not p[3] and not any(h[0] <= p[1] and h[1] >= p[0] for h in human)
         ]
-        marked = [(lo, hi, label) for lo, hi, label, _ in placed]
+        # A trader's O (a dismissal) removes the rule span under it and teaches nothing positive.
+        marked = [(lo, hi, label) for lo, hi, label, _ in placed if label != NO_PATTERN]
         proposals = propose(s.frame["close"].to_numpy(), rules)
         labels = proposal_labels(proposals, marked, MATCH_OVERLAP)
         bounds = split_parts(n, split)

@@ -20,7 +20,7 @@ import typer
 
 from candle_ml import paths
 from candle_ml.annotations import Annotation, read_autolabel, read_human_annotations
-from candle_ml.chart_dataset import build_chart_dataset, chart_labels
+from candle_ml.chart_dataset import build_chart_dataset, chart_labels, for_chart_model
 from candle_ml.chart_patterns import ChartRules
 from candle_ml.config import AutolabelParams, DatasetParams, parse_section, read_params
 from candle_ml.dataset import build_dataset, dataset_headline, load_series, model_schema
@@ -44,15 +44,17 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         programmatic = [Annotation(sp, "autolabel") for sp in auto.annotations]
         # Chart patterns (weeks long) go to the chart model; the candle model learns the rest.
         charts = set(chart_labels(auto.chart_labels, human, series, params.chart_min_candles))
+        everything = human + programmatic
+        to_chart = for_chart_model(everything, charts, series, params.chart_min_candles)
         result = build_dataset(
             series,
-            [a for a in human if a.span.label not in charts],
+            [a for a, c in zip(human, to_chart[: len(human)], strict=True) if not c],
             [a for a in programmatic if a.span.label not in charts],
             auto.label_priority,
             params,
         )
         chart_rows, chart_reference = build_chart_dataset(
-            series, [a for a in human + programmatic if a.span.label in charts], params.split, rules
+            series, [a for a, c in zip(everything, to_chart, strict=True) if c], params.split, rules
         )
         warmup = [e["warmup_rows_dropped"] for e in index]
         metrics = {

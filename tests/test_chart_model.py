@@ -87,3 +87,32 @@ def test_the_training_table_keeps_each_proposal_inside_one_split(tmp_path):
     _, reference = train_chart_on(series)
     assert set(reference["split"].drop_nulls()) == {"train", "val", "test"}
     assert isinstance(reference, pl.DataFrame) and reference.height > 20
+
+
+def test_a_dismissed_chart_pattern_removes_the_rule_span_and_stays_out_of_the_candle_rows():
+    from candle_ml.chart_dataset import build_chart_dataset, for_chart_model
+    from candle_ml.config import SplitParams
+    from candle_ml.dataset import SeriesFrame
+
+    series = ingest(IngestParams(bundled=["IBM"], augment=[]))[0]
+    frame = SeriesFrame(series.pair, series.timeframe, series.candles, int(series.candles["time"][0]))
+    rules = ChartRules()
+    rule = [
+        Annotation(sp, "autolabel")
+        for sp in chart_spans(series.candles, list(CHART_PATTERNS), rules, "IBM", "1d")
+    ]
+    target = rule[3].span
+    dismissal = Annotation(
+        msgspec.structs.replace(target, label="O", source="human_correction", id="d1"), "feedback.jsonl #1"
+    )
+    short = Annotation(
+        msgspec.structs.replace(target, end_time=target.start_time, label="O", source="human"), "x"
+    )
+    flags = for_chart_model([dismissal, short, rule[0]], set(CHART_PATTERNS), [frame], 10)
+    assert flags == [True, False, True]  # a 1-candle O is a candle negative, not a chart one
+    before, _ = build_chart_dataset([frame], rule, SplitParams(), rules)
+    after, reference = build_chart_dataset([frame], [*rule, dismissal], SplitParams(), rules)
+    at = (pl.col("start_time") == target.start_time) & (pl.col("end_time") == target.end_time)
+    assert set(before.filter(at)["label"]) == {target.label}
+    assert set(after.filter(at)["label"]) == {"O"}
+    assert reference.filter(at).height == 0
