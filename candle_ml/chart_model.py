@@ -16,6 +16,7 @@ proposals, the same features, the same decoding.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,11 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from candle_ml.chart_patterns import ChartRules, Extremum, confirmed_windows, extrema, turns
+from candle_ml.chart_patterns import ChartRules, Extremum, confirmed_windows, extrema
 from candle_ml.config import ChartModelParams
 from candle_ml.patterns import NO_PATTERN
 
+PROPOSAL_BLOCK = 50_000  # proposals classified at once
 MIN_PAIR_GAP = 5  # candles between the two turns of a pair proposal (a double top needs > 22)
 FEATURES = [
     "is_top",  # +1: the first turn is a top; -1: a bottom (every other feature reads as a top)
@@ -110,8 +112,7 @@ def propose(close: np.ndarray, rules: ChartRules) -> list[Proposal]:
         return []
     out: list[Proposal] = []
     seen: set[tuple[int, int, int]] = set()
-    bounds, rows, is_max = turns(close, rules)
-    for last_row, a, b in confirmed_windows(rows, bounds, rules):
+    for last_row, rows, is_max, a, b in confirmed_windows(close, rules):
         # Consecutive windows mostly see the same turns: features only for proposals not seen yet.
         if b - a >= 5 and (5, rows[b - 5], rows[b - 1]) not in seen:
             seen.add((5, int(rows[b - 5]), int(rows[b - 1])))
@@ -142,6 +143,25 @@ def propose(close: np.ndarray, rules: ChartRules) -> list[Proposal]:
                     )
                 )
     return out
+
+
+def surest(chosen: list[ChartSpanPrediction], min_overlap: float) -> list[ChartSpanPrediction]:
+    """Near-duplicate predictions of one pattern (same label, IoU >= min_overlap): the surest one
+    stands for it. Kept spans are indexed by label and start, so a million candles' predictions
+    are checked against their neighbours only (a span overlaps only spans starting within its
+    own length, and chart spans are at most a window long)."""
+    kept: list[ChartSpanPrediction] = []
+    starts: dict[str, list[tuple[int, int]]] = {}  # label -> sorted (start, end) of kept spans
+    longest = max((c.end - c.start for c in chosen), default=0)
+    for c in sorted(chosen, key=lambda c: (-c.confidence, c.start, c.end)):
+        mine = starts.setdefault(c.label, [])
+        lo = bisect.bisect_left(mine, (c.start - longest, -1))
+        hi = bisect.bisect_right(mine, (c.end, np.iinfo(np.int64).max))
+        if any(iou(k, (c.start, c.end)) >= min_overlap for k in mine[lo:hi]):
+            continue
+        bisect.insort(mine, (c.start, c.end))
+        kept.append(c)
+    return sorted(kept, key=lambda c: (c.start, c.end, c.label))
 
 
 def iou(a: tuple[int, int], b: tuple[int, int]) -> float:
@@ -211,9 +231,12 @@ class ChartModel:
     booster: Any  # xgboost.XGBClassifier
 
     def proba(self, proposals: list[Proposal]) -> np.ndarray:
-        if not proposals:
-            return np.zeros((0, len(self.settings.labels)))
-        return np.asarray(self.booster.predict_proba(np.stack([p.features for p in proposals])))
+        """Class probabilities per proposal, in blocks (a million candles make ~300,000)."""
+        out = np.zeros((len(proposals), len(self.settings.labels)))
+        for lo in range(0, len(proposals), PROPOSAL_BLOCK):
+            block = proposals[lo : lo + PROPOSAL_BLOCK]
+            out[lo : lo + len(block)] = self.booster.predict_proba(np.stack([p.features for p in block]))
+        return out
 
     def predict(self, close: np.ndarray) -> list[ChartSpanPrediction]:
         """Chart-pattern spans in a series of closes, each with the classifier's probability."""
@@ -227,15 +250,7 @@ class ChartModel:
             if names[best] != NO_PATTERN:
                 margin = float(row[best] - row[order[1]]) if row.size > 1 else 1.0
                 chosen.append(ChartSpanPrediction(p.start, p.end, names[best], float(row[best]), margin))
-        # Near-duplicate proposals of one pattern: the surest one stands for it.
-        kept: list[ChartSpanPrediction] = []
-        for c in sorted(chosen, key=lambda c: (-c.confidence, c.start, c.end)):
-            if not any(
-                k.label == c.label and iou((k.start, k.end), (c.start, c.end)) >= self.settings.min_overlap
-                for k in kept
-            ):
-                kept.append(c)
-        return sorted(kept, key=lambda c: (c.start, c.end, c.label))
+        return surest(chosen, self.settings.min_overlap)
 
     def save(self, directory: Path) -> None:
         self.booster.save_model(directory / MODEL_FILE)

@@ -49,6 +49,7 @@ FIVE_POINT = (
 CHART_PATTERNS = (*FIVE_POINT, "double_top", "double_bottom")
 
 DOUBLE_GAP = 22  # candles between the two tops (bottoms) of a double top (bottom)
+WINDOW_BLOCK = 20_000  # windows smoothed at once (~6 MB of float64 for 38-candle windows)
 
 
 @dataclass(frozen=True)
@@ -156,15 +157,21 @@ def double_label(e: list[Extremum], rules: ChartRules) -> tuple[str, int] | None
 
 
 def confirmed_windows(
-    rows: np.ndarray, bounds: np.ndarray, rules: ChartRules
-) -> Iterator[tuple[int, int, int]]:
-    """(last row, first turn, end of turns) of every window whose last turn has ``confirm``
-    candles after it, over ``turns``' output."""
-    for first in range(bounds.size - 1):
-        a, b = int(bounds[first]), int(bounds[first + 1])
-        last_row = first + rules.window - 1
-        if b > a and last_row - rows[b - 1] >= rules.confirm:
-            yield last_row, a, b
+    close: np.ndarray, rules: ChartRules
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, int, int]]:
+    """(last row, turn rows, turn kinds, a, b) of every window whose last turn has ``confirm``
+    candles after it, its turns being ``rows[a:b]``. Windows are smoothed ``WINDOW_BLOCK`` at a
+    time, so memory stays a few MB however long the series."""
+    n_windows = close.size - rules.window + 1
+    for w0 in range(0, max(n_windows, 0), WINDOW_BLOCK):
+        w1 = min(w0 + WINDOW_BLOCK, n_windows)
+        bounds, rows, is_max = turns(close[w0 : w1 + rules.window - 1], rules)
+        rows = rows + w0
+        for first in range(bounds.size - 1):
+            a, b = int(bounds[first]), int(bounds[first + 1])
+            last_row = w0 + first + rules.window - 1
+            if b > a and last_row - rows[b - 1] >= rules.confirm:
+                yield last_row, rows, is_max, a, b
 
 
 def extrema(close: np.ndarray, rows: np.ndarray, is_max: np.ndarray, a: int, b: int) -> list[Extremum]:
@@ -182,8 +189,7 @@ def find_chart_patterns(
     wanted = set(labels)
     found: list[ChartSpan] = []
     seen: set[tuple[str, int, int]] = set()
-    bounds, rows, is_max = turns(close, rules)
-    for last_row, a, b in confirmed_windows(rows, bounds, rules):
+    for last_row, rows, is_max, a, b in confirmed_windows(close, rules):
         ext = extrema(close, rows, is_max, a, b)
         candidates: list[tuple[str, int, int]] = []
         if len(ext) >= 5:

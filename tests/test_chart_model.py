@@ -116,3 +116,22 @@ def test_a_dismissed_chart_pattern_removes_the_rule_span_and_stays_out_of_the_ca
     assert set(before.filter(at)["label"]) == {target.label}
     assert set(after.filter(at)["label"]) == {"O"}
     assert reference.filter(at).height == 0
+
+
+def test_overlapping_predictions_keep_the_surest_as_a_pairwise_check_would():
+    from candle_ml.chart_model import ChartSpanPrediction, iou, surest
+
+    rng = np.random.default_rng(2)
+    chosen = []
+    for _ in range(600):
+        start = int(rng.integers(0, 2000))
+        chosen.append(
+            ChartSpanPrediction(
+                start, start + int(rng.integers(5, 36)), str(rng.choice(["a", "b"])), float(rng.random()), 0.1
+            )
+        )
+    naive: list[ChartSpanPrediction] = []  # every kept span against every other: quadratic
+    for c in sorted(chosen, key=lambda c: (-c.confidence, c.start, c.end)):
+        if not any(k.label == c.label and iou((k.start, k.end), (c.start, c.end)) >= 0.5 for k in naive):
+            naive.append(c)
+    assert surest(chosen, 0.5) == sorted(naive, key=lambda c: (c.start, c.end, c.label))

@@ -72,3 +72,17 @@ def test_a_span_needs_only_the_confirm_candles_after_it_and_later_candles_never_
 
 def test_short_series_have_no_patterns():
     assert find_chart_patterns(np.linspace(1, 2, 20), list(CHART_PATTERNS)) == []
+
+
+def test_a_long_series_smoothed_in_blocks_finds_what_one_pass_finds(monkeypatch):
+    import candle_ml.chart_patterns as cp
+    from candle_ml.chart_model import propose
+
+    walk = 100 * np.exp(np.cumsum(np.random.default_rng(11).normal(0, 0.012, 3000)))
+    whole = find_chart_patterns(walk, list(CHART_PATTERNS))
+    proposals = [(p.start, p.end, p.found_at, p.features.tobytes()) for p in propose(walk, ChartRules())]
+    monkeypatch.setattr(cp, "WINDOW_BLOCK", 97)  # many blocks, boundaries everywhere
+    assert find_chart_patterns(walk, list(CHART_PATTERNS)) == whole
+    assert [
+        (p.start, p.end, p.found_at, p.features.tobytes()) for p in propose(walk, ChartRules())
+    ] == proposals
