@@ -17,7 +17,7 @@ import polars as pl
 
 from candle_ml.chart_model import ChartModel
 from candle_ml.paths import INDEX
-from candle_ml.spans import LabelSpan, SpanScore, match_spans
+from candle_ml.spans import LabelSpan, add_span_counts, match_spans, span_table
 from candle_ml.stageio import read_json
 
 
@@ -34,24 +34,12 @@ def chart_counts(
     predicted = model.predict(candles["close"].to_numpy())
     pred = [LabelSpan(c.start, c.end, c.label) for c in predicted if c.start >= first]
     ref = sorted(LabelSpan(a, b, label) for a, b, label in marked if a >= first)
-    for label, sc in match_spans(pred, ref, min_overlap).items():
-        totals.setdefault(label, Counter()).update(
-            {"matched": sc.matched, "predicted": sc.predicted, "support": sc.support}
-        )
+    add_span_counts(totals, match_spans(pred, ref, min_overlap))
 
 
 def summarize(totals: dict[str, Counter], min_overlap: float) -> dict[str, Any]:
     """Per-label precision/recall/F1, their macro mean over the labels marked, the worst label."""
-    per_label = {}
-    for label, c in sorted(totals.items()):
-        s = SpanScore.from_counts(c["matched"], c["predicted"], c["support"])
-        per_label[label] = {
-            "precision": round(s.precision, 4),
-            "recall": round(s.recall, 4),
-            "f1": round(s.f1, 4),
-            "support": s.support,
-            "predicted": s.predicted,
-        }
+    per_label = span_table(totals, with_predicted=True)
     f1 = {k: v["f1"] for k, v in per_label.items() if v["support"]}
     worst = min(f1, key=lambda k: (f1[k], k)) if f1 else None
     return {

@@ -22,7 +22,7 @@ from sklearn.metrics import accuracy_score, classification_report, precision_rec
 from candle_ml.bundle import Bundle
 from candle_ml.calibration import expected_calibration_error, reliability_table
 from candle_ml.paths import INDEX
-from candle_ml.spans import SpanScore, group_spans, match_spans
+from candle_ml.spans import add_span_counts, group_spans, match_spans, span_table
 from candle_ml.stageio import read_json
 from candle_ml.tracking import flatten
 
@@ -82,19 +82,8 @@ def span_scores(frame: pl.DataFrame, truth: str, pred: str, min_overlap: float) 
         scores = match_spans(
             group_spans(part[pred].to_list()), group_spans(part[truth].to_list()), min_overlap
         )
-        for label, sc in scores.items():
-            totals.setdefault(label, Counter()).update(
-                {"matched": sc.matched, "predicted": sc.predicted, "support": sc.support}
-            )
-    per_class = {}
-    for label, c in sorted(totals.items()):
-        score = SpanScore.from_counts(c["matched"], c["predicted"], c["support"])
-        per_class[label] = {
-            "precision": round(score.precision, 4),
-            "recall": round(score.recall, 4),
-            "f1": round(score.f1, 4),
-            "support": score.support,
-        }
+        add_span_counts(totals, scores)
+    per_class = span_table(totals)
     macro = float(np.mean([v["f1"] for v in per_class.values()])) if per_class else 0.0
     return {"span_f1_macro": round(macro, 4), "per_class_span": per_class}
 

@@ -17,7 +17,6 @@ budget extends a smaller one and the curve shows what more marking buys.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,15 +29,13 @@ from candle_ml.annotations import Annotation, Span
 from candle_ml.bundle import Bundle
 from candle_ml.candles import series_key
 from candle_ml.chart_dataset import MATCH_OVERLAP, build_chart_dataset
-from candle_ml.chart_evaluation import chart_counts, summarize
+from candle_ml.chart_evaluation import score_chart, summarize
 from candle_ml.chart_model import iou, train_chart_model
 from candle_ml.chart_patterns import ChartRules
 from candle_ml.config import DatasetParams, LearningCurveParams, TrainParams
 from candle_ml.dataset import SeriesFrame, build_dataset, model_schema, split_bounds
 from candle_ml.evaluation import score_bundle, span_scores
-from candle_ml.paths import INDEX
 from candle_ml.patterns import NO_PATTERN
-from candle_ml.stageio import read_json
 from candle_ml.training import bundle_meta, train
 
 SIMULATED = "simulated trader"
@@ -199,6 +196,32 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
+@dataclass
+class Simulation:
+    """The real series a trader reviews, the rule spans on them with its errors, and its order."""
+
+    real: list[SeriesFrame]
+    truth: list[Truth]
+    reviewable: dict[str, int]
+    stretches: list[tuple[str, int]]
+    times: dict[str, np.ndarray]
+
+    def mark(self, per_class: int, review_range: int) -> Marking:
+        return mark(self.truth, self.stretches, review_range, self.reviewable, per_class, self.times)
+
+
+def simulate(
+    series: list[SeriesFrame], rule_spans: list[Span], split: Any, params: LearningCurveParams
+) -> Simulation:
+    """The simulated trader of both curves: the same errors and review order for every budget."""
+    real = [s for s in series if not s.augmented]  # a trader marks real charts only
+    rng = np.random.default_rng(params.seed)
+    annotator = Annotator(params.jitter, params.miss, params.mislabel)
+    truth, reviewable = place_truth(rule_spans, real, split, annotator, rng)
+    stretches = review_order(reviewable, params.review_range, rng)
+    return Simulation(real, truth, reviewable, stretches, {s.key: s.times for s in real})
+
+
 def candle_curve(
     series: list[SeriesFrame],
     rule_spans: list[Span],
@@ -213,30 +236,26 @@ def candle_curve(
 ) -> list[dict[str, Any]]:
     """The candlestick model, one row per budget: what the trader marked and the model's
     clean-label test scores."""
-    annotator = Annotator(params.jitter, params.miss, params.mislabel)
-    review_range = params.review_range
-    real = [s for s in series if not s.augmented]  # a trader marks real charts only
-    rng = np.random.default_rng(params.seed)
-    truth, reviewable = place_truth(rule_spans, real, dataset_params.split, annotator, rng)
-    stretches = review_order(reviewable, review_range, rng)
-    times = {s.key: s.times for s in real}
+    sim = simulate(series, rule_spans, dataset_params.split, params)
     # Unreviewed candles are unknown, not negatives: the dataset takes O only from reviewed ones.
     reviewed_only = msgspec.structs.replace(dataset_params, negative_ratio=1e-12)
     clean = reference.with_columns(label=pl.col("label_rule"))  # the rule labels alone
     rule_annotations = [Annotation(sp, "autolabel") for sp in rule_spans]
     warmup = max((e["warmup_rows_dropped"] for e in features_index["series"]), default=0)
     rows = []
+    # Where marks overlap (a doji inside a harami), the label the rules rank first takes the
+    # candle, as for the rule spans themselves: lowest priority first, the last one wins.
+    rank = {label: i for i, label in enumerate(label_priority)}
     for n in sorted(params.spans_per_class):
-        marking = mark(truth, stretches, review_range, reviewable, n, times)
-        # Where marks overlap (a doji inside a harami), the label the rules rank first takes the
-        # candle, as for the rule spans themselves: lowest priority first, the last one wins.
-        rank = {label: i for i, label in enumerate(label_priority)}
+        marking = sim.mark(n, params.review_range)
         ordered = sorted(
             marking.spans, key=lambda sp: (sp.label != NO_PATTERN, -rank.get(sp.label, len(rank)))
         )
         human = [Annotation(sp, SIMULATED) for sp in ordered]
         # The rule spans are never training rows; with dataset.snap_to_rules a mark snaps onto one.
-        dataset = build_dataset(real, human, [], label_priority, reviewed_only, snap_targets=rule_annotations)
+        dataset = build_dataset(
+            sim.real, human, [], label_priority, reviewed_only, snap_targets=rule_annotations
+        )
         schema = model_schema(
             dataset.schema, features_index["config"], warmup, features_index.get("history_candles")
         )
@@ -278,38 +297,23 @@ def chart_curve(
     """The chart-pattern model, one row per budget, from the same simulated trader: proposals the
     trader looked at in full are its training rows (a pattern it left unmarked because its label
     was full is left out), scored on the test split against the clean chart-rule spans."""
-    annotator = Annotator(params.jitter, params.miss, params.mislabel)
-    real = [s for s in series if not s.augmented]
-    rng = np.random.default_rng(params.seed)
-    truth, reviewable = place_truth(rule_spans, real, dataset_params.split, annotator, rng)
-    stretches = review_order(reviewable, params.review_range, rng)
-    times = {s.key: s.times for s in real}
-    clean: dict[tuple[str, str], list[Span]] = {}  # the rule spans: the truth the curve scores against
-    for sp in rule_spans:
-        clean.setdefault((sp.pair, sp.timeframe), []).append(sp)
+    sim = simulate(series, rule_spans, dataset_params.split, params)
+    clean = pl.DataFrame(  # the rule spans: the truth the curve scores against
+        [(sp.pair, sp.timeframe, sp.start_time, sp.end_time, sp.label) for sp in rule_spans],
+        schema=["pair", "timeframe", "start_time", "end_time", "label"],
+        orient="row",
+    )
     rules_dict = {"window": rules.window, "confirm": rules.confirm, "bandwidth": rules.bandwidth}
     rows = []
     for n in sorted(params.spans_per_class):
-        marking = mark(truth, stretches, params.review_range, reviewable, n, times)
+        marking = sim.mark(n, params.review_range)
         marked = [Annotation(sp, SIMULATED) for sp in marking.spans if sp.label != NO_PATTERN]
-        table, _ = build_chart_dataset(real, marked, dataset_params.split, rules)
-        table = table.filter(seen_in_full(table, marking, times))
+        table, _ = build_chart_dataset(sim.real, marked, dataset_params.split, rules)
+        table = table.filter(seen_in_full(table, marking, sim.times))
         model, _ = train_chart_model(table, rules_dict, train_params.chart, train_params.seed)
-        totals: dict[str, Counter] = {}
-        for entry in read_json(candles_dir / INDEX)["series"]:
-            key = (entry["pair"], entry["timeframe"])
-            if model is None or key not in test_from:
-                continue
-            candles = pl.read_parquet(candles_dir / entry["file"])
-            t = candles["time"].to_numpy()
-            reference = [
-                (int(np.searchsorted(t, sp.start_time)), int(np.searchsorted(t, sp.end_time)), sp.label)
-                for sp in clean.get(key, [])
-            ]
-            chart_counts(
-                model, candles, reference, int(np.searchsorted(t, test_from[key])), min_overlap, totals
-            )
-        scores = summarize(totals, min_overlap)
+        scores = summarize({}, min_overlap)
+        if model is not None:
+            scores = score_chart(model, candles_dir, clean, test_from, min_overlap)
         rows.append(
             {
                 "spans_per_class": n,

@@ -7,7 +7,8 @@ them with ``match_spans``, so the metric scores exactly what the chart shows.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections import Counter
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -90,3 +91,25 @@ def match_spans(
                 j += 1
         scores[label] = SpanScore.from_counts(matched, len(preds), len(refs))
     return scores
+
+
+def add_span_counts(totals: dict[str, Counter], scores: dict[str, SpanScore]) -> None:
+    """Sum one series' ``match_spans`` counts into ``totals`` (label -> matched, predicted, support)."""
+    for label, sc in scores.items():
+        totals.setdefault(label, Counter()).update(
+            {"matched": sc.matched, "predicted": sc.predicted, "support": sc.support}
+        )
+
+
+def span_table(totals: dict[str, Counter], with_predicted: bool = False) -> dict[str, dict[str, Any]]:
+    """Per label, sorted: precision, recall, F1 (rounded to 4 places), support (and predicted)."""
+    table = {}
+    for label, c in sorted(totals.items()):
+        s = SpanScore.from_counts(c["matched"], c["predicted"], c["support"])
+        table[label] = {
+            "precision": round(s.precision, 4),
+            "recall": round(s.recall, 4),
+            "f1": round(s.f1, 4),
+            "support": s.support,
+        } | ({"predicted": s.predicted} if with_predicted else {})
+    return table

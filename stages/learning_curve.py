@@ -52,7 +52,8 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
             features_index = read_json(require_file(paths.FEATURES_DIR / paths.INDEX, "featurize"))
             series, _ = load_series(paths.FEATURES_DIR, features_index["series"], auto.coverage)
             reference = pl.read_parquet(require_file(paths.REFERENCE, "dataset"))
-            candle_spans = [sp for sp in auto.annotations if sp.label in set(auto.label_priority)]
+            candle_labels, chart_labels = set(auto.label_priority), set(auto.chart_labels)
+            candle_spans = [sp for sp in auto.annotations if sp.label in candle_labels]
             rows = candle_curve(
                 series,
                 candle_spans,
@@ -65,7 +66,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
                 params,
                 min_overlap,
             )
-            chart_spans = [sp for sp in auto.annotations if sp.label in set(auto.chart_labels)]
+            chart_spans = [sp for sp in auto.annotations if sp.label in chart_labels]
             if chart_spans:
                 chart_rows = chart_curve(
                     series,
