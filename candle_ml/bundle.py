@@ -23,7 +23,7 @@ from candle_ml.errors import BundleError
 from candle_ml.features import drop_warmup, featurize
 from candle_ml.models import PatternModel, load_model
 from candle_ml.patterns import NO_PATTERN
-from candle_ml.windows import WindowSpec, build_windows
+from candle_ml.windows import Anchor, WindowSpec, build_windows
 
 BUNDLE_FILE = "bundle.json"
 PREDICT_BLOCK = 20_000  # candles whose windows are built and predicted together
@@ -71,10 +71,23 @@ class BundleMeta(msgspec.Struct):
     thresholds: dict[str, float] = msgspec.field(default_factory=dict)
     # The chart-pattern model (candle_ml/chart_model.py) when chart patterns were marked.
     chart: ChartSettings | None = None
+    # end: the model names the pattern that ends on each candle (dataset.encoding: end), and the
+    # pattern covers label_lengths[label] candles up to it | centre: it labels each candle itself.
+    anchor: Anchor = "centre"
+    label_lengths: dict[str, int] = msgspec.field(default_factory=dict)
 
     @property
     def window(self) -> WindowSpec:
-        return WindowSpec(self.window_size, self.context)
+        return WindowSpec(self.window_size, self.context, self.anchor)
+
+    @property
+    def lookahead(self) -> int:
+        """Later candles a candle's label depends on: the window's right side, or for an ``end``
+        model the rest of the longest pattern (the first candle of an engulfing is one only
+        once the second closes)."""
+        if self.anchor == "end":
+            return max(self.label_lengths.values(), default=1) - 1
+        return self.window.after
 
     @property
     def label_names(self) -> list[str]:
@@ -176,15 +189,48 @@ class Bundle:
             if not block.size:
                 continue
             raw = self.model.predict_proba(build_windows(values, block, self.meta.window))
-            p = temper(raw, temperature)
             rows = block + first
-            proba[rows] = p
-            best = p.argmax(axis=1)
-            top = p[np.arange(len(best)), best]
-            labels[rows] = np.where(top < thresholds[best], NO_PATTERN, names[best])
-            confidence[rows] = top
+            proba[rows] = temper(raw, temperature)
             raw_confidence[rows] = raw.max(axis=1)
+        rows = anchors + first
+        if rows.size:
+            best = proba[rows].argmax(axis=1)
+            top = proba[rows, best]
+            # -1: no pattern (O won, or the pattern is below its threshold)
+            winner = np.where((names[best] != NO_PATTERN) & (top >= thresholds[best]), best, -1)
+            confidence[rows] = top
+            if self.meta.anchor == "end":
+                # A pattern predicted on its last candle labels every candle it covers, with its confidence.
+                by = self._spread_ends(winner, names)
+                covered = by >= 0
+                winner = np.where(covered, winner[np.maximum(by, 0)], -1)
+                into, src = rows[covered], rows[by[covered]]
+                proba[into], confidence[into] = proba[src], confidence[src]
+                raw_confidence[into] = raw_confidence[src]
+            labels[rows] = np.where(winner < 0, NO_PATTERN, names[np.maximum(winner, 0)])
         return Prediction(times, labels, confidence, proba, raw_confidence)
+
+    def _spread_ends(self, winner: np.ndarray, names: np.ndarray) -> np.ndarray:
+        """For each predicted row, the row (same indexing) whose pattern covers it, -1 for none.
+
+        A pattern predicted on a row covers its label's length back from it; a higher-priority
+        pattern wins over a lower one (as the dataset paints overlapping spans) and the later of
+        two of one label over the earlier. A pattern reaching back past the first row is cut there.
+        """
+        rank = {label: i for i, label in enumerate(self.meta.label_priority)}
+        by = np.full(winner.size, -1, dtype=np.int64)
+        # Lowest priority first, so the last write wins; a label the rules do not know (a
+        # trader's own) ranks above them all, as a trader's span wins in the dataset.
+        order = sorted(
+            (j for j, name in enumerate(names) if name != NO_PATTERN),
+            key=lambda j: -rank.get(str(names[j]), -1),
+        )
+        for j in order:
+            ends = np.flatnonzero(winner == j)
+            for k in range(self.meta.label_lengths.get(str(names[j]), 1)):
+                at = ends - k
+                by[at[at >= 0]] = ends[at >= 0]
+        return by
 
 
 def save_bundle(

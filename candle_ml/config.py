@@ -97,9 +97,9 @@ class SplitParams(Options):
 
 
 class DatasetParams(Options):
-    encoding: Literal["window", "bio"] = "window"
-    window_size: int = 5
-    context: int = 5
+    encoding: Literal["end", "window", "bio"] = "end"
+    window_size: int = 3
+    context: int = 0
     min_confidence: float = 0.5
     merge: Literal["human_priority", "programmatic_priority", "both"] = "human_priority"
     # Negative (O) windows per positive window; 0 or less keeps every unannotated candle.

@@ -3,9 +3,15 @@
 ``build_dataset`` is the pure core of the ``dataset`` stage. It merges and paints the
 spans (``candle_ml.labels``), splits each series by time, and encodes per ``dataset.encoding``:
 
+* ``end`` (the default): one row per annotated candle, and per sampled unannotated candle,
+  labelled with the pattern that *ends* on it (``O`` elsewhere, the inside of a span included),
+  with the flattened window of the candles up to it (``candle_ml.windows``, ``anchor="end"``).
+  TA-Lib signals a pattern on its last candle the same way: every engulfing looks alike seen
+  from its last candle, so few examples teach it, and the model never looks ahead. The bundle
+  turns each predicted end back into a span of the label's length (``label_lengths``).
 * ``window``: one row per labeled candle, and per sampled unlabeled candle, with the
-  flattened window of features around it (``candle_ml.windows``). Every candle of a span
-  is a row, so a model that slides the same window over every candle recovers whole spans.
+  flattened window of features centred on it. Every candle of a span is a row, so a model
+  that slides the same window over every candle recovers whole spans.
 * ``bio``: one row per candle with ``B-<label>``/``I-<label>``/``O`` tags in ``tag``;
   spans overlapping it go to ``tag_2``, ``tag_3``, ...
 
@@ -149,7 +155,7 @@ def build_dataset(
     ordered = priority_order(human_kept, prog_kept, params.merge, label_priority)
 
     feature_cols = select_features([c for c in series[0].frame.columns if c != "time"], params.features)
-    spec = WindowSpec(params.window_size, params.context)
+    spec = WindowSpec(params.window_size, params.context, "end" if params.encoding == "end" else "centre")
     rng = np.random.default_rng(params.seed)
     rules_only = priority_order([], prog_placed, params.merge, label_priority)
     parts: list[pl.DataFrame] = []
@@ -195,7 +201,11 @@ def build_dataset(
             cross = straddles(anchors, spec, lo[anchors], hi[anchors], n)
             purged += int(cross.sum())
             anchors = anchors[~cross]
-        parts.append(encode_windows(base, labels, sources, mine, values, feature_cols, anchors, spec))
+        if params.encoding == "end":
+            labels, sources, multi = end_rows(labels, sources, mine, anchors)
+        else:
+            multi = covering_labels(n, mine, anchors)
+        parts.append(encode_windows(base, labels, sources, multi, values, feature_cols, anchors, spec))
 
     if not parts:
         raise DatasetError("dataset: no rows (every series is empty after warm-up)")
@@ -207,6 +217,15 @@ def build_dataset(
     labels_present = [NO_PATTERN] + [lab for lab in label_priority if lab in set(frame["label"])]
     labels_present += sorted(set(frame["label"]) - set(labels_present))
     used = [p for p in ordered if p.span.label != NO_PATTERN]
+    lengths = label_lengths(used)
+    too_long = {k: v for k, v in lengths.items() if v > spec.before + 1}
+    if params.encoding == "end" and too_long:
+        log.warning(
+            "dataset: label(s) %s span more candles than the model sees (window_size + context = %d); "
+            "raise dataset.window_size so it sees a whole pattern",
+            ", ".join(f"{k} ({v})" for k, v in too_long.items()),
+            spec.before + 1,
+        )
     details, metrics = dataset_metrics(frame, used, agreement, skipped, overridden, purged)
     metrics["augmented_rows"] = augmented_rows
     metrics["human_spans_snapped"] = snapped
@@ -219,13 +238,16 @@ def build_dataset(
     schema = {
         "encoding": params.encoding,
         "feature_columns": feature_cols,
-        "input_columns": window_columns(feature_cols, spec) if params.encoding == "window" else feature_cols,
+        "input_columns": window_columns(feature_cols, spec) if params.encoding != "bio" else feature_cols,
         "window": {
             "window_size": spec.window_size,
             "context": spec.context,
+            "anchor": spec.anchor,
             "before": spec.before,
             "after": spec.after,
         },
+        # Candles a predicted pattern covers, ending at the candle it is predicted on (``end``).
+        "label_lengths": lengths,
         "labels": labels_present,
         "label_priority": label_priority,
         "merge": params.merge,
@@ -235,6 +257,14 @@ def build_dataset(
     # Too detailed for `dvc metrics show`; kept beside the dataset.
     report = {"skipped_annotations": dict(skipped.counts), "examples": skipped.examples, **details}
     return DatasetResult(frame, schema, metrics, report, pl.concat(references, how="vertical"))
+
+
+def label_lengths(spans: list[Placed]) -> dict[str, int]:
+    """Each label's span length: the median of its marked spans (TA-Lib's are all one length)."""
+    lengths: dict[str, list[int]] = {}
+    for p in spans:
+        lengths.setdefault(p.span.label, []).append(p.length)
+    return {label: max(1, int(round(float(np.median(v))))) for label, v in sorted(lengths.items())}
 
 
 def _column(values: np.ndarray) -> list | np.ndarray:
@@ -272,21 +302,44 @@ def sample_anchors(
     return np.unique(np.concatenate(chosen))
 
 
+def end_rows(
+    labels: np.ndarray, sources: np.ndarray, spans: list[Placed], anchors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+    """The ``end`` encoding's label and source per candle: the highest-priority span ending on it,
+    ``O`` inside a span (no pattern ends there), unannotated elsewhere; and every pattern ending
+    on each anchor (highest priority first)."""
+    n = len(labels)
+    ends = np.full(n, None, dtype=object)
+    end_sources = np.full(n, None, dtype=object)
+    every: dict[int, list[str]] = {}
+    for p in spans:  # lowest priority first: the last write wins
+        ends[p.end] = p.span.label
+        end_sources[p.end] = p.span.source
+        if p.span.label != NO_PATTERN:
+            every.setdefault(p.end, []).insert(0, p.span.label)
+    inside = labels.copy()
+    inside[labels != None] = NO_PATTERN  # noqa: E711
+    row_labels = np.where(ends == None, inside, ends)  # noqa: E711
+    row_sources = np.where(ends == None, sources, end_sources)  # noqa: E711
+    return row_labels, row_sources, [list(dict.fromkeys(every.get(int(a), []))) for a in anchors]
+
+
 def encode_windows(
     base: dict[str, np.ndarray],
     labels: np.ndarray,
     sources: np.ndarray,
-    spans: list[Placed],
+    multi: list[list[str]],
     values: np.ndarray,
     feature_cols: list[str],
     anchors: np.ndarray,
     spec: WindowSpec,
 ) -> pl.DataFrame:
-    """One row per anchor candle: its labels and the flattened window of features around it."""
+    """One row per anchor candle: its label, source, every label it has (``multi``, for
+    multi-label models) and the flattened window of features (``spec``) around it."""
     frame = pl.DataFrame({k: _column(v[anchors]) for k, v in base.items()}).with_columns(
         label=pl.Series(list(or_o(labels[anchors])), dtype=pl.String),
         source=pl.Series(list(sources[anchors]), dtype=pl.String),
-        labels=pl.Series(covering_labels(len(labels), spans, anchors), dtype=pl.List(pl.String)),
+        labels=pl.Series(multi, dtype=pl.List(pl.String)),
     )
     windows = build_windows(values, anchors, spec)
     return frame.hstack(pl.DataFrame(windows, schema=window_columns(feature_cols, spec), orient="row"))

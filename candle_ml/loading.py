@@ -63,7 +63,7 @@ class LoadedModel:
             run_id=meta.training.run_id,
             trained_at=meta.training.trained_at,
             min_history=meta.min_history,
-            lookahead=meta.window.after,
+            lookahead=meta.lookahead,
         )
 
 
@@ -177,7 +177,7 @@ def smoke_test(bundle: Bundle, source: str) -> None:
     width) fails here, so a reload keeps the old model instead of answering every request with 500.
     """
     meta = bundle.meta
-    n = meta.min_history + meta.window.after + 20
+    n = meta.min_history + meta.lookahead + 20
     rng = np.random.default_rng(0)  # a steady random walk: ordinary candles, every rule satisfied
     close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
     open_ = np.concatenate([[close[0]], close[:-1]])

@@ -155,7 +155,7 @@ def predict_chunks(
     for a in range(lo, hi, batch_size):
         checkpoint()
         b = min(a + batch_size, hi)
-        first, last = max(0, a - meta.min_history), min(series.height, b + meta.window.after)
+        first, last = max(0, a - meta.min_history), min(series.height, b + meta.lookahead)
         pred = model.bundle.predict(series.slice(first, last - first))
         labels[a - lo : b - lo] = pred.label[a - first : b - first]
         confidence[a - lo : b - lo] = pred.confidence[a - first : b - first]

@@ -93,9 +93,9 @@ def train(frame: pl.DataFrame, schema: dict[str, Any], params: TrainParams) -> T
     if frame.filter(pl.col("split") == "train").height == 0:
         raise DatasetError("train: the dataset has no train rows (check dataset.split)")
     model_class(params.model_type)  # fail on an unknown type before any work
-    if schema["encoding"] != "window":
+    if schema["encoding"] not in ("end", "window"):
         raise DatasetError(
-            f"train: {params.model_type} needs dataset.encoding: window (got {schema['encoding']})"
+            f"train: {params.model_type} needs dataset.encoding: end or window (got {schema['encoding']})"
         )
     classes = training_classes(frame, schema["labels"])
     X, y, human = split_xy(frame, schema["input_columns"], classes, "train")
@@ -129,6 +129,8 @@ def bundle_meta(
         featurize=msgspec.convert(schema["featurize"], FeaturizeParams),
         window_size=schema["window"]["window_size"],
         context=schema["window"]["context"],
+        anchor=schema["window"].get("anchor", "centre"),
+        label_lengths={k: v for k, v in schema.get("label_lengths", {}).items() if k in result.classes},
         feature_columns=schema["feature_columns"],
         input_columns=schema["input_columns"],
         warmup=warmup,

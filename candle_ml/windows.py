@@ -2,30 +2,38 @@
 
 The dataset stage builds training rows with it; evaluation and the server build
 a window around every candle with the same function, so the model always sees
-the same layout. A window covers ``window_size`` candles centred on the anchor
-plus ``context`` candles on each side; positions outside the series (or outside
-the allowed range) are padding: features 0 and ``pad@<offset>`` = 1.
+the same layout. An ``end`` window is the ``window_size`` candles ending at the anchor
+plus ``context`` more before them (it never looks ahead); a ``centre`` window covers
+``window_size`` candles centred on the anchor plus ``context`` candles on each side.
+Positions outside the series (or outside the allowed range) are padding: features 0
+and ``pad@<offset>`` = 1.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+Anchor = Literal["end", "centre"]
 
 
 @dataclass(frozen=True)
 class WindowSpec:
     window_size: int
     context: int
+    anchor: Anchor = "centre"
 
     @property
     def before(self) -> int:
+        if self.anchor == "end":
+            return self.window_size - 1 + self.context
         return (self.window_size - 1) // 2 + self.context
 
     @property
     def after(self) -> int:
-        return self.window_size // 2 + self.context
+        return 0 if self.anchor == "end" else self.window_size // 2 + self.context
 
     @property
     def offsets(self) -> np.ndarray:

@@ -77,11 +77,12 @@ def model_info(model: LoadedModel) -> ModelInfo:
         git_commit=meta.training.git_commit,
         dataset_version=meta.training.dataset_version,
         min_history=meta.min_history,
-        lookahead=meta.window.after,
+        lookahead=meta.lookahead,
         features={"featurize": msgspec.to_builtins(meta.featurize), "columns": meta.feature_columns},
         window={
             "window_size": meta.window_size,
             "context": meta.context,
+            "anchor": meta.anchor,
             "before": meta.window.before,
             "after": meta.window.after,
         },

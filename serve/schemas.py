@@ -134,7 +134,7 @@ class ModelInfo(msgspec.Struct):
     min_history: int
     lookahead: int
     features: dict[str, Any]  # the featurize config and the model's input columns
-    window: dict[str, int]
+    window: dict[str, int | str]
     labels: list[Label]
     metrics: dict[str, Any] | None  # test-split metrics of this model: overall, per_class, per_class_span
     metrics_source: str | None

@@ -49,7 +49,9 @@ def prog(start, end, label, **kw):
 
 
 def params(**kw):
+    # The centred window labels every candle of a span, so its rows show how spans were merged.
     base = dict(
+        encoding="window",
         features=["x_rel"],
         window_size=3,
         context=1,
@@ -194,6 +196,28 @@ def test_every_candle_of_a_span_is_a_row_with_all_covering_labels():
     )
     assert [label_at(res, i) for i in (8, 9, 10)] == ["bullish_engulfing"] * 3
     assert rows(res, time=t(10))["labels"][0].to_list() == ["bullish_engulfing", "doji"]
+
+
+def test_end_encoding_labels_the_candle_each_pattern_ends_on_and_looks_only_back():
+    programmatic = [prog(8, 10, "bullish_engulfing"), prog(10, 10, "doji"), prog(12, 12, "doji")]
+    res = build_dataset([series()], [], programmatic, PRIORITY, params(encoding="end", context=0))
+    # Inside a pattern nothing ends yet: O. Where two end together the higher priority is the label.
+    assert [label_at(res, i) for i in (8, 9, 10, 11, 12)] == ["O", "O", "bullish_engulfing", "O", "doji"]
+    assert rows(res, time=t(10))["labels"][0].to_list() == ["bullish_engulfing", "doji"]
+    assert rows(res, time=t(9))["labels"][0].to_list() == []
+    assert res.schema["label_lengths"] == {"bullish_engulfing": 3, "doji": 1}
+    assert res.schema["window"] == {"window_size": 3, "context": 0, "anchor": "end", "before": 2, "after": 0}
+    row = rows(res, time=t(10)).row(0, named=True)
+    assert [row[f"x_rel@{o:+d}"] for o in (-2, -1, 0)] == [9, 10, 11] and "x_rel@+1" not in row
+    first = build_dataset([series()], [span(0, 0, "doji")], [], PRIORITY, params(encoding="end", context=0))
+    assert [rows(first, time=t(0))[f"pad@{o:+d}"][0] for o in (-2, -1, 0)] == [1, 1, 0]
+
+
+def test_end_encoding_warns_when_a_pattern_is_longer_than_the_window(caplog):
+    human = [span(5, 9, "five_candle_thing"), span(20, 24, "five_candle_thing")]
+    res = build_dataset([series()], human, [], PRIORITY, params(encoding="end", context=0))
+    assert res.schema["label_lengths"] == {"five_candle_thing": 5}
+    assert "five_candle_thing (5)" in caplog.text and "raise dataset.window_size" in caplog.text
 
 
 def test_bio_tags_for_overlapping_spans():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import polars as pl
 import pytest
@@ -35,6 +36,10 @@ def test_balanced_class_weights():
 
 @pytest.fixture(scope="module")
 def small_dataset():
+    return build_small("end")
+
+
+def build_small(encoding: str):
     """Featurized synthetic candles with TA-Lib doji/engulfing labels, as the pipeline builds them."""
     rng = np.random.default_rng(3)
     rows = quiet_history(400, seed=1)
@@ -52,7 +57,7 @@ def small_dataset():
         [],
         [Annotation(s, "autolabel") for s in spans],
         priority,
-        DatasetParams(window_size=3, context=1, features=["*_rel"]),
+        DatasetParams(encoding=encoding, window_size=3, context=1, features=["*_rel"]),
     )
     schema = model_schema(res.schema, FeaturizeParams(), warm, None)
     return candles, res.frame, schema
@@ -87,8 +92,9 @@ def test_train_passes_class_weights_to_the_model(small_dataset, monkeypatch):
     ],
     ids=["xgboost", "random_forest"],
 )
-def test_bundle_round_trip_gives_the_same_predictions(small_dataset, tmp_path, params):
-    candles, frame, schema = small_dataset
+@pytest.mark.parametrize("encoding", ["end", "window"])
+def test_bundle_round_trip_gives_the_same_predictions(tmp_path, params, encoding):
+    candles, frame, schema = build_small(encoding)
     result = train(frame, schema, params)
     meta = bundle_meta(result, schema, params, run_id=None)
     save_bundle(tmp_path, result.model, meta)
@@ -103,7 +109,15 @@ def test_bundle_round_trip_gives_the_same_predictions(small_dataset, tmp_path, p
     kept, first = drop_warmup(featurize(candles, meta.featurize))
     anchors = np.arange(meta.min_history - first, kept.height)
     X = build_windows(kept.select(meta.feature_columns).to_numpy(), anchors, meta.window)
-    np.testing.assert_allclose(pred.proba[anchors + first], result.model.predict_proba(X), rtol=1e-6)
+    own = result.model.predict_proba(X)
+    # Each candle has the probabilities of the candle its pattern ends on: its own, or one of the
+    # next lookahead candles' (the second candle of an engulfing names the first one too).
+    got = pred.proba[anchors + first]
+    for i in range(len(anchors)):
+        ahead = own[i : i + meta.lookahead + 1]
+        assert np.isclose(ahead, got[i], rtol=1e-6).all(axis=1).any(), f"candle {anchors[i] + first}"
+        if pred.label[anchors[i] + first] == "O":
+            np.testing.assert_allclose(got[i], own[i], rtol=1e-6)
     assert (pl.Series(pred.label[meta.min_history :]) != "O").sum() > 0
 
 
@@ -128,3 +142,60 @@ def test_xgboost_logs_progress_and_saves_its_training_curve(small_dataset, tmp_p
     assert curve.columns == ["round", "validation_mlogloss"] and 1 <= curve.height <= 15
     assert curve["validation_mlogloss"][-1] < curve["validation_mlogloss"][0]
     load_bundle(tmp_path)  # the saved model is unaffected by the callback
+
+
+def test_an_end_model_paints_each_predicted_pattern_back_over_its_candles(tmp_path):
+    """The end model names a pattern on its last candle; every candle it covers gets it, the higher
+    priority wins an overlap, a pattern below its threshold paints nothing, and one reaching back
+    past the first candle with history is cut there."""
+    candles, frame, schema = build_small("end")
+    params = TrainParams(model_type="xgboost", xgboost=XGBoostParams(n_estimators=5, n_jobs=1))
+    result = train(frame, schema, params)
+    meta = bundle_meta(result, schema, params, run_id=None)
+    meta = msgspec.structs.replace(
+        meta,
+        label_lengths={"bullish_engulfing": 2, "bearish_engulfing": 2, "doji": 1},
+        label_priority=["bullish_engulfing", "bearish_engulfing", "doji"],
+        thresholds={"doji": 0.65},
+    )
+    save_bundle(tmp_path, result.model, meta)
+    bundle = load_bundle(tmp_path)
+    names = meta.label_names
+    served = candles.height - meta.min_history
+    designed = np.full((served, len(names)), 0.1 / (len(names) - 1))
+    designed[:, names.index("O")] = 0.9
+
+    def ends(row: int, label: str, p: float) -> None:
+        designed[row] = (1 - p) / (len(names) - 1)
+        designed[row, names.index(label)] = p
+
+    ends(0, "bullish_engulfing", 0.95)  # reaches back before the first served candle
+    ends(10, "doji", 0.8)
+    ends(11, "bullish_engulfing", 0.7)  # covers the doji: higher priority
+    ends(20, "bearish_engulfing", 0.9)
+    ends(21, "bearish_engulfing", 0.6)  # overlaps the one before: the later one wins candle 20
+    ends(30, "doji", 0.6)  # below its 0.65 threshold: O
+
+    class Designed:
+        def predict_proba(self, X):
+            return designed[: len(X)]
+
+    bundle.model = Designed()  # type: ignore[assignment]
+    pred = bundle.predict(candles, calibrated=False)
+    at = meta.min_history
+    got = {
+        i: (pred.label[at + i], round(float(pred.confidence[at + i]), 2))
+        for i in (0, 9, 10, 11, 19, 20, 21, 30)
+    }
+    assert pred.label[at - 1] is None and np.isnan(pred.confidence[at - 1])
+    assert got == {
+        0: ("bullish_engulfing", 0.95),
+        9: ("O", 0.9),
+        10: ("bullish_engulfing", 0.7),
+        11: ("bullish_engulfing", 0.7),
+        19: ("bearish_engulfing", 0.9),
+        20: ("bearish_engulfing", 0.6),
+        21: ("bearish_engulfing", 0.6),
+        30: ("O", 0.6),
+    }
+    np.testing.assert_allclose(pred.proba[at + 10], designed[11])

@@ -149,7 +149,7 @@ def test_nothing_changed_nothing_runs(pipeline):
 @pytest.mark.parametrize(
     ("pattern", "replacement", "first"),
     [
-        (r"^(  window_size:) 5", r"\1 7", ["dataset", "learning_curve"]),
+        (r"^(  window_size:) 3", r"\1 4", ["dataset", "learning_curve"]),
         (r"^    - \{name: ADX, params: \{timeperiod: 14\}\}\n", "", ["featurize"]),
         (r"^(  model_type:) xgboost", r"\1 random_forest", ["train", "learning_curve"]),
     ],
