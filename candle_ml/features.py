@@ -117,6 +117,8 @@ def candle_features(candles: pl.DataFrame, scale_window: int) -> pl.DataFrame:
         upper_wick_to_body_rel=rel(upper, np.maximum(body, tiny_body)),
         body_bottom_vs_prev_low_rel=rel(body_bottom - prev(low)),
         body_top_vs_prev_high_rel=rel(body_top - prev(h)),
+        # A hanging man's whole body sits at or above the previous high (TA-Lib: within "near").
+        body_bottom_vs_prev_high_rel=rel(body_bottom - prev(h)),
         # Penetration into an earlier body as a share of that body: TA-Lib's piercing/dark
         # cloud (0.5) and star (0.3) thresholds are fixed numbers on exactly this ratio.
         close_into_prev_body_rel=rel(c - prev(c), np.maximum(prev(body), tiny_body)),
