@@ -181,7 +181,8 @@ class Bundle:
         temperature = self.meta.temperature if calibrated else 1.0
         thresholds = np.array([self.meta.thresholds.get(str(x), 0.0) for x in names])
         kept, first = drop_warmup(featurize(candles, self.meta.featurize))
-        values = kept.select(self.meta.feature_columns).to_numpy()
+        # float32 once, as the model reads it (not once per block of windows)
+        values = kept.select(self.meta.feature_columns).to_numpy().astype(np.float32)
         # Windows are built over the rows after the warm-up, as in the dataset stage.
         anchors = np.arange(max(self.meta.min_history - first, 0), kept.height)
         # In blocks, so a long series never holds all its windows (~2 KB per candle) at once.

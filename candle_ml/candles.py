@@ -164,11 +164,12 @@ def parse_times(values: pd.Series, naive_timezone: str = "UTC") -> np.ndarray:
 
 def read_series_file(
     path: Path, naive_timezone: str = "UTC", time_column: str | None = None
-) -> tuple[pd.DataFrame, np.ndarray]:
+) -> tuple[pd.DataFrame, pd.Series]:
     """Read a user CSV/Parquet file into canonical columns.
 
     Returns the frame (times still unvalidated, as float seconds with NaN for
-    unparseable ones) and the raw time strings for error messages.
+    unparseable ones) and the raw time column, for error messages (a row's text is made
+    only for a row an error names: a million strings would be ~100 MB).
     """
     if path.suffix.lower() == ".csv":
         raw = pd.read_csv(path)
@@ -182,7 +183,7 @@ def read_series_file(
     for col in (*PRICE_COLUMNS, "volume"):
         if col in raw:
             frame[col] = pd.to_numeric(raw[col], errors="coerce").astype("float64")
-    return frame, raw["time"].astype("string").to_numpy()
+    return frame, raw["time"].reset_index(drop=True)
 
 
 def _fmt(x: Any) -> str:
@@ -246,11 +247,18 @@ def _volume(column: Callable[[str], np.ndarray], names: list[str], n: int) -> tu
     return v, int(missing.sum())
 
 
+def _raw_text(raw_times: np.ndarray | pd.Series, i: int) -> str:
+    """Row ``i``'s time as the file has it, quoted; made only for a row an error names."""
+    if isinstance(raw_times, pd.Series):
+        return repr(str(raw_times.iloc[i : i + 1].astype("string").iloc[0]))
+    return repr(str(raw_times[i]))
+
+
 def validate_candles(
     frame: pd.DataFrame | pl.DataFrame,
     source: str,
     on_invalid: str = "error",
-    raw_times: np.ndarray | None = None,
+    raw_times: np.ndarray | pd.Series | None = None,
     row_name: Callable[[int], str] | None = None,
 ) -> tuple[pl.DataFrame, ValidationReport]:
     """Check every rule of the canonical schema; return clean candles and a report.
@@ -278,7 +286,7 @@ def validate_candles(
         log.warning("%s: volume missing on %d row(s); set to 0", source, volume_filled)
 
     def time_text(i: int) -> str:
-        return repr(str(raw_times[i])) if raw_times is not None else _fmt(t[i])
+        return _fmt(t[i]) if raw_times is None else _raw_text(raw_times, i)
 
     bad_any = np.zeros(n, dtype=bool)
     dropped: dict[str, int] = {}

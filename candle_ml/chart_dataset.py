@@ -95,13 +95,14 @@ def build_chart_dataset(
         proposals = propose(s.frame["close"].to_numpy(), rules)
         labels = proposal_labels(proposals, marked, MATCH_OVERLAP)
         bounds = split_parts(n, split)
-        for p, label in zip(proposals, labels, strict=True):
-            where = part_of(bounds, p.start, p.end)
+        features = proposals.features.tolist()
+        for start, end, label, values in zip(
+            proposals.start.tolist(), proposals.end.tolist(), labels, features, strict=True
+        ):
+            where = part_of(bounds, start, end)
             if where is None or (s.augmented and where != "train"):
                 continue
-            rows.append(
-                (s.pair, s.timeframe, int(t[p.start]), int(t[p.end]), where, label, *p.features.tolist())
-            )
+            rows.append((s.pair, s.timeframe, int(t[start]), int(t[end]), where, label, *values))
         if not s.augmented:
             refs += [
                 (s.pair, s.timeframe, int(t[lo]), int(t[hi]), label, part_of(bounds, lo, hi))

@@ -25,7 +25,8 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from candle_ml.chart_patterns import ChartRules, Extremum, confirmed_windows, extrema
+from candle_ml import chart_patterns
+from candle_ml.chart_patterns import ChartRules, turns
 from candle_ml.config import ChartModelParams
 from candle_ml.patterns import NO_PATTERN
 
@@ -54,95 +55,161 @@ FEATURES = [
 
 
 @dataclass(frozen=True)
-class Proposal:
-    start: int  # row of the first turn
-    end: int  # row of the last turn
-    found_at: int  # the row whose window confirmed it
-    features: np.ndarray
+class Proposals:
+    """Candidate spans, one row each, in the order the windows confirm them."""
+
+    start: np.ndarray  # row of the first turn
+    end: np.ndarray  # row of the last turn
+    found_at: np.ndarray  # the row whose window confirmed it
+    features: np.ndarray  # (n, len(FEATURES)) float32
+
+    def __len__(self) -> int:
+        return int(self.start.size)
+
+    def spans(self) -> list[tuple[int, int]]:
+        """(first turn's row, last turn's row) of each proposal."""
+        return list(zip(self.start.tolist(), self.end.tolist(), strict=True))
 
 
-def _five(e: list[Extremum]) -> dict[str, float]:
-    s = 1.0 if e[0].is_max else -1.0
-    p = np.array([x.price for x in e])
-    m = float(p.mean())
-    q = s * (p / m - 1.0)
-    f = {f"p{i + 1}_rel": float(q[i]) for i in range(5)}
-    f |= {f"gap{i + 1}": float(e[i + 1].row - e[i].row) for i in range(4)}
-    f["ends_spread"] = float(abs(p[0] - p[4]) / ((p[0] + p[4]) / 2))
-    f["inner_spread"] = float(abs(p[1] - p[3]) / ((p[1] + p[3]) / 2))
-    f["head_over_ends"] = float(q[2] - max(q[0], q[4]))
-    f["tops_rise"], f["tops_rise_late"], f["bottoms_rise"] = (
-        float(q[2] - q[0]),
-        float(q[4] - q[2]),
-        float(q[3] - q[1]),
-    )
-    tops = p[[0, 2, 4]]
-    f["tops_spread"] = float((tops.max() - tops.min()) / tops.mean())
-    f["tops_over_bottoms"] = float(min(q[0], q[2], q[4]) - max(q[1], q[3]))
-    return f
+def _empty() -> Proposals:
+    none = np.empty(0, dtype=np.int64)
+    return Proposals(none, none, none, np.empty((0, len(FEATURES)), dtype=np.float32))
 
 
-def _pair(e: list[Extremum], b: int) -> dict[str, float]:
-    first, second = e[0], e[b]
-    s = 1.0 if first.is_max else -1.0
-    mean = (first.price + second.price) / 2
-    between = e[1:b]
-    same = [x.price for x in between if x.is_max == first.is_max]
-    opposite = [x.price for x in between if x.is_max != first.is_max]
-    return {
-        "pair_spread": abs(first.price - second.price) / mean,
-        "pair_gap": float(second.row - first.row),
-        "pair_depth": s * (mean - (max(opposite) if s < 0 else min(opposite))) / mean if opposite else np.nan,
-        "pair_beaten": s * ((max(same) if s > 0 else min(same)) - second.price) / mean if same else np.nan,
-        "pair_between": float(len(between)),
-    }
+_COLUMN = {name: i for i, name in enumerate(FEATURES)}
 
 
-def _vector(is_top: bool, turns: int, start: int, end: int, values: dict[str, float]) -> np.ndarray:
-    row = dict.fromkeys(FEATURES, np.nan) | {"is_top": 1.0 if is_top else -1.0, "turns": float(turns)}
-    row["candles"] = float(end - start + 1)
-    row |= values
-    return np.array([row[k] for k in FEATURES], dtype=np.float32)
+def _table(n: int, is_top: np.ndarray, turns: int, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    out = np.full((n, len(FEATURES)), np.nan)
+    out[:, _COLUMN["is_top"]] = np.where(is_top, 1.0, -1.0)
+    out[:, _COLUMN["turns"]] = turns
+    out[:, _COLUMN["candles"]] = end - start + 1
+    return out
 
 
-def propose(close: np.ndarray, rules: ChartRules) -> list[Proposal]:
-    """Every candidate span, once, in the order the windows confirm them."""
+def _five(close: np.ndarray, rows: np.ndarray, is_top: np.ndarray) -> np.ndarray:
+    """Features of five-turn proposals; ``rows`` (n, 5) are their turns' rows."""
+    p = close[rows]
+    s = np.where(is_top, 1.0, -1.0)[:, None]
+    q = s * (p / p.mean(axis=1, keepdims=True) - 1.0)
+    out = _table(len(rows), is_top, 5, rows[:, 0], rows[:, 4])
+    col = _COLUMN
+    for i in range(5):
+        out[:, col[f"p{i + 1}_rel"]] = q[:, i]
+    for i in range(4):
+        out[:, col[f"gap{i + 1}"]] = rows[:, i + 1] - rows[:, i]
+    out[:, col["ends_spread"]] = np.abs(p[:, 0] - p[:, 4]) / ((p[:, 0] + p[:, 4]) / 2)
+    out[:, col["inner_spread"]] = np.abs(p[:, 1] - p[:, 3]) / ((p[:, 1] + p[:, 3]) / 2)
+    out[:, col["head_over_ends"]] = q[:, 2] - np.maximum(q[:, 0], q[:, 4])
+    out[:, col["tops_rise"]] = q[:, 2] - q[:, 0]
+    out[:, col["tops_rise_late"]] = q[:, 4] - q[:, 2]
+    out[:, col["bottoms_rise"]] = q[:, 3] - q[:, 1]
+    tops = p[:, [0, 2, 4]]
+    out[:, col["tops_spread"]] = (tops.max(axis=1) - tops.min(axis=1)) / tops.mean(axis=1)
+    out[:, col["tops_over_bottoms"]] = q[:, [0, 2, 4]].min(axis=1) - q[:, [1, 3]].max(axis=1)
+    return out.astype(np.float32)
+
+
+def _pair(
+    close: np.ndarray, rows: np.ndarray, is_max: np.ndarray, a: np.ndarray, z: np.ndarray
+) -> np.ndarray:
+    """Features of pair proposals: turns ``a`` and ``z`` (indices into ``rows``) of one kind, and
+    the turns between them (the deepest opposite one, the highest one of the same kind)."""
+    n = a.size
+    first, second = close[rows[a]], close[rows[z]]
+    s = np.where(is_max[a], 1.0, -1.0)
+    mean = (first + second) / 2
+    out = _table(n, is_max[a], 2, rows[a], rows[z])
+    col = _COLUMN
+    out[:, col["pair_spread"]] = np.abs(first - second) / mean
+    out[:, col["pair_gap"]] = rows[z] - rows[a]
+    out[:, col["pair_between"]] = z - a - 1
+    # The turns between, flattened: segment k holds turns a[k]+1 .. z[k]-1, prices signed so a
+    # bottom pair reads like a top pair.
+    length = z - a - 1
+    seg = np.repeat(np.arange(n), length)
+    j = a[seg] + 1 + np.arange(seg.size) - np.repeat(np.cumsum(length) - length, length)
+    signed = s[seg] * close[rows[j]]
+    same = is_max[j] == is_max[a][seg]
+    highest_same = np.full(n, -np.inf)
+    np.maximum.at(highest_same, seg[same], signed[same])
+    lowest_opposite = np.full(n, np.inf)
+    np.minimum.at(lowest_opposite, seg[~same], signed[~same])
+    with np.errstate(invalid="ignore"):
+        out[:, col["pair_depth"]] = np.where(
+            np.isfinite(lowest_opposite), (s * mean - lowest_opposite) / mean, np.nan
+        )
+        out[:, col["pair_beaten"]] = np.where(
+            np.isfinite(highest_same), (highest_same - s * second) / mean, np.nan
+        )
+    return out.astype(np.float32)
+
+
+def _first_new(keys: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of each key not in ``seen``, in their original order."""
+    _, first = np.unique(keys, return_index=True)
+    first = np.sort(first)
+    return first[~np.isin(keys[first], seen)]
+
+
+def propose(close: np.ndarray, rules: ChartRules) -> Proposals:
+    """Every candidate span, once, in the order the windows confirm them (a window's five-turn
+    run before its pair): the last five turns of every confirmed window, and its first turn with
+    the last later turn of the same kind. Vectorized over each block of windows."""
     close = np.asarray(close, dtype=np.float64)
     if close.size < rules.window:
-        return []
-    out: list[Proposal] = []
-    seen: set[tuple[int, int, int]] = set()
-    for last_row, rows, is_max, a, b in confirmed_windows(close, rules):
-        # Consecutive windows mostly see the same turns: features only for proposals not seen yet.
-        if b - a >= 5 and (5, rows[b - 5], rows[b - 1]) not in seen:
-            seen.add((5, int(rows[b - 5]), int(rows[b - 1])))
-            five = extrema(close, rows, is_max, b - 5, b)
-            values = _five(five)
-            out.append(
-                Proposal(
-                    five[0].row,
-                    five[-1].row,
-                    last_row,
-                    _vector(five[0].is_max, 5, five[0].row, five[-1].row, values),
-                )
-            )
-        same = a + 1 + np.flatnonzero(is_max[a + 1 : b] == is_max[a])
-        if same.size:
-            z = int(same[-1])
-            start, end = int(rows[a]), int(rows[z])
-            if (
-                end - start >= MIN_PAIR_GAP
-                and last_row - end >= rules.confirm
-                and (2, start, end) not in seen
-            ):
-                seen.add((2, start, end))
-                ext = extrema(close, rows, is_max, a, z + 1)
-                out.append(
-                    Proposal(
-                        start, end, last_row, _vector(ext[0].is_max, 2, start, end, _pair(ext, len(ext) - 1))
-                    )
-                )
-    return out
+        return _empty()
+    n_windows = close.size - rules.window + 1
+    parts: list[tuple[np.ndarray, ...]] = []
+    seen = {5: np.empty(0, dtype=np.int64), 2: np.empty(0, dtype=np.int64)}
+    key_base = np.int64(close.size + 1)
+    block = chart_patterns.WINDOW_BLOCK  # > window: a span's windows lie in at most two blocks
+    for w0 in range(0, n_windows, block):
+        w1 = min(w0 + block, n_windows)
+        bounds, rows, is_max = turns(close[w0 : w1 + rules.window - 1], rules)
+        rows = rows + w0
+        a, b = bounds[:-1], bounds[1:]
+        last_row = w0 + np.arange(a.size) + rules.window - 1
+        has = b > a
+        confirmed = has & (last_row - rows[np.maximum(b - 1, 0)] >= rules.confirm) if rows.size else has
+        found: dict[int, tuple[np.ndarray, ...]] = {}
+        # Five-turn runs: the window's last five turns.
+        w5 = np.flatnonzero(confirmed & (b - a >= 5))
+        idx5 = (b[w5] - 5)[:, None] + np.arange(5)
+        keys5 = rows[idx5[:, 0]] * key_base + rows[idx5[:, 4]]
+        keep = _first_new(keys5, seen[5])
+        seen[5] = keys5[keep]
+        five_rows = rows[idx5[keep]]
+        found[0] = (
+            five_rows[:, 0],
+            five_rows[:, 4],
+            last_row[w5[keep]],
+            _five(close, five_rows, is_max[idx5[keep, 0]]),
+        )
+        # Pairs: the window's first turn and its last later turn of the same kind.
+        order = np.arange(rows.size)
+        last_max = np.maximum.accumulate(np.where(is_max, order, -1)) if rows.size else order
+        last_min = np.maximum.accumulate(np.where(~is_max, order, -1)) if rows.size else order
+        wp = np.flatnonzero(confirmed)
+        ap, bp = a[wp], b[wp]
+        z = np.where(is_max[ap], last_max[bp - 1], last_min[bp - 1]) if wp.size else ap
+        start, end = rows[ap], rows[z]
+        ok = (z > ap) & (end - start >= MIN_PAIR_GAP) & (last_row[wp] - end >= rules.confirm)
+        wp, ap, z = wp[ok], ap[ok], z[ok]
+        keys2 = rows[ap] * key_base + rows[z]
+        keep = _first_new(keys2, seen[2])
+        seen[2] = keys2[keep]
+        ap, z, wp = ap[keep], z[keep], wp[keep]
+        found[1] = (rows[ap], rows[z], last_row[wp], _pair(close, rows, is_max, ap, z))
+        # A window's five-turn run, then its pair: the order the windows confirm them.
+        kinds = np.concatenate([np.zeros(found[0][0].size), np.ones(found[1][0].size)])
+        at = np.concatenate([found[0][2], found[1][2]])
+        o = np.lexsort((kinds, at))
+        parts.append(tuple(np.concatenate([found[0][i], found[1][i]])[o] for i in range(4)))
+    if not parts:
+        return _empty()
+    start, end, found_at, features = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    return Proposals(start.astype(np.int64), end.astype(np.int64), found_at.astype(np.int64), features)
 
 
 def surest(chosen: list[ChartSpanPrediction], min_overlap: float) -> list[ChartSpanPrediction]:
@@ -150,18 +217,26 @@ def surest(chosen: list[ChartSpanPrediction], min_overlap: float) -> list[ChartS
     stands for it. Kept spans are indexed by label and start, so a million candles' predictions
     are checked against their neighbours only (a span overlaps only spans starting within its
     own length, and chart spans are at most a window long)."""
-    kept: list[ChartSpanPrediction] = []
-    starts: dict[str, list[tuple[int, int]]] = {}  # label -> sorted (start, end) of kept spans
-    longest = max((c.end - c.start for c in chosen), default=0)
-    for c in sorted(chosen, key=lambda c: (-c.confidence, c.start, c.end)):
-        mine = starts.setdefault(c.label, [])
-        lo = bisect.bisect_left(mine, (c.start - longest, -1))
-        hi = bisect.bisect_right(mine, (c.end, np.iinfo(np.int64).max))
-        if any(iou(k, (c.start, c.end)) >= min_overlap for k in mine[lo:hi]):
+    if not chosen:
+        return []
+    start = np.array([c.start for c in chosen], dtype=np.int64)
+    end = np.array([c.end for c in chosen], dtype=np.int64)
+    confidence = np.array([c.confidence for c in chosen])
+    longest = int((end - start).max())
+    base = int(end.max()) + 1  # (start, end) as one int that sorts like the pair
+    kept: list[int] = []
+    by_label: dict[str, list[int]] = {}  # label -> sorted start * base + end of kept spans
+    for i in np.lexsort((end, start, -confidence)).tolist():
+        c = chosen[i]
+        mine = by_label.setdefault(c.label, [])
+        lo = bisect.bisect_left(mine, (c.start - longest) * base)
+        hi = bisect.bisect_right(mine, c.end * base + base - 1)
+        if any(iou(divmod(k, base), (c.start, c.end)) >= min_overlap for k in mine[lo:hi]):
             continue
-        bisect.insort(mine, (c.start, c.end))
-        kept.append(c)
-    return sorted(kept, key=lambda c: (c.start, c.end, c.label))
+        bisect.insort(mine, c.start * base + c.end)
+        kept.append(i)
+    kept.sort(key=lambda i: (start[i], end[i], chosen[i].label))
+    return [chosen[i] for i in kept]
 
 
 def iou(a: tuple[int, int], b: tuple[int, int]) -> float:
@@ -169,19 +244,16 @@ def iou(a: tuple[int, int], b: tuple[int, int]) -> float:
     return inter / (a[1] - a[0] + b[1] - b[0] + 2 - inter) if inter > 0 else 0.0
 
 
-def proposal_labels(
-    proposals: list[Proposal], spans: list[tuple[int, int, str]], min_overlap: float
-) -> list[str]:
+def proposal_labels(proposals: Proposals, spans: list[tuple[int, int, str]], min_overlap: float) -> list[str]:
     """Each marked span labels the proposal(s) that overlap it most (IoU > min_overlap); the rest are O.
 
     Only the best match: a run of turns shifted by one overlaps a head-and-shoulders by 60-80 % and
     is not one, while a span marked a few candles off still finds its own proposal."""
     out = [NO_PATTERN] * len(proposals)
-    starts = np.array([p.start for p in proposals], dtype=np.int64)
-    ends = np.array([p.end for p in proposals], dtype=np.int64)
+    starts, ends = proposals.start, proposals.end
     for start, end, name in spans:
         near = np.flatnonzero((starts <= end) & (ends >= start)).tolist()
-        scores = {int(i): iou((proposals[i].start, proposals[i].end), (start, end)) for i in near}
+        scores = {int(i): iou((int(starts[i]), int(ends[i])), (start, end)) for i in near}
         best = max(scores.values(), default=0.0)
         if best > min_overlap:
             for i, score in scores.items():
@@ -230,26 +302,36 @@ class ChartModel:
     settings: ChartSettings
     booster: Any  # xgboost.XGBClassifier
 
-    def proba(self, proposals: list[Proposal]) -> np.ndarray:
+    def proba(self, proposals: Proposals) -> np.ndarray:
         """Class probabilities per proposal, in blocks (a million candles make ~300,000)."""
         out = np.zeros((len(proposals), len(self.settings.labels)))
         for lo in range(0, len(proposals), PROPOSAL_BLOCK):
-            block = proposals[lo : lo + PROPOSAL_BLOCK]
-            out[lo : lo + len(block)] = self.booster.predict_proba(np.stack([p.features for p in block]))
+            block = proposals.features[lo : lo + PROPOSAL_BLOCK]
+            out[lo : lo + len(block)] = self.booster.predict_proba(block)
         return out
 
     def predict(self, close: np.ndarray) -> list[ChartSpanPrediction]:
         """Chart-pattern spans in a series of closes, each with the classifier's probability."""
         proposals = propose(close, self.settings.rules)
         proba = self.proba(proposals)
-        names = self.settings.labels
-        chosen = []
-        for p, row in zip(proposals, proba, strict=True):
-            order = np.argsort(row)[::-1]
-            best = int(order[0])
-            if names[best] != NO_PATTERN:
-                margin = float(row[best] - row[order[1]]) if row.size > 1 else 1.0
-                chosen.append(ChartSpanPrediction(p.start, p.end, names[best], float(row[best]), margin))
+        names = np.asarray(self.settings.labels, dtype=object)
+        if not len(proposals):
+            return []
+        best = proba.argmax(axis=1)
+        top = proba[np.arange(best.size), best]
+        second = np.sort(proba, axis=1)[:, -2] if proba.shape[1] > 1 else np.zeros(best.size)
+        pick = np.flatnonzero(names[best] != NO_PATTERN)
+        chosen = [
+            ChartSpanPrediction(s, e, label, c, m)
+            for s, e, label, c, m in zip(
+                proposals.start[pick].tolist(),
+                proposals.end[pick].tolist(),
+                names[best[pick]].tolist(),
+                top[pick].tolist(),
+                (top[pick] - second[pick]).tolist(),
+                strict=True,
+            )
+        ]
         return surest(chosen, self.settings.min_overlap)
 
     def save(self, directory: Path) -> None:

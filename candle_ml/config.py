@@ -136,6 +136,10 @@ class XGBoostParams(Options):
     reg_lambda: float = 1.0
     early_stopping_rounds: int = 40
     n_jobs: int | None = None  # None: all cores
+    # one_output_per_tree: a tree per class per round | multi_output_tree: one tree per round
+    # whose leaves hold every class's score (fewer trees to walk when predicting)
+    multi_strategy: Literal["one_output_per_tree", "multi_output_tree"] = "one_output_per_tree"
+    max_bin: int = 256  # histogram bins per feature
 
 
 class RandomForestParams(Options):

@@ -25,6 +25,7 @@ from candle_ml.spans import group_spans
 from candle_ml.stageio import read_json
 
 DEFAULT_BATCH_SIZE = 5_000  # candles per chunk: ~50 ms of work, with min_history (~300) carried in
+OFFLINE_BATCH_SIZE = 100_000  # without a deadline: fewer chunks, less history recomputed (~60 MB each)
 
 # Called between chunks; raises to stop work that ran past its time (the server's deadline).
 Checkpoint = Callable[[], None]
@@ -132,11 +133,23 @@ def predict_frame(
     checkpoint: Checkpoint = no_deadline,
 ) -> PredictResponse:
     """Validated canonical candles of one series -> the API's prediction response."""
-    require_history(candles.height, model.bundle.meta.min_history, source)
-    times = candles["time"].to_numpy()
-    labels, confidence = predict_chunks(model, candles, 0, candles.height, DEFAULT_BATCH_SIZE, checkpoint)
+    labels, confidence = predict_labels(model, candles, source, checkpoint)
     checkpoint()
+    times = candles["time"].to_numpy()
     return respond(model, times, labels, confidence, min_confidence, chart_spans(model, candles))
+
+
+def predict_labels(
+    model: LoadedModel,
+    candles: pl.DataFrame,
+    source: str = "candles",
+    checkpoint: Checkpoint = no_deadline,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every candle's label (None without enough history) and confidence (NaN), as arrays: the
+    per-candle part of the response, for a table of a million candles."""
+    require_history(candles.height, model.bundle.meta.min_history, source)
+    return predict_chunks(model, candles, 0, candles.height, batch_size, checkpoint)
 
 
 def predict_chunks(

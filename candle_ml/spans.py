@@ -25,19 +25,25 @@ class LabelSpan(NamedTuple):
         return self.end - self.start + 1
 
 
-def group_spans(labels: np.ndarray | list[str | None]) -> list[LabelSpan]:
-    """Runs of consecutive equal labels, skipping ``O`` and ``None`` (no prediction)."""
+def span_bounds(labels: np.ndarray | list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    """First and last index of each run of consecutive equal labels, ``O`` and ``None`` (no
+    prediction) left out (vectorized: a million candles in a few milliseconds)."""
     arr = np.asarray(labels, dtype=object)
     if arr.size == 0:
-        return []
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     change = np.flatnonzero(arr[1:] != arr[:-1]) + 1
     starts = np.concatenate([[0], change])
     ends = np.concatenate([change - 1, [arr.size - 1]])
-    return [
-        LabelSpan(int(s), int(e), arr[s])
-        for s, e in zip(starts, ends, strict=True)
-        if arr[s] is not None and arr[s] != NO_PATTERN
-    ]
+    first = arr[starts]
+    keep = (first != None) & (first != NO_PATTERN)  # noqa: E711
+    return starts[keep], ends[keep]
+
+
+def group_spans(labels: np.ndarray | list[str | None]) -> list[LabelSpan]:
+    """Runs of consecutive equal labels, skipping ``O`` and ``None`` (no prediction)."""
+    arr = np.asarray(labels, dtype=object)
+    starts, ends = span_bounds(arr)
+    return [LabelSpan(s, e, arr[s]) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
 def overlap_ratio(a: LabelSpan, b: LabelSpan) -> float:

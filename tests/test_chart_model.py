@@ -20,10 +20,10 @@ from .test_chart_patterns import EXPECTED_SPAN, PATHS, path
 
 def test_every_rule_span_is_one_of_the_proposals():
     for name, points in PATHS.items():
-        spans = {(p.start, p.end) for p in propose(path(points), ChartRules())}
+        spans = set(propose(path(points), ChartRules()).spans())
         assert EXPECTED_SPAN[name] in spans, name
     walk = 100 * np.exp(np.cumsum(np.random.default_rng(5).normal(0, 0.012, 4000)))
-    proposals = {(p.start, p.end) for p in propose(walk, ChartRules())}
+    proposals = set(propose(walk, ChartRules()).spans())
     found = find_chart_patterns(walk, list(CHART_PATTERNS))
     assert found and all((s.start, s.end) in proposals for s in found)
 
@@ -35,7 +35,8 @@ def test_a_span_marked_up_to_two_candles_off_mostly_labels_its_own_proposal():
     exact = proposal_labels(proposals, [(s.start, s.end, s.label) for s in truth], 0.5)
     marked = [i for i, label in enumerate(exact) if label != "O"]
     # The rule spans label exactly their own proposals (ties: a five-turn and a two-turn one).
-    assert {(proposals[i].start, proposals[i].end) for i in marked} == {(s.start, s.end) for s in truth}
+    spans = proposals.spans()
+    assert {spans[i] for i in marked} == {(s.start, s.end) for s in truth}
     rng = np.random.default_rng(0)
     off = [(s.start + int(rng.integers(-2, 3)), s.end + int(rng.integers(-2, 3)), s.label) for s in truth]
     jittered = proposal_labels(proposals, off, 0.5)

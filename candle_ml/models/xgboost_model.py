@@ -57,6 +57,8 @@ class XGBoostModel(SklearnClassifierModel):
             random_state=seed,
             device=device,
             tree_method="hist",
+            multi_strategy=p.multi_strategy,
+            max_bin=p.max_bin,
             objective="multi:softprob",
             eval_metric="mlogloss",
         )
