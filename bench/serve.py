@@ -240,7 +240,7 @@ def report(results: dict, servers: dict, json_out: Path | None, n_candles: int) 
     print()
     for k, v in ratios.items():
         print(f"{k:44} {v:6.2f}x")
-    print("targets: throughput >= 3x mlflow, p50 <= 1.5x floor")
+    print("targets: throughput >= 3x mlflow, p50 <= 1.3x floor (issue #13)")
     if json_out:
         json_out.write_text(
             json.dumps(

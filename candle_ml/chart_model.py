@@ -375,6 +375,7 @@ def train_chart_model(
         learning_rate=params.learning_rate,
         early_stopping_rounds=params.early_stopping_rounds if has_val else None,
         tree_method="hist",
+        multi_strategy=params.multi_strategy if len(labels) > 2 else "one_output_per_tree",
         eval_metric="mlogloss" if len(labels) > 2 else "logloss",  # one learned label: binary
         random_state=seed,
     )
