@@ -20,7 +20,7 @@ from candle_ml.calibration import temper
 from candle_ml.chart_model import ChartModel, ChartSettings, ChartSpanPrediction
 from candle_ml.config import FeaturizeParams
 from candle_ml.errors import BundleError
-from candle_ml.features import drop_warmup, featurize
+from candle_ml.features import feature_matrix
 from candle_ml.models import PatternModel, load_model
 from candle_ml.patterns import NO_PATTERN
 from candle_ml.windows import Anchor, WindowSpec, build_windows
@@ -180,11 +180,10 @@ class Bundle:
             return Prediction(times, labels, confidence, proba, raw_confidence)
         temperature = self.meta.temperature if calibrated else 1.0
         thresholds = np.array([self.meta.thresholds.get(str(x), 0.0) for x in names])
-        kept, first = drop_warmup(featurize(candles, self.meta.featurize))
         # float32 once, as the model reads it (not once per block of windows)
-        values = kept.select(self.meta.feature_columns).to_numpy().astype(np.float32)
+        values, first = feature_matrix(candles, self.meta.featurize, self.meta.feature_columns)
         # Windows are built over the rows after the warm-up, as in the dataset stage.
-        anchors = np.arange(max(self.meta.min_history - first, 0), kept.height)
+        anchors = np.arange(max(self.meta.min_history - first, 0), len(values))
         # In blocks, so a long series never holds all its windows (~2 KB per candle) at once.
         for block in np.array_split(anchors, max(1, -(-anchors.size // PREDICT_BLOCK))):
             if not block.size:

@@ -180,3 +180,26 @@ def test_a_feature_that_never_converges_is_an_error():
 def test_series_too_short_to_measure_convergence():
     cfg = FeaturizeParams(indicators=[IndicatorSpec("RSI", {"timeperiod": 14})])
     assert history_to_converge({"RW": featurize(random_walk(300), cfg)}, cfg, 1e-6) == (None, {})
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        CFG,  # multi-output indicators (MACD, BBANDS) through TA-Lib's function API
+        FeaturizeParams(custom=["tests.custom_feature_example:log_volume"]),  # custom: the frame path
+    ],
+    ids=["indicators", "custom"],
+)
+def test_the_prediction_path_computes_exactly_what_featurize_writes(cfg):
+    """``feature_matrix`` (what every prediction uses) gives the same bytes as the stage's
+    ``featurize`` + ``drop_warmup`` + column selection, warm-up rows included."""
+    from candle_ml.features import feature_matrix
+
+    rng = np.random.default_rng(4)
+    rows = [tuple(np.asarray(r) * (1 + 0.01 * rng.standard_normal())) for r in quiet_history(120)]
+    candles = make_candles(rows)
+    kept, first = drop_warmup(featurize(candles, cfg))
+    columns = feature_columns(kept)[::-1]  # any order the model asks for
+    fast, fast_first = feature_matrix(candles, cfg, columns)
+    assert fast_first == first and fast.dtype == np.float32
+    assert fast.tobytes() == kept.select(columns).to_numpy().astype(np.float32).tobytes()
