@@ -2,8 +2,9 @@
 reproduce its preprocessing without ``params.yaml``.
 
 ``load_bundle`` is the one loader (evaluate, the MLflow pyfunc and the server all
-use it); ``Bundle.predict`` runs the pipeline's own ``featurize`` and window
-functions on raw candles and predicts every candle that has enough history.
+use it); ``Bundle.predict`` runs the pipeline's own feature code (``feature_matrix``: the
+bytes ``featurize`` writes, without a frame) and window functions on raw candles and predicts
+every candle that has enough history.
 """
 
 from __future__ import annotations

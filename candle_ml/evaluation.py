@@ -1,7 +1,8 @@
 """Evaluation: score a model bundle on the test split, per candle and per span.
 
 Predictions are made exactly as the server makes them: ``Bundle.predict`` on the
-raw candles of each series (featurize, then a window around every candle). The
+raw candles of each series (featurize, a window ending at every candle, each predicted
+pattern painted back over its candles). The
 test candles' predictions are compared with the reference labels from the
 dataset stage; both are grouped into spans (consecutive equal non-``O`` labels)
 and matched by overlap and label. Two baselines are scored the same way: the
