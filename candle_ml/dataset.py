@@ -185,10 +185,7 @@ def build_dataset(
                 )
             )
         if params.merge == "both":
-            h_labels, _ = paint(n, [p for p in mine if p.span.source != "programmatic"])
-            p_labels, _ = paint(n, [p for p in mine if p.span.source == "programmatic"])
-            base["label_human"] = or_o(h_labels)
-            base["label_programmatic"] = or_o(p_labels)
+            base |= labels_by_source(n, mine, params.encoding)
         values = s.frame.select(feature_cols).to_numpy()
         if params.encoding == "bio":
             bio = encode_bio(base, labels, sources, mine, values, feature_cols)
@@ -300,6 +297,21 @@ def sample_anchors(
         k = pool.size if negative_ratio <= 0 else min(pool.size, want)
         chosen.append(np.sort(rng.choice(pool, size=k, replace=False)) if k else pool[:0])
     return np.unique(np.concatenate(chosen))
+
+
+def labels_by_source(n: int, spans: list[Placed], encoding: str) -> dict[str, np.ndarray]:
+    """``merge: both``: the human and the programmatic label of each candle, in separate columns,
+    meaning what ``label`` means in this encoding (for ``end``, what ends on the candle)."""
+    out = {}
+    for column, part in (
+        ("label_human", [p for p in spans if p.span.source != "programmatic"]),
+        ("label_programmatic", [p for p in spans if p.span.source == "programmatic"]),
+    ):
+        painted, sources = paint(n, part)
+        if encoding == "end":
+            painted = end_rows(painted, sources, part, np.empty(0, dtype=np.int64))[0]
+        out[column] = or_o(painted)
+    return out
 
 
 def end_rows(

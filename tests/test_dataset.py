@@ -209,6 +209,15 @@ def test_end_encoding_labels_the_candle_each_pattern_ends_on_and_looks_only_back
     assert res.schema["window"] == {"window_size": 3, "context": 0, "anchor": "end", "before": 2, "after": 0}
     row = rows(res, time=t(10)).row(0, named=True)
     assert [row[f"x_rel@{o:+d}"] for o in (-2, -1, 0)] == [9, 10, 11] and "x_rel@+1" not in row
+    both = build_dataset(
+        [series()],
+        [span(8, 9, "bearish_harami")],
+        programmatic,
+        PRIORITY,
+        params(encoding="end", merge="both"),
+    )
+    assert [label_at(both, i, "label_human") for i in (8, 9, 10)] == ["O", "bearish_harami", "O"]
+    assert [label_at(both, i, "label_programmatic") for i in (8, 9, 10)] == ["O", "O", "bullish_engulfing"]
     first = build_dataset([series()], [span(0, 0, "doji")], [], PRIORITY, params(encoding="end", context=0))
     assert [rows(first, time=t(0))[f"pad@{o:+d}"][0] for o in (-2, -1, 0)] == [1, 1, 0]
 
