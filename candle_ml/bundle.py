@@ -9,6 +9,8 @@ every candle that has enough history.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from candle_ml.features import feature_matrix
 from candle_ml.models import PatternModel, load_model
 from candle_ml.patterns import NO_PATTERN
 from candle_ml.windows import Anchor, WindowSpec, build_windows
+
+log = logging.getLogger("candle_ml.bundle")
 
 BUNDLE_FILE = "bundle.json"
 PREDICT_BLOCK = 20_000  # candles whose windows are built and predicted together
@@ -43,14 +47,53 @@ class Label(msgspec.Struct):
     color: str
 
 
-class TrainingInfo(msgspec.Struct):
-    trained_at: str  # ISO 8601, UTC
+class TrainingInfo(msgspec.Struct, omit_defaults=True):
+    # This run's facts (time, MLflow run, commit, seconds) are not in bundle.json, so that the same
+    # data and params give the same bytes (a DVC output every clone can pull and reproduce):
+    # they are in the run record beside the bundle (``RunRecord``) and filled in on loading.
+    trained_at: str | None = None  # ISO 8601, UTC
     run_id: str | None = None  # MLflow run
     git_commit: str | None = None
     dataset_version: str | None = None  # the hash DVC recorded for data/dataset
     params: dict[str, Any] = msgspec.field(default_factory=dict)  # the train section used
     fit: dict[str, Any] = msgspec.field(default_factory=dict)  # e.g. best_iteration
     class_counts: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)  # split -> label -> rows
+
+
+class RunRecord(msgspec.Struct):
+    """What one training run was: written beside the bundle (``models.run.json`` next to
+    ``models/``: git-ignored, not part of the DVC output), and in MLflow."""
+
+    trained_at: str | None  # ISO 8601, UTC
+    run_id: str | None = None
+    git_commit: str | None = None
+    seconds: float | None = None  # fitting the candle model
+    # content_hash of the bundle it trained: DVC may later restore another bundle from its cache
+    # (a param set back) without running train, and this record must not describe that one.
+    bundle_hash: str | None = None
+
+
+def content_hash(directory: Path) -> str:
+    """sha256 of a bundle directory's files, names and bytes."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(directory).iterdir() if p.is_file()):
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def run_record_file(directory: Path) -> Path:
+    directory = Path(directory)
+    return directory.with_name(directory.name + ".run.json")
+
+
+def with_run(meta: BundleMeta, run: RunRecord) -> BundleMeta:
+    """The bundle description as a caller sees it: the run's facts filled in."""
+    fit = meta.training.fit | ({"seconds": run.seconds} if run.seconds is not None else {})
+    training = msgspec.structs.replace(
+        meta.training, trained_at=run.trained_at, run_id=run.run_id, git_commit=run.git_commit, fit=fit
+    )
+    return msgspec.structs.replace(meta, training=training)
 
 
 class BundleMeta(msgspec.Struct):
@@ -235,14 +278,25 @@ class Bundle:
 
 
 def save_bundle(
-    directory: Path, model: PatternModel, meta: BundleMeta, chart_model: ChartModel | None = None
+    directory: Path,
+    model: PatternModel,
+    meta: BundleMeta,
+    chart_model: ChartModel | None = None,
+    run: RunRecord | None = None,
 ) -> None:
+    """Write the bundle (only what the data and params determine) and, given one, the run record."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     model.save(directory)
     if chart_model is not None:
         chart_model.save(directory)
     (directory / BUNDLE_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(meta), indent=2))
+    record = run_record_file(directory)
+    if run is not None:
+        run = msgspec.structs.replace(run, bundle_hash=content_hash(directory))
+        record.write_bytes(msgspec.json.format(msgspec.json.encode(run), indent=2))
+    else:
+        record.unlink(missing_ok=True)  # a record of another run would describe the wrong model
 
 
 def load_bundle(path: Path | str) -> Bundle:
@@ -261,5 +315,17 @@ def load_bundle(path: Path | str) -> Bundle:
         raise BundleError(
             f"{meta_file}: bundle format {meta.format_version}, this code reads {FORMAT_VERSION}"
         )
+    record = run_record_file(path)
+    if record.is_file():  # absent after `dvc pull` or a registry download: the run is unknown here
+        try:
+            run = msgspec.json.decode(record.read_bytes(), type=RunRecord)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise BundleError(f"{record}: not a valid run record ({exc})") from None
+        if run.bundle_hash == content_hash(path):
+            meta = with_run(meta, run)
+        else:
+            log.warning(
+                "%s describes another bundle than %s (restored from DVC's cache?): run unknown", record, path
+            )
     chart = ChartModel.load(path, meta.chart) if meta.chart is not None else None
     return Bundle(meta, load_model(meta.model_type, path), path, chart)

@@ -260,7 +260,7 @@ def candle_curve(
             dataset.schema, features_index["config"], warmup, features_index.get("history_candles")
         )
         result = train(dataset.frame, schema, train_params)
-        bundle = Bundle(bundle_meta(result, schema, train_params, None), result.model, candles_dir)
+        bundle = Bundle(bundle_meta(result, schema, train_params), result.model, candles_dir)
         metrics, test = score_bundle(bundle, candles_dir, clean, min_overlap)
         # Found in about the right place: a predicted span touching a reference span of its label.
         touching = span_scores(test.filter(pl.col("predicted").is_not_null()), "label", "predicted", 0.0)

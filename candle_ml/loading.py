@@ -8,13 +8,13 @@ MLflow registry (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``), always thr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from candle_ml.bundle import BUNDLE_FILE, Bundle, load_bundle
+from candle_ml.bundle import BUNDLE_FILE, Bundle, RunRecord, content_hash, load_bundle, with_run
 from candle_ml.errors import CandleMLError, ModelLoadError
 from candle_ml.paths import EVALUATE_REPORT
 from candle_ml.tracking import fail_fast
@@ -39,7 +39,7 @@ class ModelSummary(msgspec.Struct):
     version: str
     model_type: str
     run_id: str | None
-    trained_at: str
+    trained_at: str | None  # null when the run is unknown here (a bundle from `dvc pull`)
     min_history: int  # candles a prediction needs before it
     lookahead: int  # later candles a prediction looks at; the last ones of a request can still change
 
@@ -68,12 +68,9 @@ class LoadedModel:
 
 
 def _content_version(path: Path) -> str:
-    """A local bundle's version: a hash of its files, so a retrained bundle reads as new."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.iterdir() if p.is_file()):
-        digest.update(file.name.encode())
-        digest.update(file.read_bytes())
-    return "sha256:" + digest.hexdigest()[:12]
+    """A local bundle's version: a hash of its files, so a different model reads as new (and the
+    same one trained again, byte for byte, as the same)."""
+    return "sha256:" + content_hash(path)[:12]
 
 
 def _load_local(path: Path) -> LoadedModel:
@@ -126,6 +123,8 @@ def _load_registry_into(uri: str, match: re.Match[str], tracking_uri: str, local
             f"--model {uri}: version {version.version} holds no {BUNDLE_FILE} (not a candle-ml pyfunc?)"
         )
     bundle = load_bundle(bundles[0])
+    if version.run_id and bundle.meta.training.run_id is None:  # the run's facts come from MLflow
+        bundle.meta = with_run(bundle.meta, registry_run(version.run_id, tracking_uri))
     metrics, metrics_source = None, None
     if version.run_id:
         try:  # evaluate logs reports/evaluate.json into the training run
@@ -144,6 +143,19 @@ def _load_registry_into(uri: str, match: re.Match[str], tracking_uri: str, local
                 "%s: run %s has no evaluate.json (was evaluate run?); no test metrics", uri, version.run_id
             )
     return LoadedModel(bundle, name, str(version.version), uri, metrics, metrics_source)
+
+
+def registry_run(run_id: str, tracking_uri: str) -> RunRecord:
+    """A registered version's training run, as the run record beside a local bundle says it."""
+    import mlflow
+
+    try:
+        run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
+    except Exception as exc:
+        log.warning("run %s: %s; its time and commit are unknown", run_id, type(exc).__name__)
+        return RunRecord(trained_at=None, run_id=run_id)
+    started = datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(timespec="seconds")
+    return RunRecord(trained_at=started, run_id=run_id, git_commit=run.data.tags.get("git_commit"))
 
 
 def load_model_from(source: str, tracking_uri: str, threads: int | None = None) -> LoadedModel:

@@ -22,7 +22,7 @@ import polars as pl
 from sklearn.utils.class_weight import compute_sample_weight
 
 from candle_ml.annotations import HUMAN_SOURCES
-from candle_ml.bundle import Bundle, BundleMeta, TrainingInfo, label_colors
+from candle_ml.bundle import Bundle, BundleMeta, RunRecord, TrainingInfo, label_colors
 from candle_ml.calibration import fit_temperature, validation_probabilities
 from candle_ml.candles import CANDLE_COLUMNS
 from candle_ml.config import FeaturizeParams, MlflowParams, TrainParams
@@ -119,9 +119,9 @@ def train(frame: pl.DataFrame, schema: dict[str, Any], params: TrainParams) -> T
     return TrainResult(model, classes, info, counts, seconds, X[:5])
 
 
-def bundle_meta(
-    result: TrainResult, schema: dict[str, Any], params: TrainParams, run_id: str | None
-) -> BundleMeta:
+def bundle_meta(result: TrainResult, schema: dict[str, Any], params: TrainParams) -> BundleMeta:
+    """The bundle's description: only what the data and params determine, so that the same inputs
+    give the same bytes (this run's time, MLflow run and commit go in ``run_record``)."""
     warmup = int(schema["warmup"])
     return BundleMeta(
         model_type=params.model_type,
@@ -138,14 +138,21 @@ def bundle_meta(
         min_history=max(int(schema.get("history", warmup)), warmup) + schema["window"]["before"],
         label_priority=schema["label_priority"],
         training=TrainingInfo(
-            trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            run_id=run_id,
-            git_commit=git_commit(),
             dataset_version=dataset_version(),
             params=msgspec.to_builtins(params),
-            fit={**result.fit_info, "seconds": round(result.seconds, 2)},
+            fit=dict(result.fit_info),
             class_counts=result.class_counts,
         ),
+    )
+
+
+def run_record(result: TrainResult, run_id: str | None) -> RunRecord:
+    """This training run: when, which MLflow run and commit, how long the fit took."""
+    return RunRecord(
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        run_id=run_id,
+        git_commit=git_commit(),
+        seconds=round(result.seconds, 2),
     )
 
 

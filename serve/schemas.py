@@ -128,7 +128,7 @@ class ModelInfo(msgspec.Struct):
     source: str
     model_type: str
     run_id: str | None
-    trained_at: str
+    trained_at: str | None
     git_commit: str | None
     dataset_version: str | None
     min_history: int

@@ -14,13 +14,13 @@ import polars as pl
 import typer
 
 from candle_ml import paths
-from candle_ml.bundle import BundleMeta, save_bundle
+from candle_ml.bundle import save_bundle, with_run
 from candle_ml.chart_model import train_chart_model
 from candle_ml.config import MlflowParams, TrainParams, parse_section, read_params
 from candle_ml.models import model_class
 from candle_ml.stageio import read_json, require_file, run_stage
 from candle_ml.tracking import connect, guarded, run_name
-from candle_ml.training import bundle_meta, calibrated, candles_example, log_to_mlflow, train
+from candle_ml.training import bundle_meta, calibrated, candles_example, log_to_mlflow, run_record, train
 
 log = logging.getLogger("candle_ml.train")
 
@@ -51,27 +51,26 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         )
         log.info("chart-pattern model: %s", chart_info)
 
-        def described(run_id: str | None) -> BundleMeta:
-            meta = bundle_meta(result, schema, params, run_id)
-            meta = msgspec.structs.replace(meta, chart=chart_model.settings if chart_model else None)
-            return calibrated(meta, result.model, params, paths.CANDLES_DIR, reference)
+        meta = bundle_meta(result, schema, params)
+        meta = msgspec.structs.replace(meta, chart=chart_model.settings if chart_model else None)
+        meta = calibrated(meta, result.model, params, paths.CANDLES_DIR, reference)
 
         shutil.rmtree(paths.MODEL_DIR, ignore_errors=True)
         if not connect(cfg):
-            save_bundle(paths.MODEL_DIR, result.model, described(None), chart_model)
+            save_bundle(paths.MODEL_DIR, result.model, meta, chart_model, run_record(result, None))
             return
         import mlflow
 
         with mlflow.start_run(run_name=run_name()) as active:
-            meta = described(active.info.run_id)
-            save_bundle(paths.MODEL_DIR, result.model, meta, chart_model)
+            run = run_record(result, active.info.run_id)
+            save_bundle(paths.MODEL_DIR, result.model, meta, chart_model, run)
             guarded(
                 cfg,
                 "logging the training run",
                 log_to_mlflow,
                 result,
                 all_params,
-                meta,
+                with_run(meta, run),
                 cfg,
                 params_file,
                 paths.MODEL_DIR,

@@ -99,7 +99,7 @@ def train_on_bundled(root: Path, patterns: list[str], human_spans=None, n_estima
     schema = model_schema(dataset.schema, cfg, warmup, history)
     params = TrainParams(model_type="xgboost", xgboost=XGBoostParams(n_estimators=n_estimators, n_jobs=2))
     result = train(dataset.frame, schema, params)
-    return result, schema, series, bundle_meta(result, schema, params, run_id=None)
+    return result, schema, series, bundle_meta(result, schema, params)
 
 
 def train_chart_on(series, human_spans=None, labels=None, seed: int = 0):

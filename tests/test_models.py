@@ -96,7 +96,7 @@ def test_train_passes_class_weights_to_the_model(small_dataset, monkeypatch):
 def test_bundle_round_trip_gives_the_same_predictions(tmp_path, params, encoding):
     candles, frame, schema = build_small(encoding)
     result = train(frame, schema, params)
-    meta = bundle_meta(result, schema, params, run_id=None)
+    meta = bundle_meta(result, schema, params)
     save_bundle(tmp_path, result.model, meta)
     bundle = load_bundle(tmp_path)
     assert bundle.meta.label_names == result.classes and bundle.meta.labels[0].color == "#9e9e9e"
@@ -137,7 +137,7 @@ def test_xgboost_logs_progress_and_saves_its_training_curve(small_dataset, tmp_p
     with caplog.at_level(logging.INFO, logger="candle_ml.train"):
         result = train(frame, schema, params)
     assert "round 1/15, validation mlogloss" in caplog.text
-    save_bundle(tmp_path, result.model, bundle_meta(result, schema, params, run_id=None))
+    save_bundle(tmp_path, result.model, bundle_meta(result, schema, params))
     curve = pl.read_csv(tmp_path / "training_curve.csv")
     assert curve.columns == ["round", "validation_mlogloss"] and 1 <= curve.height <= 15
     assert curve["validation_mlogloss"][-1] < curve["validation_mlogloss"][0]
@@ -151,7 +151,7 @@ def test_an_end_model_paints_each_predicted_pattern_back_over_its_candles(tmp_pa
     candles, frame, schema = build_small("end")
     params = TrainParams(model_type="xgboost", xgboost=XGBoostParams(n_estimators=5, n_jobs=1))
     result = train(frame, schema, params)
-    meta = bundle_meta(result, schema, params, run_id=None)
+    meta = bundle_meta(result, schema, params)
     meta = msgspec.structs.replace(
         meta,
         label_lengths={"bullish_engulfing": 2, "bearish_engulfing": 2, "doji": 1},
@@ -199,3 +199,33 @@ def test_an_end_model_paints_each_predicted_pattern_back_over_its_candles(tmp_pa
         30: ("O", 0.6),
     }
     np.testing.assert_allclose(pred.proba[at + 10], designed[11])
+
+
+def test_the_run_record_stays_beside_the_bundle_and_only_describes_its_own_bundle(tmp_path, caplog):
+    """bundle.json holds nothing of the run (same data and params, same bytes); the run record
+    beside it fills in time, run and commit on loading, unless the bundle is another one."""
+    from candle_ml.bundle import RunRecord, run_record_file
+    from candle_ml.training import run_record
+
+    candles, frame, schema = build_small("end")
+    params = TrainParams(model_type="xgboost", xgboost=XGBoostParams(n_estimators=5, n_jobs=1))
+    result = train(frame, schema, params)
+    meta = bundle_meta(result, schema, params)
+    bundle_dir = tmp_path / "models"
+    save_bundle(bundle_dir, result.model, meta, run=run_record(result, "run-1"))
+    text = (bundle_dir / "bundle.json").read_text()
+    assert "trained_at" not in text and "run-1" not in text and "seconds" not in text
+    assert not any(p.name.endswith(".run.json") for p in bundle_dir.iterdir())
+    loaded = load_bundle(bundle_dir).meta.training
+    assert loaded.run_id == "run-1" and loaded.trained_at and loaded.fit["seconds"] >= 0
+    first = (bundle_dir / "bundle.json").read_bytes()
+    save_bundle(bundle_dir, result.model, meta, run=run_record(result, "run-2"))
+    assert (bundle_dir / "bundle.json").read_bytes() == first  # the same model, the same bytes
+    # Another bundle restored where the record's one was (DVC's cache): the record is not its run.
+    record = msgspec.json.decode(run_record_file(bundle_dir).read_bytes(), type=RunRecord)
+    other = msgspec.structs.replace(meta, temperature=meta.temperature + 1)
+    save_bundle(bundle_dir, result.model, other)  # no run: a stale record is removed
+    assert not run_record_file(bundle_dir).exists()
+    run_record_file(bundle_dir).write_bytes(msgspec.json.encode(record))
+    assert load_bundle(bundle_dir).meta.training.run_id is None
+    assert "describes another bundle" in caplog.text

@@ -402,6 +402,35 @@ def test_the_learning_curve_is_one_param_away(pipeline):
     assert "metrics/curve.json" in run(["dvc", "metrics", "show"], repo)  # a row; no new columns
 
 
+def test_retraining_reproduces_the_model_byte_for_byte(pipeline):
+    """`models/` holds only what the data and params determine, so a clone that reruns `train`
+    gets the hash in dvc.lock (and `dvc pull` of any commit finds it); this run's time, MLflow run
+    and commit go in models.run.json beside it, which the server still reports. Leaves one more
+    MLflow run and registered version behind (so it runs after the tests that count them)."""
+    import yaml
+
+    repo, _ = pipeline
+
+    def models_hash() -> str:
+        lock = yaml.safe_load((repo / "dvc.lock").read_text())
+        return next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"] == "models")
+
+    before, first_run = models_hash(), json.loads((repo / "models.run.json").read_text())
+    assert ran(run(["dvc", "repro", "--force", "--single-item", "train"], repo)) == ["train"]
+    again = json.loads((repo / "models.run.json").read_text())
+    assert models_hash() == before and "trained_at" not in (repo / "models/bundle.json").read_text()
+    assert again["run_id"] and again["run_id"] != first_run["run_id"] and again["trained_at"]
+    assert "models" not in run(["dvc", "status"], repo)
+    settings = ServeSettings(
+        model=str(repo / "models"),
+        candles_dir=str(repo / "data/candles"),
+        tracking_uri=f"sqlite:///{repo / 'mlflow.db'}",
+    )
+    with TestClient(app=create_app(settings), base_url="http://127.0.0.1") as c:
+        info = c.get("/model/info").json()
+    assert info["run_id"] == again["run_id"] and info["trained_at"] == again["trained_at"]
+
+
 def test_a_pandas_default_csv_in_data_raw_is_ingested(tmp_path):
     """`df.to_csv()` of a date-indexed frame dropped into data/raw goes through `dvc repro ingest` as is."""
     import pandas as pd
