@@ -25,6 +25,28 @@ app = typer.Typer(
 )
 
 
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        from candle_ml import __version__
+
+        try:  # the installed distribution's, which pip and bug reports see
+            typer.echo(f"candle-ml {version('candle-ml')}")
+        except Exception:  # run from a source tree that is not installed
+            typer.echo(f"candle-ml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
+    """candle-ml: candlestick-pattern ML backend (pipeline: `dvc repro`)."""
+
+
 @app.command()
 def check(
     files: list[Path] = typer.Argument(

@@ -66,3 +66,14 @@ def test_a_pandas_default_csv_is_checked_and_predicted(served_model, tmp_path):
     assert refused.exit_code == 1 and "--time-column NAME" in refused.output
     named = runner.invoke(app, ["check", str(renamed), "--time-column", "bar"])
     assert named.exit_code == 0 and "400 candles" in named.output
+
+
+def test_version_as_a_user_types_it():
+    import subprocess
+    import sys
+    from importlib.metadata import version
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "candle-ml"
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == f"candle-ml {version('candle-ml')}\n"
