@@ -200,6 +200,7 @@ class Bundle:
     model: PatternModel
     path: Path
     chart_model: ChartModel | None = None
+    digest: str | None = None  # content_hash of the files it was loaded from (None: built in memory)
 
     def predict_chart(self, candles: pl.DataFrame) -> list[ChartSpanPrediction]:
         """Chart-pattern spans (rows of ``candles``) whose turns the candles show, confirmed."""
@@ -315,17 +316,18 @@ def load_bundle(path: Path | str) -> Bundle:
         raise BundleError(
             f"{meta_file}: bundle format {meta.format_version}, this code reads {FORMAT_VERSION}"
         )
+    digest = content_hash(path)
     record = run_record_file(path)
     if record.is_file():  # absent after `dvc pull` or a registry download: the run is unknown here
         try:
             run = msgspec.json.decode(record.read_bytes(), type=RunRecord)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise BundleError(f"{record}: not a valid run record ({exc})") from None
-        if run.bundle_hash == content_hash(path):
+        if run.bundle_hash == digest:
             meta = with_run(meta, run)
         else:
             log.warning(
                 "%s describes another bundle than %s (restored from DVC's cache?): run unknown", record, path
             )
     chart = ChartModel.load(path, meta.chart) if meta.chart is not None else None
-    return Bundle(meta, load_model(meta.model_type, path), path, chart)
+    return Bundle(meta, load_model(meta.model_type, path), path, chart, digest)

@@ -116,7 +116,13 @@ def predict(
 
     from candle_ml.loading import load_model_from
     from candle_ml.patterns import NO_PATTERN
-    from candle_ml.prediction import OFFLINE_BATCH_SIZE, chart_spans, predict_labels, respond
+    from candle_ml.prediction import (
+        OFFLINE_BATCH_SIZE,
+        above_min_confidence,
+        chart_spans,
+        predict_labels,
+        respond,
+    )
     from candle_ml.spans import span_bounds
     from candle_ml.tracking import tracking_uri as default_tracking_uri
 
@@ -131,8 +137,7 @@ def predict(
     except (CandleMLError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    if min_confidence > 0:
-        labels[(labels != None) & (confidence < min_confidence)] = NO_PATTERN  # noqa: E711
+    labels = above_min_confidence(labels, confidence, min_confidence)
     if pair is None or timeframe is None:
         try:
             named = parse_series_filename(input_file)

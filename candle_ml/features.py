@@ -317,12 +317,7 @@ def feature_matrix(candles: pl.DataFrame, cfg: FeaturizeParams, columns: list[st
     arrays = candle_arrays(p["open"], p["high"], p["low"], p["close"], cfg.scale_window)
     arrays |= indicator_arrays(p, cfg.indicators)
     every = np.column_stack(list(arrays.values())) if arrays else np.empty((len(p["close"]), 0))
-    bad = np.asarray(~np.isfinite(every).all(axis=1))
-    first = int(np.argmin(bad)) if not bad.all() else bad.size
-    if bad[first:].any():
-        row = first + int(np.argmax(bad[first:]))
-        names = [c for c, v in arrays.items() if not np.isfinite(v[row])]
-        raise FeatureError(f"featurize: NaN after warm-up at row {row + 1} in {', '.join(names)}")
+    first = warm_start(every, list(arrays))
     return np.column_stack([arrays[c][first:] for c in columns]).astype(np.float32), first
 
 
@@ -330,18 +325,20 @@ def feature_columns(frame: pl.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in CANDLE_COLUMNS]
 
 
-def warmup_mask(frame: pl.DataFrame) -> np.ndarray:
-    """True for rows where any feature is still NaN (indicator or scale warm-up)."""
-    feats = frame.select(feature_columns(frame)).to_numpy()
-    return ~np.isfinite(feats).all(axis=1)
+def warm_start(features: np.ndarray, names: list[str]) -> int:
+    """The first row where every feature (columns ``names``) is defined; a NaN after it is an
+    error naming the row and the columns, not warm-up."""
+    bad = np.asarray(~np.isfinite(features).all(axis=1))
+    first = int(np.argmin(bad)) if not bad.all() else bad.size
+    if bad[first:].any():
+        row = first + int(np.argmax(bad[first:]))
+        cols = [c for c, ok in zip(names, np.isfinite(features[row]), strict=True) if not ok]
+        raise FeatureError(f"featurize: NaN after warm-up at row {row + 1} in {', '.join(cols)}")
+    return first
 
 
 def drop_warmup(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """Drop the leading warm-up rows of one series; a NaN after them is an error, not warm-up."""
-    bad = warmup_mask(frame)
-    first_ok = int(np.argmin(bad)) if not bad.all() else frame.height
-    if bad[first_ok:].any():
-        row = first_ok + int(np.argmax(bad[first_ok:]))
-        cols = [c for c in feature_columns(frame) if not np.isfinite(frame[c][row])]
-        raise FeatureError(f"featurize: NaN after warm-up at row {row + 1} in {', '.join(cols)}")
-    return frame.slice(first_ok), first_ok
+    names = feature_columns(frame)
+    first = warm_start(frame.select(names).to_numpy(), names)
+    return frame.slice(first), first

@@ -67,12 +67,6 @@ class LoadedModel:
         )
 
 
-def _content_version(path: Path) -> str:
-    """A local bundle's version: a hash of its files, so a different model reads as new (and the
-    same one trained again, byte for byte, as the same)."""
-    return "sha256:" + content_hash(path)[:12]
-
-
 def _load_local(path: Path) -> LoadedModel:
     bundle = load_bundle(path)
     # `dvc repro` writes reports/evaluate.json beside models/; older than the bundle means stale.
@@ -80,9 +74,10 @@ def _load_local(path: Path) -> LoadedModel:
     metrics, metrics_source = None, None
     if metrics_file.is_file() and metrics_file.stat().st_mtime >= (path / BUNDLE_FILE).stat().st_mtime:
         metrics, metrics_source = json.loads(metrics_file.read_text()), str(metrics_file)
-    return LoadedModel(
-        bundle, path.resolve().name, _content_version(path), str(path.resolve()), metrics, metrics_source
-    )
+    # The version is a hash of its files: a different model reads as new, and the same one
+    # trained again, byte for byte, as the same.
+    version = "sha256:" + (bundle.digest or content_hash(path))[:12]
+    return LoadedModel(bundle, path.resolve().name, version, str(path.resolve()), metrics, metrics_source)
 
 
 def _load_registry(uri: str, tracking_uri: str) -> LoadedModel:

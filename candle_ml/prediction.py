@@ -56,6 +56,14 @@ class PredictResponse(msgspec.Struct):
     model_info: ModelSummary
 
 
+def above_min_confidence(labels: np.ndarray, confidence: np.ndarray, min_confidence: float) -> np.ndarray:
+    """A copy of ``labels`` where every label less sure than ``min_confidence`` is ``O``."""
+    out = labels.copy()
+    if min_confidence > 0:
+        out[~np.isnan(confidence) & (confidence < min_confidence)] = NO_PATTERN
+    return out
+
+
 def respond(
     model: LoadedModel,
     times: np.ndarray,
@@ -66,10 +74,8 @@ def respond(
 ) -> PredictResponse:
     """Per-candle predictions (labels below ``min_confidence`` become ``O``), their spans, and the
     chart-pattern spans (those below ``min_confidence`` left out), ordered by start."""
-    labels = pred_labels.copy()
+    labels = above_min_confidence(pred_labels, confidence, min_confidence)
     has = ~np.isnan(confidence)  # exactly the candles with a label
-    if min_confidence > 0:
-        labels[has & (confidence < min_confidence)] = NO_PATTERN
     conf_out = np.where(has, confidence, 0.0).tolist()
     predictions = [
         CandlePrediction(t, label, c if ok else None)
