@@ -1,0 +1,109 @@
+"""Integration: the remote workflow of docs/pipeline.md ("Remote storage") against a real
+S3-compatible server on loopback (moto's), with two clones: one pushes what it built, the other
+pulls it and finds nothing to rebuild.
+
+Runs on the shared pipeline copy (conftest `pipeline`) after tests/test_pipeline.py; it commits
+that copy's state and points its default remote at the S3 server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import ARTIFACTS, commit_all, run
+
+pytestmark = pytest.mark.integration
+
+boto3 = pytest.importorskip("boto3", reason="the s3 extra (pip install -e '.[s3]') is not installed")
+KEY, SECRET = "candle-ml-test", "not-a-secret"
+
+
+@pytest.fixture
+def s3_server():
+    """moto's standalone S3 server on a free loopback port: its endpoint URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    moto_server = Path(sys.executable).parent / "moto_server"
+    proc = subprocess.Popen(
+        [str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"moto_server did not listen on {url}")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def timed(cmd: list[str], cwd: Path) -> tuple[str, float]:
+    start = time.perf_counter()
+    out = run(cmd, cwd, AWS_EC2_METADATA_DISABLED="true")
+    return out, time.perf_counter() - start
+
+
+def configure_credentials(clone: Path) -> None:
+    """Each clone's own secrets, in .dvc/config.local (git-ignored), as the docs say."""
+    run(["dvc", "remote", "modify", "--local", "s3", "access_key_id", KEY], clone)
+    run(["dvc", "remote", "modify", "--local", "s3", "secret_access_key", SECRET], clone)
+
+
+def test_a_second_clone_pulls_what_the_first_pushed_and_rebuilds_nothing(pipeline, s3_server, tmp_path):
+    repo, _ = pipeline
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        aws_access_key_id=KEY,
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    )
+    s3.create_bucket(Bucket="team")
+
+    # Clone one: the remote goes in the committed config, the credentials do not.
+    run(["dvc", "remote", "add", "-d", "s3", "s3://team/candle-ml"], repo)
+    run(["dvc", "remote", "modify", "s3", "endpointurl", s3_server], repo)
+    configure_credentials(repo)
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], repo)
+    commit_all(repo, "DVC remote: s3")
+    assert KEY not in (repo / ".dvc/config").read_text()
+    pushed, push_s = timed(["dvc", "push"], repo)
+    objects = s3.list_objects_v2(Bucket="team", Prefix="candle-ml/").get("KeyCount", 0)
+    assert objects > 0, pushed
+
+    # Clone two: git clone, its own credentials, pull; the outputs are the ones the lock names.
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    configure_credentials(clone)
+    pulled, pull_s = timed(["dvc", "pull"], clone)
+    status, status_s = timed(["dvc", "status"], clone)
+    assert "Data and pipelines are up to date" in status, status
+    rerun, repro_s = timed(["dvc", "repro"], clone)
+    assert "Running stage" not in rerun and "Data and pipelines are up to date" in rerun, rerun
+    assert (clone / "models/bundle.json").read_bytes() == (repo / "models/bundle.json").read_bytes()
+    assert not (clone / "models.run.json").exists()  # run facts stay with the clone that trained
+
+    timings = {
+        "objects_in_remote": objects,
+        "push_s": round(push_s, 2),
+        "pull_s": round(pull_s, 2),
+        "status_s": round(status_s, 2),
+        "noop_repro_s": round(repro_s, 2),
+    }
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "remote-s3.json").write_text(json.dumps(timings, indent=2) + "\n")
