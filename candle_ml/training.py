@@ -28,6 +28,7 @@ from candle_ml.candles import CANDLE_COLUMNS
 from candle_ml.config import FeaturizeParams, MlflowParams, TrainParams
 from candle_ml.errors import ConfigError, DatasetError
 from candle_ml.models import PatternModel, create_model, model_class
+from candle_ml.models.sklearn_api import pinned
 from candle_ml.paths import INDEX
 from candle_ml.patterns import NO_PATTERN
 from candle_ml.stageio import read_json
@@ -253,7 +254,5 @@ def log_to_mlflow(
 
 
 def _pip_requirements() -> list[str]:
-    from importlib.metadata import version
-
-    pkgs = ("numpy", "pandas", "polars", "ta-lib", "msgspec", "scikit-learn", "skops", "xgboost", "pyyaml")
-    return [f"{p}=={version(p)}" for p in pkgs]
+    """The pyfunc's environment: what the bundle imports, at the versions installed here."""
+    return pinned("numpy", "pandas", "polars", "talib", "msgspec", "sklearn", "skops", "xgboost", "yaml")

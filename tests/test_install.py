@@ -102,3 +102,16 @@ def test_every_import_of_the_shipped_code_is_a_declared_dependency():
 def test_the_lock_says_how_to_remake_it():
     header = (ROOT / "requirements.lock").read_text().split("\n", 3)
     assert re.search(r"uv pip compile pyproject\.toml .*--generate-hashes", "\n".join(header[:3]))
+
+
+def test_the_logged_model_pins_the_distributions_installed_here():
+    """The MLflow pyfunc's pip requirements name the distribution that provides each module
+    (xgboost-cpu, not xgboost), so logging works whichever XGBoost build is installed."""
+    from importlib.metadata import version
+
+    from candle_ml.training import _pip_requirements
+
+    pins = dict(r.split("==") for r in _pip_requirements())
+    assert all(version(name) == v for name, v in pins.items())
+    xgb = packages_distributions()["xgboost"][0]
+    assert pins[xgb] == version(xgb) and {"TA-Lib", "scikit-learn"} <= set(pins)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from candle_ml.config import RandomForestParams
-from candle_ml.models.sklearn_api import SklearnClassifierModel
+from candle_ml.models.sklearn_api import SklearnClassifierModel, pinned
 
 log = logging.getLogger(__name__)
 
@@ -74,5 +74,5 @@ class RandomForestModel(SklearnClassifierModel):
             serialization_format="skops",
             **self.logged_io(example),
             skops_trusted_types=sorted(TRUSTED_TYPES),
-            pip_requirements=["scikit-learn", "skops"],
+            pip_requirements=pinned("sklearn", "skops"),
         )

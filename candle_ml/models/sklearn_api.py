@@ -27,3 +27,13 @@ class SklearnClassifierModel:
 
     def feature_importance(self) -> np.ndarray:
         return np.asarray(self.clf.feature_importances_, dtype=float)
+
+
+def pinned(*modules: str) -> list[str]:
+    """pip requirements for an MLflow model: the installed distribution of each imported module at
+    its version (by module, because one module ships under several names: ``xgboost`` is also
+    the CPU-only ``xgboost-cpu``)."""
+    from importlib.metadata import packages_distributions, version
+
+    dists = packages_distributions()
+    return [f"{d}=={version(d)}" for d in (dists[m][0] for m in modules)]

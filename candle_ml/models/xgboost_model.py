@@ -10,7 +10,7 @@ from typing import Any
 import xgboost as xgb
 
 from candle_ml.config import XGBoostParams
-from candle_ml.models.sklearn_api import SklearnClassifierModel
+from candle_ml.models.sklearn_api import SklearnClassifierModel, pinned
 
 log = logging.getLogger("candle_ml.train")
 
@@ -111,11 +111,5 @@ class XGBoostModel(SklearnClassifierModel):
             name=name,
             model_format="ubj",
             **self.logged_io(example),
-            pip_requirements=_requirements("xgboost"),
+            pip_requirements=pinned("xgboost"),
         )
-
-
-def _requirements(*packages: str) -> list[str]:
-    from importlib.metadata import version
-
-    return [f"{p}=={version(p)}" for p in packages]
