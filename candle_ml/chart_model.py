@@ -292,6 +292,9 @@ class ChartSpanPrediction:
     label: str
     confidence: float
     margin: float  # top-1 minus top-2 probability: how sure (the review queue asks about the least sure)
+    # The row whose window confirmed it: the first candle a trader could have seen it on (often
+    # more than ``confirm`` after its end: a window waits until the last turn is settled).
+    found_at: int = -1
 
 
 MODEL_FILE = "chart_model.ubj"
@@ -322,13 +325,14 @@ class ChartModel:
         second = np.sort(proba, axis=1)[:, -2] if proba.shape[1] > 1 else np.zeros(best.size)
         pick = np.flatnonzero(names[best] != NO_PATTERN)
         chosen = [
-            ChartSpanPrediction(s, e, label, c, m)
-            for s, e, label, c, m in zip(
+            ChartSpanPrediction(s, e, label, c, m, f)
+            for s, e, label, c, m, f in zip(
                 proposals.start[pick].tolist(),
                 proposals.end[pick].tolist(),
                 names[best[pick]].tolist(),
                 top[pick].tolist(),
                 (top[pick] - second[pick]).tolist(),
+                proposals.found_at[pick].tolist(),
                 strict=True,
             )
         ]

@@ -1,8 +1,9 @@
 """The ``candle-ml`` command line: the commands a trader or engineer runs by hand.
 
 The pipeline itself runs through DVC (``dvc repro``). Here: checking files before they
-go into ``data/``, listing the patterns, and predicting a file offline with exactly the
-server's code. ``candle-ml serve`` is added by ``serve.cli`` (the library knows no HTTP).
+go into ``data/``, listing the patterns, predicting a file offline with exactly the server's
+code, and the outcome report (do the patterns matter?) on a trader's own series.
+``candle-ml serve`` is added by ``serve.cli`` (the library knows no HTTP).
 """
 
 from __future__ import annotations
@@ -179,6 +180,102 @@ def predict(
         f"(model {loaded.name}@{loaded.version})" + (f" -> {output}" if output else ""),
         err=True,
     )
+
+
+@app.command()
+def outcomes(
+    input_files: list[Path] = typer.Argument(
+        ..., help="candles, one series a file: .csv or .parquet (PAIR_TF names, as ingest reads them)"
+    ),
+    output: Path = typer.Option(None, "-o", "--output", help="the full report (every cell) as JSON"),
+    model: str = typer.Option(
+        None, help="also the spans this model predicts (bundle directory or models:/NAME@ALIAS)"
+    ),
+    horizon: int = typer.Option(None, help="the horizon the table shows (default outcomes.summary_horizon)"),
+    params_file: Path = typer.Option(
+        paths.PARAMS, "--params", help="params.yaml for outcomes and autolabel (defaults when absent)"
+    ),
+    naive_timezone: str = typer.Option("UTC", help="timezone of timestamps that carry none"),
+    time_column: str = typer.Option(
+        None, help="the time column's name when it is none of Date/Datetime/time"
+    ),
+    tracking_uri: str = typer.Option(None, help="MLflow store for models:/ URIs"),
+) -> None:
+    """Do patterns matter on your series? Net returns after each pattern vs random entries.
+
+    The rules' spans (TA-Lib's patterns and the chart rules), and with --model a model's, get
+    a verdict per label: edge, no detectable edge (with the smallest edge the data could show)
+    or insufficient data. Same method as the `outcomes` stage (docs/pipeline.md, "Outcomes")."""
+    import json
+
+    import msgspec
+    import polars as pl
+
+    from candle_ml.autolabel import autolabel, check_patterns
+    from candle_ml.chart_patterns import CHART_PATTERNS, ChartRules
+    from candle_ml.config import AutolabelParams, OutcomesParams, parse_section, read_params
+    from candle_ml.outcomes import OutcomeSeries, SpanEnd, model_ends, outcome_report, rule_ends
+    from candle_ml.patterns import PATTERNS
+
+    try:
+        all_params = read_params(params_file) if params_file.is_file() else {}
+        params = parse_section(all_params, "outcomes", OutcomesParams, params_file)
+        labels = parse_section(all_params, "autolabel", AutolabelParams, params_file)
+        patterns = check_patterns(labels.patterns or list(PATTERNS))
+        charts = labels.chart_patterns if "autolabel" in all_params else list(CHART_PATTERNS)
+        h = params.summary_horizon if horizon is None else horizon
+        if h not in params.horizons:
+            raise CandleMLError(f"--horizon {h}: not one of outcomes.horizons {params.horizons}")
+        series: list[OutcomeSeries] = []
+        frames: list[tuple[str, str, pl.DataFrame]] = []
+        for path in input_files:
+            try:
+                pair, timeframe = parse_series_filename(path)
+            except CandleMLError:
+                pair, timeframe = path.stem, "?"
+            frame, raw_times = read_series_file(path, naive_timezone, time_column)
+            candles, _ = validate_candles(frame, path.name, "error", raw_times)
+            frames.append((pair, timeframe, candles))
+            series.append(OutcomeSeries.from_frame(pair, timeframe, candles))
+        spans = [s for pair, tf, c in frames for s in autolabel(c, patterns, pair, tf)]
+        rules = ChartRules(**msgspec.to_builtins(labels.chart))
+        sources: dict[str, list[SpanEnd]] = {"rules": rule_ends(spans, series, charts, rules)}
+        if model:
+            from candle_ml.loading import load_model_from
+            from candle_ml.tracking import tracking_uri as default_tracking_uri
+
+            bundle = load_model_from(model, tracking_uri or default_tracking_uri()).bundle
+            sources["model"] = [e for pair, tf, c in frames for e in model_ends(bundle, pair, tf, c)]
+        report, _ = outcome_report(series, sources, params)
+    except (CandleMLError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for name, grid in report["sources"].items():
+        typer.echo(f"{name}: net return {h} candles after entry, minus random entries' (cost {params.cost})")
+        typer.echo("\n".join(outcome_lines(grid, h)))
+    if output:
+        output.write_text(json.dumps(report, indent=1) + "\n")
+        typer.echo(f"report: {output}", err=True)
+
+
+def outcome_lines(grid: dict[str, Any], h: int) -> list[str]:
+    """The table ``candle-ml outcomes`` prints: one line per label at horizon h, then any flips."""
+    from candle_ml.outcomes import verdict_text
+
+    lines = [f"  {'label':28} {'n':>5} {'dir':5} {'excess':>8} {'95% interval':>20} {'hit/base':>9}  verdict"]
+    for c in (c for c in grid["cells"] if c["h"] == h):
+        head = f"  {c['label']:28} {c['n']:5d} {c['direction']:5}"
+        if c.get("excess_return") is None:
+            lines.append(f"{head} {'':>8} {'':>20} {'':>9}  {c['verdict']}")
+            continue
+        lo, hi = c.get("ci") or (None, None)
+        interval = "" if lo is None or hi is None else f"[{lo:+.4f}, {hi:+.4f}]"  # one cluster: none
+        hits = f"{c['hit_rate']:.2f}/{c['base_up_rate']:.2f}"
+        lines.append(f"{head} {c['excess_return']:+8.4f} {interval:>20} {hits:>9}  {verdict_text(c)}")
+    lines += [
+        f"  flips: {f['label']} h={f['h']}: {f['first_half']} -> {f['second_half']}" for f in grid["flips"]
+    ]
+    return lines
 
 
 @app.command()

@@ -220,6 +220,36 @@ class LearningCurveParams(Options):
             raise ValueError("learning_curve.miss and mislabel must be within [0, 1)")
 
 
+class OutcomesParams(Options):
+    # Forward returns after each pattern vs matched random entries (candle_ml/outcomes.py).
+    horizons: list[int] = msgspec.field(default_factory=lambda: [1, 5, 10, 20])  # candles held
+    cost: float = 0.001  # round trip, as a share of the entry price (0.001: 10 basis points)
+    random_entries: int = 20  # random entries per occurrence, same series, direction and horizon
+    match_window: int = 250  # ...within this many candles of it (about a year of daily candles)
+    bootstrap: int = 1000  # resamples of date clusters for the confidence interval
+    alpha: float = 0.05  # error rate of the grid after correction; 1 - alpha is the interval's level
+    power: float = 0.8  # for the minimum detectable effect
+    correction: Literal["bh", "holm"] = "bh"  # Benjamini-Hochberg (false discoveries) or Holm (any)
+    min_occurrences: int = 30  # fewer: "insufficient data"
+    min_clusters: int = 10
+    summary_horizon: int = 5  # the horizon shown next to each label (GET /model/labels, review page)
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if not self.horizons or any(h < 1 for h in self.horizons):
+            raise ValueError("outcomes.horizons must list horizons >= 1 candle")
+        if self.summary_horizon not in self.horizons:
+            raise ValueError(f"outcomes.summary_horizon {self.summary_horizon} must be one of horizons")
+        if not (0.0 < self.alpha < 1.0 and 0.0 < self.power < 1.0):
+            raise ValueError("outcomes.alpha and power must be within (0, 1)")
+        if self.cost < 0 or self.random_entries < 1 or self.match_window < 1 or self.bootstrap < 100:
+            raise ValueError(
+                "outcomes: cost must be >= 0, random_entries and match_window >= 1, bootstrap >= 100"
+            )
+        if self.min_occurrences < 2 or self.min_clusters < 2:
+            raise ValueError("outcomes.min_occurrences and min_clusters must be >= 2")
+
+
 class MlflowParams(Options):
     experiment: str = "candle-ml"
     registered_model: str = ""  # empty: log the model, do not register it

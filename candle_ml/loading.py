@@ -24,7 +24,8 @@ import polars as pl
 
 from candle_ml.bundle import BUNDLE_FILE, Bundle, RunRecord, content_hash, load_bundle, with_run
 from candle_ml.errors import CandleMLError, ModelLoadError
-from candle_ml.paths import EVALUATE_REPORT
+from candle_ml.outcomes import LabelOutcome, read_label_outcomes
+from candle_ml.paths import EVALUATE_REPORT, OUTCOMES_REPORT
 from candle_ml.tracking import fail_fast
 
 log = logging.getLogger("candle_ml.loading")
@@ -52,6 +53,7 @@ class LoadedModel:
     source: str
     metrics: dict[str, Any] | None  # evaluate's test-split metrics for exactly this model
     metrics_source: str | None
+    outcomes: dict[str, LabelOutcome] | None = None  # the outcomes stage's per-label summary
 
     @property
     def summary(self) -> ModelSummary:
@@ -76,8 +78,13 @@ def _load_local(path: Path) -> LoadedModel:
         metrics, metrics_source = json.loads(metrics_file.read_text()), str(metrics_file)
     # The version is a hash of its files: a different model reads as new, and the same one
     # trained again, byte for byte, as the same.
-    version = "sha256:" + (bundle.digest or content_hash(path))[:12]
-    return LoadedModel(bundle, path.resolve().name, version, str(path.resolve()), metrics, metrics_source)
+    digest = bundle.digest or content_hash(path)
+    version = "sha256:" + digest[:12]
+    # The outcome report names the bundle it was made with; another bundle's is not shown.
+    outcomes = read_label_outcomes(path.resolve().parent / OUTCOMES_REPORT, digest)
+    return LoadedModel(
+        bundle, path.resolve().name, version, str(path.resolve()), metrics, metrics_source, outcomes
+    )
 
 
 def _load_registry(uri: str, tracking_uri: str) -> LoadedModel:

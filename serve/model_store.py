@@ -13,7 +13,7 @@ import msgspec
 
 from candle_ml.errors import ModelLoadError, NoModel
 from candle_ml.loading import LoadedModel, load_model_from, short
-from serve.schemas import ModelInfo
+from serve.schemas import LabelInfo, ModelInfo
 
 log = logging.getLogger("candle_ml.serve")
 
@@ -64,6 +64,12 @@ class ModelStore:
             return model
 
 
+def label_infos(model: LoadedModel) -> list[LabelInfo]:
+    """Every label with its colour and, where the outcome report was made for this model, its outcome."""
+    outcomes = model.outcomes or {}
+    return [LabelInfo(x.name, x.color, outcome=outcomes.get(x.name)) for x in model.bundle.meta.all_labels]
+
+
 def model_info(model: LoadedModel) -> ModelInfo:
     """``GET /model/info``: what is served, how it was trained and how it scored."""
     meta = model.bundle.meta
@@ -86,7 +92,7 @@ def model_info(model: LoadedModel) -> ModelInfo:
             "before": meta.window.before,
             "after": meta.window.after,
         },
-        labels=meta.all_labels,
+        labels=label_infos(model),
         metrics=model.metrics,
         metrics_source=model.metrics_source,
         calibration={"temperature": meta.temperature, "thresholds": meta.thresholds},

@@ -16,6 +16,7 @@ from msgspec import Meta
 from candle_ml.bundle import Label
 from candle_ml.candles import PAIR_PATTERN, TIMEFRAME_PATTERN, whole
 from candle_ml.loading import ModelSummary
+from candle_ml.outcomes import LabelOutcome
 from candle_ml.prediction import CandlePrediction, PredictResponse, SpanPrediction
 from candle_ml.review import Summary
 
@@ -122,6 +123,12 @@ class BatchRequest(Body):
     min_confidence: Annotated[float, CONFIDENCE] = 0.0
 
 
+class LabelInfo(Label, kw_only=True):
+    """A label, its chart colour and, when the outcomes stage ran for this model, what followed it."""
+
+    outcome: LabelOutcome | None = None
+
+
 class ModelInfo(msgspec.Struct):
     name: str
     version: str
@@ -135,7 +142,7 @@ class ModelInfo(msgspec.Struct):
     lookahead: int
     features: dict[str, Any]  # the featurize config and the model's input columns
     window: dict[str, int | str]
-    labels: list[Label]
+    labels: list[LabelInfo]
     metrics: dict[str, Any] | None  # test-split metrics of this model: overall, per_class, per_class_span
     metrics_source: str | None
     calibration: dict[str, Any] = msgspec.field(default_factory=dict)  # temperature, per-label thresholds
@@ -283,7 +290,8 @@ __all__ = [
     "SpanPrediction",
     "PredictResponse",
     "ModelSummary",
-    "Label",
+    "LabelInfo",
+    "LabelOutcome",
     "ModelInfo",
     "Health",
     "ReloadResult",

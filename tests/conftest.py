@@ -155,12 +155,42 @@ def served_model(tmp_path_factory):
     return bundle_dir, candles_dir
 
 
+def write_outcome_report(models: Path, candles_dir: Path, bootstrap: int = 200) -> dict:
+    """The outcomes stage's report for this bundle on these candles, written where the server
+    looks (``reports/outcomes.json`` beside ``models/``); returns it."""
+    from candle_ml.bundle import content_hash, load_bundle
+    from candle_ml.config import OutcomesParams
+    from candle_ml.outcomes import OutcomeSeries, label_summary, model_ends, outcome_report
+    from candle_ml.stageio import write_json
+
+    params = OutcomesParams(bootstrap=bootstrap)
+    bundle = load_bundle(models)
+    frames = {p.stem.split("_")[0]: pl.read_parquet(p) for p in sorted(candles_dir.glob("*.parquet"))}
+    series = [OutcomeSeries.from_frame(pair, "1d", c) for pair, c in frames.items()]
+    ends = [e for pair, c in frames.items() for e in model_ends(bundle, pair, "1d", c)]
+    report, _ = outcome_report(series, {"model": ends}, params)
+    report["model_version"] = content_hash(models)
+    report["summary"] = label_summary(report["sources"]["model"], params.summary_horizon)
+    write_json(models.parent / "reports" / "outcomes.json", report)
+    return report
+
+
 # --------------------------------------------------------------- the real pipeline, built once
 
 ROOT = Path(__file__).resolve().parent.parent
 # Screenshots and reports tests leave for a person to look at (git-ignored).
 ARTIFACTS = Path(os.environ.get("CANDLE_ML_TEST_ARTIFACTS", ROOT / "test-artifacts"))
-STAGES = ("ingest", "featurize", "autolabel", "dataset", "train", "evaluate", "holdout", "learning_curve")
+STAGES = (
+    "ingest",
+    "featurize",
+    "autolabel",
+    "dataset",
+    "train",
+    "evaluate",
+    "holdout",
+    "learning_curve",
+    "outcomes",
+)
 
 
 def run(cmd: list[str], cwd: Path, **env_vars: str) -> str:

@@ -77,3 +77,43 @@ def test_version_as_a_user_types_it():
     script = Path(sys.executable).parent / "candle-ml"
     done = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout == f"candle-ml {version('candle-ml')}\n"
+
+
+def test_outcomes_as_a_user_types_it(served_model, tmp_path):
+    """`candle-ml outcomes` on the trader's own files: the table per source, the JSON report, and a
+    bad file named with its row and rule (exit 1)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import polars as pl
+
+    bundle_dir, candles_dir = served_model
+    files = []
+    for pair in ("AAPL", "IBM"):
+        path = tmp_path / f"{pair}_1d.csv"
+        frame = pl.read_parquet(candles_dir / f"{pair}_1d.parquet")
+        frame.write_csv(path)
+        files.append(str(path))
+    script = Path(sys.executable).parent / "candle-ml"
+    out = tmp_path / "outcomes.json"
+    cmd = [str(script), "outcomes", *files, "--model", str(bundle_dir), "--horizon", "10", "-o", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)  # no params.yaml
+    assert done.returncode == 0, done.stderr
+    assert "rules: net return 10 candles after entry, minus random entries' (cost 0.001)" in done.stdout
+    assert "model: net return 10 candles after entry" in done.stdout
+    doji = next(line for line in done.stdout.splitlines() if line.strip().startswith("doji"))
+    assert " long " in doji and ("no detectable edge (MDE = " in doji or " edge" in doji)
+    report = json.loads(out.read_text())
+    assert report["series"] == ["AAPL_1d", "IBM_1d"] and set(report["sources"]) == {"rules", "model"}
+    assert {c["h"] for c in report["sources"]["rules"]["cells"]} == {1, 5, 10, 20}
+    bad = tmp_path / "BAD_1d.csv"
+    bad.write_text("Date,Open,High,Low,Close\n2017-04-19,1.0716,1.0701,1.0690,1.0716\n")
+    failed = subprocess.run([str(script), "outcomes", str(bad)], capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1 and "BAD_1d.csv row 1: high 1.0701 < " in failed.stderr
+    wrong = subprocess.run(
+        [str(script), "outcomes", files[0], "--horizon", "7"], capture_output=True, text=True, timeout=120
+    )
+    assert (
+        wrong.returncode == 1 and "--horizon 7: not one of outcomes.horizons [1, 5, 10, 20]" in wrong.stderr
+    )

@@ -48,6 +48,7 @@ EXTRA_PARAMS = {
     "dataset": ["autolabel.chart"],
     "holdout": ["autolabel.patterns", "evaluate.min_overlap"],
     "learning_curve": ["dataset", "train", "evaluate.min_overlap", "autolabel.chart"],
+    "outcomes": ["autolabel.chart"],
 }
 
 
@@ -62,6 +63,7 @@ def test_stage_code_deps_match_imports():
         "evaluate",
         "holdout",
         "learning_curve",
+        "outcomes",
     ]
     for name, stage in stages.items():
         module = stage["cmd"].split("-m ", 1)[1].split()[0]

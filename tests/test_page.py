@@ -17,7 +17,7 @@ from PIL import Image
 
 from serve.process import ServerProcess
 
-from .conftest import ARTIFACTS
+from .conftest import ARTIFACTS, write_outcome_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if not os.environ.get("CANDLE_ML_REQUIRE_BROWSER"):  # CI sets it: there a missing browser is a failure
@@ -33,9 +33,12 @@ UP, DOWN = (0x26, 0xA6, 0x9A), (0xEF, 0x53, 0x50)  # the chart's candle colours
 def server(served_model, tmp_path_factory):
     bundle_dir, candles_dir = served_model
     root = tmp_path_factory.mktemp("page")
+    models = root / "models"  # with the outcomes stage's report beside it, as `dvc repro` leaves it
+    shutil.copytree(bundle_dir, models)
+    write_outcome_report(models, candles_dir)
     srv = ServerProcess(
         "--model",
-        str(bundle_dir),
+        str(models),
         "--candles-dir",
         str(candles_dir),
         "--feedback-log",
@@ -106,6 +109,11 @@ def test_the_page_draws_a_series_and_its_predictions(page):
     first = page.evaluate("markers.markers()[0].text")
     assert "(" in first and first.endswith("%)")  # "{label} ({confidence}%)"
     assert page.locator("#model-version").inner_text().startswith("model: models@sha256:")
+    # what followed each label, from the outcome report made for this model: verdict, numbers on hover
+    doji = page.locator('#labels label:has(input[data-label="doji"]) .outcome')
+    assert doji.inner_text() in ("no edge", "too few") or doji.inner_text().startswith("edge ")
+    assert "candles after it, long, net of cost" in doji.get_attribute("title")
+    assert page.locator("#labels .outcome[data-verdict]").count() == page.locator("#labels label").count()
     assert page.locator("#queue li").count() == 20
     assert not page.locator("#banner").is_visible() and page.errors == []
 

@@ -368,7 +368,10 @@ def test_model_info_labels_and_health(client, served_model, min_history, monkeyp
     assert info["calibration"] == {"temperature": 1.0, "thresholds": {}}  # a bundle trained without them
     labels = client.get("/model/labels").json()
     assert [x["name"] for x in labels] == [x["name"] for x in info["labels"]]
-    assert labels[0] == {"name": "O", "color": "#9e9e9e"} and all(x["color"].startswith("#") for x in labels)
+    # no outcome report beside this bundle: the labels say so
+    assert labels[0] == {"name": "O", "color": "#9e9e9e", "outcome": None} and all(
+        x["color"].startswith("#") for x in labels
+    )
     health = client.get("/health")
     assert health.status_code == 200 and health.json()["model_loaded"] is True
     assert health.json()["mlflow"] in ("ok", "not configured")

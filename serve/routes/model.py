@@ -11,11 +11,10 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_409_CONFLICT
 
-from candle_ml.bundle import Label
 from candle_ml.errors import CandleMLError, ModelLoadError
 from candle_ml.loading import LoadedModel
-from serve.model_store import ModelStore, model_info
-from serve.schemas import ModelInfo, ReloadRequest, ReloadResult, decode_strictly, errors
+from serve.model_store import ModelStore, label_infos, model_info
+from serve.schemas import LabelInfo, ModelInfo, ReloadRequest, ReloadResult, decode_strictly, errors
 from serve.series_cache import SeriesCache
 
 
@@ -36,10 +35,10 @@ class ModelController(Controller):
         "/labels",
         responses=errors(e503="no model loaded"),
         sync_to_thread=False,
-        summary="Labels the model can predict, with chart colours",
+        summary="Labels the model can predict, with chart colours and what followed each (outcomes stage)",
     )
-    def labels(self, model: NamedDependency[LoadedModel]) -> list[Label]:
-        return model.bundle.meta.all_labels
+    def labels(self, model: NamedDependency[LoadedModel]) -> list[LabelInfo]:
+        return label_infos(model)
 
     @post(
         "/reload",

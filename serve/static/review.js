@@ -290,12 +290,28 @@ async function loadModel() {
       const f1 = document.createElement("span");
       f1.className = "f1";
       f1.textContent = perSpan[label.name] ? `F1 ${perSpan[label.name].f1.toFixed(2)}` : "";
-      row.append(check, swatch, document.createTextNode(label.name), f1);
+      row.append(check, swatch, document.createTextNode(label.name), f1, outcomeBadge(label.outcome));
       box.append(row);
     }
     select.append(new Option(label.name, label.name));
     names.append(new Option(label.name));
   }
+}
+
+// What followed the label (the outcomes stage): a short verdict, the numbers on hover.
+function outcomeBadge(o) {
+  const badge = document.createElement("span");
+  badge.className = "outcome";
+  if (!o) return badge;
+  const pct = (x) => (x === null || x === undefined ? "?" : `${x >= 0 ? "+" : ""}${(100 * x).toFixed(2)}%`);
+  badge.dataset.verdict = o.verdict;
+  badge.textContent = o.verdict === "edge" ? `edge ${pct(o.excess_return)}`
+    : o.verdict === "insufficient data" ? "too few" : "no edge";
+  const interval = o.ci ? ` (95%: ${pct(o.ci[0])} to ${pct(o.ci[1])})` : "";
+  const mde = o.verdict === "no detectable edge" && o.mde !== null ? `, smallest detectable ${pct(o.mde)}` : "";
+  badge.title = `${o.h} candles after it, ${o.direction}, net of cost: ${pct(o.excess_return)} vs random entries`
+    + `${interval}, ${o.n} times; ${o.verdict}${mde}; test split alone: ${o.test_verdict ?? "?"}`;
+  return badge;
 }
 
 async function loadSeries() {
