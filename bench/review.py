@@ -103,6 +103,8 @@ def main(
         str(candles_dir),
         "--feedback-log",
         str(log),
+        "--history",
+        str(tmp / "history.sqlite"),
         "--human-dir",
         str(tmp / "human"),
         "--log-level",

@@ -24,8 +24,10 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -96,6 +98,11 @@ def main(
         None, help="MLflow store holding the bundle's run (default ./mlflow.db)"
     ),
     json_out: Path = typer.Option(None, help="also write the results here"),
+    history_cost: bool = typer.Option(
+        True,
+        help="also run candle-ml without its prediction history (--history ''): the history's "
+        "cost per request, in the same run, and its size per 10,000 predictions",
+    ),
     model_threads: list[int] = typer.Option(
         [],
         help="candle-ml serve --model-threads; repeat to compare settings "
@@ -139,7 +146,10 @@ def main(
         or f"sqlite:///{ROOT / 'mlflow.db'}",
     }
     exe = Path(sys.executable).parent
+    history_dir = Path(tempfile.mkdtemp(prefix="candle-ml-bench-"))
+    history_db = history_dir / "history.sqlite"  # a fresh one per run, never the repository's
     serve_cmd = [str(exe / "candle-ml"), "serve", "--model", str(model), "--log-level", "warning"]
+    serve_cmd += ["--history", str(history_db)]
     servers = {
         f"candle-ml[t={t}]" if len(model_threads) > 1 else "candle-ml": (
             serve_cmd + ["--model-threads", str(t)],
@@ -150,6 +160,14 @@ def main(
         )
         for t in model_threads
     } or {"candle-ml": (serve_cmd, "/health", "/predict", ours_body, check_ours)}
+    if history_cost:
+        servers["candle-ml[no history]"] = (
+            serve_cmd[:-2] + ["--history", ""],
+            "/health",
+            "/predict",
+            ours_body,
+            check_ours,
+        )
     run_id = bundle.meta.training.run_id
     if run_id:
         servers["mlflow"] = (
@@ -173,7 +191,23 @@ def main(
         print("the bundle has no MLflow run id (trained without tracking): skipping mlflow models serve")
 
     results = measure(servers, env, bundle, validated, requests, rounds)
+    if history_cost and history_db.is_file():
+        results["history"] = history_size(history_db)
     report(results, servers, json_out, frame.height)
+    shutil.rmtree(history_dir, ignore_errors=True)
+
+
+def history_size(db: Path) -> dict:
+    """Bytes the prediction history took per prediction the server answered in this run."""
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    n = con.execute("SELECT count(*) FROM predictions").fetchone()[0]
+    spans = con.execute("SELECT count(*) FROM spans").fetchone()[0]
+    con.close()
+    size = db.stat().st_size
+    return {"predictions": n, "spans": spans, "bytes": size, "mb_per_10k": size / max(n, 1) * 1e4 / 1e6}
 
 
 def measure(servers: dict, env: dict, bundle, validated: pl.DataFrame, requests: int, rounds: int) -> dict:
@@ -225,11 +259,16 @@ def measure(servers: dict, env: dict, bundle, validated: pl.DataFrame, requests:
 
 def report(results: dict, servers: dict, json_out: Path | None, n_candles: int) -> None:
 
-    print(f"\n{'':18} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
+    history = results.pop("history", None)
+    print(f"\n{'':28} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}")
     for key in sorted(results, key=lambda k: (k != "floor", k.split("@")[-1], k)):
         r = results[key]
-        print(f"{key:18} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r.get('throughput_rps', float('nan')):8.1f}")
+        print(f"{key:28} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r.get('throughput_rps', float('nan')):8.1f}")
     ratios = {}
+    if "candle-ml[no history]@1" in results and "candle-ml@1" in results:
+        for c in (1, 8):
+            off = results[f"candle-ml[no history]@{c}"]
+            ratios[f"p50 with history / without @{c}"] = results[f"candle-ml@{c}"]["p50_ms"] / off["p50_ms"]
     for ours in (k for k in servers if k.startswith("candle-ml")):
         for c in (1, 8):
             if f"mlflow@{c}" in results:
@@ -241,6 +280,12 @@ def report(results: dict, servers: dict, json_out: Path | None, n_candles: int) 
     for k, v in ratios.items():
         print(f"{k:44} {v:6.2f}x")
     print("targets: throughput >= 3x mlflow, p50 <= 1.3x floor (issue #13)")
+    if history:
+        results["history"] = history
+        print(
+            f"prediction history: {history['predictions']} predictions, {history['spans']} spans, "
+            f"{history['bytes'] / 1e6:.2f} MB: {history['mb_per_10k']:.2f} MB per 10,000 predictions"
+        )
     if json_out:
         json_out.write_text(
             json.dumps(

@@ -258,6 +258,73 @@ def outcomes(
         typer.echo(f"report: {output}", err=True)
 
 
+@app.command()
+def history(
+    db: Path = typer.Option(
+        paths.HISTORY_DB, help="the server's prediction history (candle-ml serve --history)"
+    ),
+    pair: str = typer.Option(None, help="only this series' pair"),
+    timeframe: str = typer.Option(None, help="only this timeframe"),
+    start: int = typer.Option(None, help="predictions whose candles reach this time (Unix seconds)"),
+    end: int = typer.Option(None, help="predictions whose candles start by this time (Unix seconds)"),
+    model_version: str = typer.Option(
+        None, help="only this model version (sha256:... or a registry version)"
+    ),
+    limit: int = typer.Option(20, min=1, help="the newest this many"),
+    as_json: bool = typer.Option(False, "--json", help="the records as JSON lines, spans included"),
+) -> None:
+    """The predictions the server answered, newest first (what GET /history returns)."""
+    import datetime as dt
+
+    import msgspec
+
+    from candle_ml.history import read
+
+    if not db.is_file():
+        typer.echo(f"error: {db}: no prediction history here (candle-ml serve writes it)", err=True)
+        raise typer.Exit(1)
+    for r in read(db, pair, timeframe, start, end, model_version, limit):
+        if as_json:
+            typer.echo(msgspec.json.encode(r).decode())
+            continue
+        served = dt.datetime.fromtimestamp(r.served_at / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        labels = ", ".join(sorted({s.label for s in r.spans})) or "-"
+        typer.echo(
+            f"{served}  {r.request_id}  {r.route:14} {r.model_version:20} {r.pair or '-'} "
+            f"{r.timeframe or '-'} {r.candles} candles, {len(r.spans)} spans: {labels}"
+        )
+
+
+@app.command()
+def report(
+    db: Path = typer.Option(paths.HISTORY_DB, help="the server's prediction history"),
+    feedback_log: Path = typer.Option(paths.FEEDBACK_LOG, help="traders' answers (POST /feedback)"),
+    model_version: str = typer.Option(None, help="one model version (default: each)"),
+) -> None:
+    """Live precision: of the predicted spans traders were shown, how many they confirmed,
+    corrected or dismissed, per model version and label."""
+    from candle_ml.history import precision_report
+
+    try:
+        rows = precision_report(db, feedback_log, model_version)
+    except CandleMLError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if not rows:
+        typer.echo(f"no predicted spans shown yet ({db})")
+        return
+    typer.echo(
+        f"{'model version':20} {'label':28} {'shown':>6} {'answered':>8} {'confirmed':>9} {'corrected':>9} "
+        f"{'dismissed':>9} {'precision':>9}"
+    )
+    for r in rows:
+        precision = "-" if r.precision is None else f"{r.precision:.2f}"
+        typer.echo(
+            f"{r.model_version:20} {r.label:28} {r.shown:6d} {r.answered:8d} {r.confirmed:9d} "
+            f"{r.corrected:9d} {r.dismissed:9d} {precision:>9}"
+        )
+
+
 def outcome_lines(grid: dict[str, Any], h: int) -> list[str]:
     """The table ``candle-ml outcomes`` prints: one line per label at horizon h, then any flips."""
     from candle_ml.outcomes import verdict_text

@@ -79,6 +79,12 @@ class TooLittleHistory(CandleMLError):
     status = 422
 
 
+class NoHistory(CandleMLError):
+    """The server was started without a prediction history."""
+
+    status = 404
+
+
 class UnknownSeries(CandleMLError):
     """No stored series with that pair and timeframe."""
 

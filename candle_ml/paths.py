@@ -18,6 +18,7 @@ AUTOLABEL_SPANS = AUTOLABEL_DIR / "spans.json"
 ANNOTATIONS_DIR = Path("data/annotations")
 HUMAN_DIR = ANNOTATIONS_DIR / "human"  # trader exports, *.json
 FEEDBACK_LOG = ANNOTATIONS_DIR / "feedback.jsonl"  # answers the server appends
+HISTORY_DB = Path("data/history/predictions.sqlite")  # every prediction the server answered (git-ignored)
 DATASET_DIR = Path("data/dataset")
 DATASET = DATASET_DIR / "dataset.parquet"
 REFERENCE = DATASET_DIR / "reference.parquet"

@@ -25,6 +25,7 @@ from litestar.routes import HTTPRoute
 from litestar.types import Message, Scope
 
 from candle_ml.errors import CandleMLError, ModelLoadError
+from candle_ml.history import HistoryWriter
 from candle_ml.loading import LoadedModel
 from serve import openapi
 from serve.errors import EXCEPTION_HANDLERS
@@ -58,10 +59,17 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     with contextlib.suppress(CandleMLError):  # logged; /health says why; the next reload retries
         await asyncio.to_thread(app.state.series_cache.reload)
     await _reload_quietly(store)
+    history: HistoryWriter | None = app.state.history
+    if history is not None:
+        history.start()
     loop = asyncio.get_running_loop()
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_on_sighup(store)))
-    yield
+    try:
+        yield
+    finally:
+        if history is not None:  # what is queued is written before the process ends
+            await asyncio.to_thread(history.close)
 
 
 async def _on_sighup(store: ModelStore) -> None:
@@ -96,6 +104,11 @@ def _human_dir(state: State) -> Path:
     return Path(state.settings.human_dir)
 
 
+def _history(state: State) -> HistoryWriter | None:
+    history: HistoryWriter | None = state.history
+    return history
+
+
 def _series_cache(state: State) -> SeriesCache:
     cache: SeriesCache = state.series_cache
     return cache
@@ -109,6 +122,7 @@ DEPENDENCIES = {
     "human_dir": _human_dir,
     "series_cache": _series_cache,
     "work": _work,
+    "history": _history,
 }
 
 
@@ -142,6 +156,11 @@ def create_app(settings: ServeSettings | None = None) -> Litestar:
                 "store": ModelStore(settings.model, settings.store_uri(), settings.model_threads),
                 "series_cache": SeriesCache(Path(settings.candles_dir)),
                 "work": WorkLimiter(settings.limits),
+                "history": HistoryWriter(
+                    Path(settings.history), settings.history_retention_days, settings.history_max_mb
+                )
+                if settings.history
+                else None,
             }
         ),
         guards=[allowed_hosts_guard(settings.allowed_hosts), require_json],

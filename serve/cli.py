@@ -28,6 +28,13 @@ def serve(
     feedback_log: Path = typer.Option(
         paths.FEEDBACK_LOG, help="where POST /feedback appends traders' answers"
     ),
+    history: str = typer.Option(
+        str(paths.HISTORY_DB), help="SQLite file every answered prediction is appended to ('' keeps none)"
+    ),
+    history_retention_days: float = typer.Option(90.0, min=0.0, help="days of prediction history kept"),
+    history_max_mb: float = typer.Option(
+        1000.0, min=1.0, help="prediction history size cap, oldest out first"
+    ),
     human_dir: Path = typer.Option(
         paths.HUMAN_DIR, help="traders' exports (*.json), shown with the feedback"
     ),
@@ -74,6 +81,9 @@ def serve(
         model=model,
         candles_dir=str(candles_dir),
         feedback_log=str(feedback_log),
+        history=history,
+        history_retention_days=history_retention_days,
+        history_max_mb=history_max_mb,
         human_dir=str(human_dir),
         tracking_uri=tracking_uri,
         cors_origins=list(cors_origin),

@@ -52,16 +52,19 @@ class ServerProcess:
     """``candle-ml serve`` as a subprocess on a loopback port it keeps across restarts.
 
     ``options`` are the command line after ``serve`` (``--model``, ``--feedback-log``, ...);
-    its output goes to ``log`` (appended, so restarts keep the earlier runs' lines).
+    its output goes to ``log`` (appended, so restarts keep the earlier runs' lines), and its
+    prediction history beside it unless ``--history`` says where.
     """
 
     def __init__(self, *options: str, log: Path, port: int | None = None):
         self.port = port or free_port()
+        history = [] if "--history" in options else ["--history", str(log.with_name("history.sqlite"))]
         self.cmd = [
             str(Path(sys.executable).with_name("candle-ml")),
             "serve",
             "--port",
             str(self.port),
+            *history,
             *options,
         ]
         self.log = log

@@ -15,6 +15,7 @@ from msgspec import Meta
 
 from candle_ml.bundle import Label
 from candle_ml.candles import PAIR_PATTERN, TIMEFRAME_PATTERN, whole
+from candle_ml.history import LabelPrecision, PredictionRecord
 from candle_ml.loading import ModelSummary
 from candle_ml.outcomes import LabelOutcome
 from candle_ml.prediction import CandlePrediction, PredictResponse, SpanPrediction
@@ -148,6 +149,15 @@ class ModelInfo(msgspec.Struct):
     calibration: dict[str, Any] = msgspec.field(default_factory=dict)  # temperature, per-label thresholds
     # The chart-pattern model: its labels, smoothing window, the candles a span waits for (null: none).
     chart: dict[str, Any] | None = None
+    # Traders' answers to this version's spans shown on the chart, per label (the prediction history
+    # joined with the feedback log); empty before any prediction was recorded.
+    live_precision: list[LabelPrecision] = msgspec.field(default_factory=list)
+
+
+class HistoryResponse(msgspec.Struct):
+    predictions: list[PredictionRecord]  # newest first
+    written: int  # since the server started; `missed`: records dropped (queue full, store failing)
+    missed: int
 
 
 class Health(msgspec.Struct):
@@ -159,6 +169,8 @@ class Health(msgspec.Struct):
     series: int = 0  # stored series being served (a snapshot read at startup and on reload)
     series_error: str | None = None  # why the last read of the stored series failed (the old ones serve)
     refused: int = 0  # predictions answered 503 since start: busy, past their time, or shutting down
+    # the prediction history: records written and missed since start, the store's last error (null: off)
+    history: dict[str, Any] | None = None
 
 
 class ReloadRequest(Body):
@@ -295,4 +307,6 @@ __all__ = [
     "ModelInfo",
     "Health",
     "ReloadResult",
+    "HistoryResponse",
+    "LabelPrecision",
 ]

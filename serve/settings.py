@@ -19,6 +19,11 @@ class ServeSettings(msgspec.Struct, forbid_unknown_fields=True):
     model: str = str(paths.MODEL_DIR)  # bundle directory, or models:/NAME@ALIAS | models:/NAME/VERSION
     candles_dir: str = str(paths.CANDLES_DIR)  # what ingest stored, for /predict/batch and the review routes
     feedback_log: str = str(paths.FEEDBACK_LOG)  # where POST /feedback appends traders' answers
+    # Every prediction answered (candle_ml.history); "" keeps none (`candle-ml serve` defaults to
+    # data/history/predictions.sqlite). Retention: days, then size.
+    history: str = ""
+    history_retention_days: float = 90.0
+    history_max_mb: float = 1000.0
     human_dir: str = str(paths.HUMAN_DIR)  # traders' exports, read by GET /feedback and /review
     tracking_uri: str | None = None  # MLflow store; default MLFLOW_TRACKING_URI, else ./mlflow.db if present
     cors_origins: list[str] = msgspec.field(

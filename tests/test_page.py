@@ -142,6 +142,10 @@ def test_a_dismiss_in_the_page_lands_in_the_feedback_log(page, server):
     )
     img = shot(page, "dismissed")
     assert pixels_near(img[40:760, :1020], (0xFB, 0x8C, 0x00), tol=40) > 50  # the orange mismatch box
+    # The model's live precision for that label counts the answer: 0 confirmed of 1 answered.
+    live = page.locator(f'#labels label:has(input[data-label="{span["label"]}"]) .live')
+    live.filter(has_text="live 0/1").wait_for(timeout=10_000)
+    assert "0 confirmed, 0 corrected, 1 dismissed" in live.get_attribute("title")
 
 
 def test_offline_banner_and_an_answer_kept_until_the_server_returns(page, server):

@@ -4,6 +4,7 @@ from typing import Any
 
 from serve.routes.feedback import FeedbackController
 from serve.routes.health import HealthController
+from serve.routes.history import HistoryController
 from serve.routes.model import ModelController
 from serve.routes.page import PageController, static_files
 from serve.routes.predict import PredictController
@@ -17,6 +18,7 @@ ROUTES: list[Any] = [
     SeriesController,
     FeedbackController,
     ReviewController,
+    HistoryController,
     PageController,
     static_files,
 ]

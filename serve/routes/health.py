@@ -7,6 +7,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
+from candle_ml.history import HistoryWriter
 from serve.health import TrackingProbe
 from serve.limits import WorkLimiter
 from serve.model_store import ModelStore
@@ -33,6 +34,7 @@ class HealthController(Controller):
         probe: NamedDependency[TrackingProbe],
         series_cache: NamedDependency[SeriesCache],
         work: NamedDependency[WorkLimiter],
+        history: NamedDependency[HistoryWriter | None],
     ) -> Response[Health]:
         current = store.current
         mlflow_state = probe.state()
@@ -51,5 +53,6 @@ class HealthController(Controller):
             series=len(series_cache.stored.candles),
             series_error=series_cache.last_error,
             refused=work.rejected,
+            history=history.stats() if history is not None else None,
         )
         return Response(body, status_code=HTTP_200_OK if current else HTTP_503_SERVICE_UNAVAILABLE)

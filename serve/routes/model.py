@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
@@ -12,6 +13,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_409_CONFLICT
 
 from candle_ml.errors import CandleMLError, ModelLoadError
+from candle_ml.history import HistoryWriter, precision_report
 from candle_ml.loading import LoadedModel
 from serve.model_store import ModelStore, label_infos, model_info
 from serve.schemas import LabelInfo, ModelInfo, ReloadRequest, ReloadResult, decode_strictly, errors
@@ -25,11 +27,19 @@ class ModelController(Controller):
     @get(
         "/info",
         responses=errors(e503="no model loaded"),
-        sync_to_thread=False,
-        summary="The served model: version, config, test metrics",
+        sync_to_thread=True,  # reads the prediction history and the feedback log
+        summary="The served model: version, config, test metrics, live precision",
     )
-    def info(self, model: NamedDependency[LoadedModel]) -> ModelInfo:
-        return model_info(model)
+    def info(
+        self,
+        model: NamedDependency[LoadedModel],
+        history: NamedDependency[HistoryWriter | None],
+        feedback_log: NamedDependency[Path],
+    ) -> ModelInfo:
+        info = model_info(model)
+        if history is not None:
+            info.live_precision = precision_report(history.path, feedback_log, model.version)
+        return info
 
     @get(
         "/labels",

@@ -6,15 +6,17 @@ from typing import Annotated
 
 import numpy as np
 import polars as pl
-from litestar import Controller, post
+from litestar import Controller, Response, post
 from litestar.di import NamedDependency
 from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK
 
 from candle_ml.candles import CANDLE_COLUMNS, validate_candles
 from candle_ml.errors import TooManyCandles
+from candle_ml.history import HistoryWriter
 from candle_ml.loading import LoadedModel
 from candle_ml.prediction import PredictResponse, predict_frame, predict_stored
+from serve.history import remember
 from serve.limits import WorkLimiter, admit
 from serve.schemas import BUSY, BatchRequest, Candle, PredictRequest, errors, strict_json
 from serve.series_cache import SeriesCache
@@ -51,7 +53,8 @@ class PredictController(Controller):
         data: Annotated[PredictRequest, Body()],
         model: NamedDependency[LoadedModel],
         work: NamedDependency[WorkLimiter],
-    ) -> PredictResponse:
+        history: NamedDependency[HistoryWriter | None],
+    ) -> Response[PredictResponse]:
         cap = work.limits.max_candles
         if len(data.candles) > cap:
             raise TooManyCandles(
@@ -60,11 +63,12 @@ class PredictController(Controller):
                 field="candles",
                 rule=f"at most {cap} candles per request",
             )
-        return await work.run(
+        answer = await work.run(
             lambda checkpoint: predict_frame(
                 model, request_candles(data.candles), data.min_confidence, checkpoint=checkpoint
             )
         )
+        return recorded(history, "/predict", answer, data.pair, data.timeframe)
 
     @post(
         "/predict/batch",
@@ -87,9 +91,10 @@ class PredictController(Controller):
         model: NamedDependency[LoadedModel],
         series_cache: NamedDependency[SeriesCache],
         work: NamedDependency[WorkLimiter],
-    ) -> PredictResponse:
+        history: NamedDependency[HistoryWriter | None],
+    ) -> Response[PredictResponse]:
         series = series_cache.series(data.pair, data.timeframe)
-        return await work.run(
+        answer = await work.run(
             lambda checkpoint: predict_stored(
                 model,
                 series,
@@ -104,3 +109,16 @@ class PredictController(Controller):
                 work.limits.max_candles,
             )
         )
+        return recorded(history, "/predict/batch", answer, data.pair, data.timeframe)
+
+
+def recorded(
+    history: HistoryWriter | None,
+    route: str,
+    answer: PredictResponse,
+    pair: str | None,
+    timeframe: str | None,
+) -> Response[PredictResponse]:
+    """The answer, with the id it has in the prediction history (X-Request-ID)."""
+    rid = remember(history, route, answer.predictions, answer.spans, answer.model_info, pair, timeframe)
+    return Response(answer, headers={"X-Request-ID": rid})

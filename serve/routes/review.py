@@ -14,10 +14,12 @@ from litestar.status_codes import HTTP_200_OK
 
 from candle_ml.errors import UnknownSeries
 from candle_ml.feedback import human_spans, select_spans
+from candle_ml.history import HistoryWriter
 from candle_ml.loading import LoadedModel
 from candle_ml.prediction import Checkpoint, SeriesPrediction, respond
 from candle_ml.review import Kind, TimedSpan, disagreements, timeframe_seconds, unanswered
 from candle_ml.spans import group_spans
+from serve.history import remember
 from serve.limits import WorkLimiter, admit
 from serve.routes.feedback import to_wire
 from serve.routes.series import END, PAIR, START, TIMEFRAME
@@ -103,6 +105,7 @@ class ReviewController(Controller):
         human_dir: NamedDependency[Path],
         feedback_log: NamedDependency[Path],
         work: NamedDependency[WorkLimiter],
+        history: NamedDependency[HistoryWriter | None],
         pair: Annotated[str, PAIR],
         timeframe: Annotated[str, TIMEFRAME],
         start: Annotated[int | None, START] = None,
@@ -141,7 +144,13 @@ class ReviewController(Controller):
                 answer.model_info,
             )
 
-        return timed("review", started, await work.run(review_range))
+        answer = await work.run(review_range)
+        response = timed("review", started, answer)
+        # what the review page shows a trader: the spans whose answers make the live precision
+        response.headers["X-Request-ID"] = remember(
+            history, "/review", answer.predictions, answer.spans, answer.model_info, pair, timeframe
+        )
+        return response
 
     @get(
         "/review/queue",

@@ -290,7 +290,15 @@ async function loadModel() {
       const f1 = document.createElement("span");
       f1.className = "f1";
       f1.textContent = perSpan[label.name] ? `F1 ${perSpan[label.name].f1.toFixed(2)}` : "";
-      row.append(check, swatch, document.createTextNode(label.name), f1, outcomeBadge(label.outcome));
+      const live = document.createElement("span");
+      const lp = (info.live_precision || []).find((p) => p.label === label.name);
+      live.className = "live";
+      if (lp && lp.answered) {
+        live.textContent = `live ${lp.confirmed}/${lp.answered}`;
+        live.title = `traders' answers to this model's ${label.name} spans: ${lp.confirmed} confirmed, `
+          + `${lp.corrected} corrected, ${lp.dismissed} dismissed (${lp.shown} shown)`;
+      }
+      row.append(check, swatch, document.createTextNode(label.name), f1, live, outcomeBadge(label.outcome));
       box.append(row);
     }
     select.append(new Option(label.name, label.name));
@@ -429,7 +437,10 @@ function answerSelected(label, source) {
 
 async function afterAnswer() {
   state.cache.clear(); // human spans changed: the next review fetches them again
-  if (state.online && state.modelLoaded) { await runReview(visibleRange()); await refreshQueue(); }
+  if (state.online && state.modelLoaded) {
+    await runReview(visibleRange()); await refreshQueue();
+    await loadModel(); // the label list's live precision counts this answer
+  }
 }
 
 chart.subscribeClick((param) => {

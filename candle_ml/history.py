@@ -1,0 +1,375 @@
+"""The prediction history: every prediction the server returned, and what traders said of it.
+
+The server hands each answered prediction (model version, series, candle range, the spans with
+their confidences, a request id, when) to ``HistoryWriter.record``, which never blocks and never
+fails the request: records wait in a bounded queue that one background thread writes to SQLite
+(WAL mode) in batches. A full queue or an unwritable store drops the record and counts it
+(``missed``, in ``GET /health``). Retention deletes predictions older than ``retention_days`` and,
+past ``max_mb``, the oldest until the file fits.
+
+``live_precision`` joins the spans traders were shown with the feedback log: per label and model
+version, how many shown spans were confirmed, corrected or dismissed. That is the model's real
+precision on the chart, the number that decides whether a retrained model should replace it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from candle_ml.annotations import Span
+from candle_ml.patterns import NO_PATTERN
+
+log = logging.getLogger("candle_ml.history")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
+    id INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    served_at INTEGER NOT NULL,          -- Unix milliseconds
+    route TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    pair TEXT,
+    timeframe TEXT,
+    start_time INTEGER,                  -- the candles predicted, Unix seconds
+    end_time INTEGER,
+    candles INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS spans (
+    prediction_id INTEGER NOT NULL REFERENCES predictions(id) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    start_time INTEGER NOT NULL,
+    end_time INTEGER NOT NULL,
+    confidence REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS predictions_series ON predictions (pair, timeframe, end_time);
+CREATE INDEX IF NOT EXISTS predictions_served ON predictions (served_at);
+CREATE INDEX IF NOT EXISTS spans_prediction ON spans (prediction_id);
+"""
+
+
+class ShownSpan(msgspec.Struct):
+    label: str
+    kind: str  # candlestick | chart
+    start_time: int
+    end_time: int
+    confidence: float
+
+
+class PredictionRecord(msgspec.Struct):
+    request_id: str
+    served_at: int  # Unix milliseconds
+    route: str  # /predict, /predict/batch, /review
+    model_version: str
+    pair: str | None
+    timeframe: str | None
+    start_time: int | None
+    end_time: int | None
+    candles: int
+    spans: list[ShownSpan]
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, timeout=5.0, check_same_thread=False)
+    con.execute("PRAGMA auto_vacuum=INCREMENTAL")  # before anything is written: deletes can shrink it
+    con.execute("PRAGMA journal_mode=WAL")  # readers (GET /history, the CLI) never block the writer
+    con.execute("PRAGMA synchronous=NORMAL")  # a crash loses at most the last batch, never corrupts
+    con.execute("PRAGMA foreign_keys=ON")
+    con.executescript(SCHEMA)
+    return con
+
+
+def write(con: sqlite3.Connection, records: Iterable[PredictionRecord]) -> int:
+    """Insert records in one transaction; returns how many."""
+    n = 0
+    with con:
+        for r in records:
+            cur = con.execute(
+                "INSERT INTO predictions (request_id, served_at, route, model_version, pair, timeframe,"
+                " start_time, end_time, candles) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    r.request_id,
+                    r.served_at,
+                    r.route,
+                    r.model_version,
+                    r.pair,
+                    r.timeframe,
+                    r.start_time,
+                    r.end_time,
+                    r.candles,
+                ),
+            )
+            con.executemany(
+                "INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?)",
+                [(cur.lastrowid, s.label, s.kind, s.start_time, s.end_time, s.confidence) for s in r.spans],
+            )
+            n += 1
+    return n
+
+
+def store_bytes(path: Path) -> int:
+    """The store's size on disk: the database and its write-ahead log."""
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def prune(con: sqlite3.Connection, path: Path, retention_days: float, max_mb: float) -> int:
+    """Delete what retention says to; returns the predictions deleted."""
+    cutoff = int((time.time() - retention_days * 86_400) * 1000)
+    with con:
+        deleted = con.execute("DELETE FROM predictions WHERE served_at < ?", (cutoff,)).rowcount
+    while store_bytes(path) > max_mb * 1e6:
+        with con:
+            oldest = con.execute(
+                "DELETE FROM predictions WHERE id IN (SELECT id FROM predictions ORDER BY id LIMIT"
+                " max(1, (SELECT count(*) FROM predictions) / 10))"
+            ).rowcount
+        shrink(con)
+        deleted += oldest
+        if not oldest:
+            break
+    if deleted:
+        shrink(con)
+    return deleted
+
+
+def shrink(con: sqlite3.Connection) -> None:
+    """Give freed pages back to the file system. executescript steps the pragma to its end (each
+    step frees one page; execute() would step once) and the checkpoint empties the WAL."""
+    con.executescript("PRAGMA incremental_vacuum;")
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
+class HistoryWriter:
+    """Appends predictions to the store from a background thread; ``record`` never blocks.
+
+    (A plain class, not a dataclass: Litestar would try to convert a dataclass dependency.)"""
+
+    def __init__(
+        self, path: Path, retention_days: float = 90.0, max_mb: float = 1000.0, queue_size: int = 10_000
+    ) -> None:
+        self.path = Path(path)
+        self.retention_days = retention_days
+        self.max_mb = max_mb
+        self.written = 0
+        self.missed = 0  # records dropped: the queue was full or the store failed
+        self.last_error: str | None = None
+        self._queue: queue.Queue[PredictionRecord | None] = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> HistoryWriter:
+        self._thread = threading.Thread(target=self._run, name="prediction-history", daemon=True)
+        self._thread.start()
+        return self
+
+    def record(self, rec: PredictionRecord) -> None:
+        try:
+            self._queue.put_nowait(rec)
+        except queue.Full:
+            self._miss(1, "the history queue is full (the store is slower than the predictions)")
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop."""
+        if self._thread is not None:
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=timeout)
+            self._thread.join(timeout)
+
+    def stats(self) -> dict[str, Any]:
+        return {"written": self.written, "missed": self.missed, "error": self.last_error}
+
+    def _miss(self, n: int, why: str) -> None:
+        with self._lock:
+            self.missed += n
+            if why != self.last_error:
+                log.warning("prediction history: %d record(s) not written: %s", n, why)
+            self.last_error = why
+
+    def _run(self) -> None:
+        con: sqlite3.Connection | None = None
+        last_prune = 0.0
+        stop = False
+        while not stop:
+            batch: list[PredictionRecord] = []
+            item = self._queue.get()
+            while item is not None:
+                batch.append(item)
+                if len(batch) >= 500:
+                    break
+                try:
+                    item = self._queue.get(timeout=0.05)
+                except queue.Empty:
+                    break
+            stop = item is None
+            if not batch:
+                continue
+            try:
+                con = con or connect(self.path)
+                n = write(con, batch)
+                with self._lock:
+                    self.written += n
+                    self.last_error = None
+                if time.monotonic() - last_prune > 600:
+                    last_prune = time.monotonic()
+                    prune(con, self.path, self.retention_days, self.max_mb)
+            except (sqlite3.Error, OSError) as exc:
+                self._miss(len(batch), f"{self.path}: {type(exc).__name__}: {exc}")
+                with contextlib.suppress(Exception):
+                    if con is not None:
+                        con.close()
+                con = None  # reconnect with the next batch
+        if con is not None:
+            con.close()
+
+
+def read(
+    path: Path,
+    pair: str | None = None,
+    timeframe: str | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    model_version: str | None = None,
+    limit: int = 100,
+) -> list[PredictionRecord]:
+    """Predictions, newest first, whose candles overlap start..end (Unix seconds)."""
+    if not path.is_file():
+        return []
+    where: list[str] = ["1"]
+    args: list[str | int] = []
+    for column, value in (("pair", pair), ("timeframe", timeframe), ("model_version", model_version)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if start is not None:
+        where.append("end_time >= ?")
+        args.append(start)
+    if end is not None:
+        where.append("start_time <= ?")
+        args.append(end)
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    try:
+        rows = con.execute(
+            "SELECT id, request_id, served_at, route, model_version, pair, timeframe, start_time,"
+            f" end_time, candles FROM predictions WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        spans: dict[int, list[ShownSpan]] = {r[0]: [] for r in rows}
+        if rows:
+            marks = ",".join("?" * len(rows))
+            for pid, *span in con.execute(
+                "SELECT prediction_id, label, kind, start_time, end_time, confidence FROM spans"
+                f" WHERE prediction_id IN ({marks}) ORDER BY rowid",
+                [r[0] for r in rows],
+            ):
+                spans[pid].append(ShownSpan(*span))
+    finally:
+        con.close()
+    fields = ("request_id", "served_at", "route", "model_version", "pair", "timeframe", "start_time")
+    return [
+        PredictionRecord(
+            **dict(zip(fields, r[1:8], strict=True)), end_time=r[8], candles=r[9], spans=spans[r[0]]
+        )
+        for r in rows
+    ]
+
+
+def shown_spans(path: Path, model_version: str | None = None) -> list[tuple[str, str, str, str, int, int]]:
+    """Every distinct span traders were shown: (model version, pair, timeframe, label, start, end)."""
+    if not path.is_file():
+        return []
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    try:
+        sql = (
+            "SELECT DISTINCT p.model_version, p.pair, p.timeframe, s.label, s.start_time, s.end_time"
+            " FROM spans s JOIN predictions p ON p.id = s.prediction_id WHERE p.pair IS NOT NULL"
+        )
+        args: tuple[str, ...] = ()
+        if model_version is not None:
+            sql += " AND p.model_version = ?"
+            args = (model_version,)
+        return [tuple(r) for r in con.execute(sql, args)]
+    finally:
+        con.close()
+
+
+class LabelPrecision(msgspec.Struct):
+    """Traders' answers to one label's predicted spans, for one model version."""
+
+    model_version: str
+    label: str
+    shown: int  # distinct spans shown
+    answered: int
+    confirmed: int
+    corrected: int  # another label
+    dismissed: int  # not a pattern
+    precision: float | None  # confirmed / answered (null before any answer)
+
+
+def answer_kind(predicted: str, answer: Span) -> str | None:
+    """What a trader's span says of a predicted span of ``predicted`` on the same candles."""
+    if answer.model_prediction is not None:
+        said = answer.model_prediction
+        if (said.get("label") if isinstance(said, dict) else said) != predicted:
+            return None  # an answer to another prediction
+    if answer.label == predicted:
+        return "confirmed"
+    return "dismissed" if answer.label == NO_PATTERN else "corrected"
+
+
+def live_precision(
+    shown: Iterable[tuple[str, str, str, str, int, int]], answers: list[Span]
+) -> list[LabelPrecision]:
+    """Per model version and label: the shown spans traders answered, and how.
+
+    An answer counts for a shown span when it covers the same candles of the same series (a
+    trader's span from the review page copies the predicted span's bounds)."""
+    by_candles: dict[tuple[str, str, int, int], list[Span]] = {}
+    for a in answers:
+        by_candles.setdefault((a.pair, a.timeframe, a.start_time, a.end_time), []).append(a)
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for version, pair, timeframe, label, start, end in shown:
+        c = counts.setdefault((version, label), {"shown": 0, "confirmed": 0, "corrected": 0, "dismissed": 0})
+        c["shown"] += 1
+        kinds = [k for a in by_candles.get((pair, timeframe, start, end), []) if (k := answer_kind(label, a))]
+        if kinds:
+            c[kinds[-1]] += 1  # the latest answer stands
+    out = []
+    for (version, label), c in sorted(counts.items()):
+        answered = c["confirmed"] + c["corrected"] + c["dismissed"]
+        out.append(
+            LabelPrecision(
+                version,
+                label,
+                c["shown"],
+                answered,
+                c["confirmed"],
+                c["corrected"],
+                c["dismissed"],
+                round(c["confirmed"] / answered, 4) if answered else None,
+            )
+        )
+    return out
+
+
+def precision_report(
+    history_db: Path, feedback_log: Path, model_version: str | None = None
+) -> list[LabelPrecision]:
+    """``live_precision`` of the spans in the history (one model version, or all) against the
+    feedback log, the latest answer per id."""
+    from candle_ml.annotations import read_feedback_log
+
+    answers, _ = read_feedback_log(feedback_log)
+    latest = list({(a.id or str(i)): a for i, a in enumerate(answers)}.values())
+    return live_precision(shown_spans(history_db, model_version), latest)
