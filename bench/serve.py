@@ -204,7 +204,7 @@ def history_size(db: Path) -> dict:
     con = sqlite3.connect(db)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     n = con.execute("SELECT count(*) FROM predictions").fetchone()[0]
-    spans = con.execute("SELECT count(*) FROM spans").fetchone()[0]
+    spans = con.execute("SELECT count(*) FROM shown").fetchone()[0]  # distinct spans shown
     con.close()
     size = db.stat().st_size
     return {"predictions": n, "spans": spans, "bytes": size, "mb_per_10k": size / max(n, 1) * 1e4 / 1e6}
@@ -283,7 +283,7 @@ def report(results: dict, servers: dict, json_out: Path | None, n_candles: int) 
     if history:
         results["history"] = history
         print(
-            f"prediction history: {history['predictions']} predictions, {history['spans']} spans, "
+            f"prediction history: {history['predictions']} predictions, {history['spans']} distinct spans, "
             f"{history['bytes'] / 1e6:.2f} MB: {history['mb_per_10k']:.2f} MB per 10,000 predictions"
         )
     if json_out:

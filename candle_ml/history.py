@@ -20,6 +20,7 @@ import queue
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -42,19 +43,23 @@ CREATE TABLE IF NOT EXISTS predictions (
     timeframe TEXT,
     start_time INTEGER,                  -- the candles predicted, Unix seconds
     end_time INTEGER,
-    candles INTEGER NOT NULL
+    candles INTEGER NOT NULL,
+    spans BLOB NOT NULL                  -- zlib(msgpack([[label, kind, start, end, confidence], ...]))
 );
-CREATE TABLE IF NOT EXISTS spans (
-    prediction_id INTEGER NOT NULL REFERENCES predictions(id) ON DELETE CASCADE,
+-- Each distinct span a trader was shown, once however often it was shown: what live precision joins
+-- with the answers. last_shown (Unix ms) keeps it under the same retention as the predictions.
+CREATE TABLE IF NOT EXISTS shown (
+    model_version TEXT NOT NULL,
+    pair TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
     label TEXT NOT NULL,
-    kind TEXT NOT NULL,
     start_time INTEGER NOT NULL,
     end_time INTEGER NOT NULL,
-    confidence REAL NOT NULL
-);
+    last_shown INTEGER NOT NULL,
+    PRIMARY KEY (model_version, pair, timeframe, label, start_time, end_time)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS predictions_series ON predictions (pair, timeframe, end_time);
 CREATE INDEX IF NOT EXISTS predictions_served ON predictions (served_at);
-CREATE INDEX IF NOT EXISTS spans_prediction ON spans (prediction_id);
 """
 
 
@@ -79,15 +84,48 @@ class PredictionRecord(msgspec.Struct):
     spans: list[ShownSpan]
 
 
+def pack(spans: list[ShownSpan]) -> bytes:
+    """A prediction's spans, compressed: the same labels repeat in every answer."""
+    return zlib.compress(msgspec.msgpack.encode([msgspec.structs.astuple(x) for x in spans]), 6)
+
+
+def unpack(blob: bytes) -> list[ShownSpan]:
+    return [ShownSpan(*x) for x in msgspec.msgpack.decode(zlib.decompress(blob))]
+
+
 def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(path, timeout=5.0, check_same_thread=False)
     con.execute("PRAGMA auto_vacuum=INCREMENTAL")  # before anything is written: deletes can shrink it
     con.execute("PRAGMA journal_mode=WAL")  # readers (GET /history, the CLI) never block the writer
     con.execute("PRAGMA synchronous=NORMAL")  # a crash loses at most the last batch, never corrupts
-    con.execute("PRAGMA foreign_keys=ON")
+    _migrate_v1(con)
     con.executescript(SCHEMA)
     return con
+
+
+def _migrate_v1(con: sqlite3.Connection) -> None:
+    """Stores written by the first release kept one row per span in a ``spans`` table: fold each
+    prediction's spans into its compressed column and the ``shown`` table, so no record is lost."""
+    columns = {r[1] for r in con.execute("PRAGMA table_info(predictions)")}
+    if not columns or "spans" in columns:
+        return
+    con.executescript(SCHEMA)  # the shown table; the old predictions table stays as it is
+    with con:
+        con.execute("ALTER TABLE predictions ADD COLUMN spans BLOB NOT NULL DEFAULT x''")
+        by_id: dict[int, list[ShownSpan]] = {}
+        for pid, *span in con.execute(
+            "SELECT prediction_id, label, kind, start_time, end_time, confidence FROM spans ORDER BY rowid"
+        ):
+            by_id.setdefault(pid, []).append(ShownSpan(*span))
+        rows = con.execute("SELECT id, served_at, model_version, pair, timeframe FROM predictions").fetchall()
+        for pid, served_at, version, pair, timeframe in rows:
+            spans = by_id.get(pid, [])
+            con.execute("UPDATE predictions SET spans = ? WHERE id = ?", (pack(spans), pid))
+            if pair is not None and timeframe is not None:
+                _remember_shown(con, version, pair, timeframe, served_at, spans)
+        con.execute("DROP TABLE spans")
+    log.info("prediction history: moved %d predictions to the compressed layout", len(rows))
 
 
 def write(con: sqlite3.Connection, records: Iterable[PredictionRecord]) -> int:
@@ -95,9 +133,9 @@ def write(con: sqlite3.Connection, records: Iterable[PredictionRecord]) -> int:
     n = 0
     with con:
         for r in records:
-            cur = con.execute(
+            con.execute(
                 "INSERT INTO predictions (request_id, served_at, route, model_version, pair, timeframe,"
-                " start_time, end_time, candles) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " start_time, end_time, candles, spans) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     r.request_id,
                     r.served_at,
@@ -108,14 +146,23 @@ def write(con: sqlite3.Connection, records: Iterable[PredictionRecord]) -> int:
                     r.start_time,
                     r.end_time,
                     r.candles,
+                    pack(r.spans),
                 ),
             )
-            con.executemany(
-                "INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?)",
-                [(cur.lastrowid, s.label, s.kind, s.start_time, s.end_time, s.confidence) for s in r.spans],
-            )
+            if r.pair is not None and r.timeframe is not None:
+                _remember_shown(con, r.model_version, r.pair, r.timeframe, r.served_at, r.spans)
             n += 1
     return n
+
+
+def _remember_shown(
+    con: sqlite3.Connection, version: str, pair: str, timeframe: str, served_at: int, spans: list[ShownSpan]
+) -> None:
+    con.executemany(
+        "INSERT INTO shown VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
+        " SET last_shown = max(last_shown, excluded.last_shown)",
+        [(version, pair, timeframe, s.label, s.start_time, s.end_time, served_at) for s in spans],
+    )
 
 
 def store_bytes(path: Path) -> int:
@@ -129,12 +176,18 @@ def prune(con: sqlite3.Connection, path: Path, retention_days: float, max_mb: fl
     cutoff = int((time.time() - retention_days * 86_400) * 1000)
     with con:
         deleted = con.execute("DELETE FROM predictions WHERE served_at < ?", (cutoff,)).rowcount
+        con.execute("DELETE FROM shown WHERE last_shown < ?", (cutoff,))
     while store_bytes(path) > max_mb * 1e6:
         with con:
             oldest = con.execute(
                 "DELETE FROM predictions WHERE id IN (SELECT id FROM predictions ORDER BY id LIMIT"
                 " max(1, (SELECT count(*) FROM predictions) / 10))"
             ).rowcount
+            # spans last shown before the oldest prediction kept go with the predictions
+            con.execute(
+                "DELETE FROM shown WHERE last_shown < coalesce((SELECT min(served_at) FROM predictions),"
+                " 9223372036854775807)"
+            )
         shrink(con)
         deleted += oldest
         if not oldest:
@@ -261,26 +314,24 @@ def read(
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
     try:
         rows = con.execute(
-            "SELECT id, request_id, served_at, route, model_version, pair, timeframe, start_time,"
-            f" end_time, candles FROM predictions WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            "SELECT request_id, served_at, route, model_version, pair, timeframe, start_time, end_time,"
+            f" candles, spans FROM predictions WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
             (*args, limit),
         ).fetchall()
-        spans: dict[int, list[ShownSpan]] = {r[0]: [] for r in rows}
-        if rows:
-            marks = ",".join("?" * len(rows))
-            for pid, *span in con.execute(
-                "SELECT prediction_id, label, kind, start_time, end_time, confidence FROM spans"
-                f" WHERE prediction_id IN ({marks}) ORDER BY rowid",
-                [r[0] for r in rows],
-            ):
-                spans[pid].append(ShownSpan(*span))
     finally:
         con.close()
-    fields = ("request_id", "served_at", "route", "model_version", "pair", "timeframe", "start_time")
+    names = (
+        "request_id",
+        "served_at",
+        "route",
+        "model_version",
+        "pair",
+        "timeframe",
+        "start_time",
+        "end_time",
+    )
     return [
-        PredictionRecord(
-            **dict(zip(fields, r[1:8], strict=True)), end_time=r[8], candles=r[9], spans=spans[r[0]]
-        )
+        PredictionRecord(**dict(zip(names, r[:8], strict=True)), candles=r[8], spans=unpack(r[9]))
         for r in rows
     ]
 
@@ -291,13 +342,10 @@ def shown_spans(path: Path, model_version: str | None = None) -> list[tuple[str,
         return []
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
     try:
-        sql = (
-            "SELECT DISTINCT p.model_version, p.pair, p.timeframe, s.label, s.start_time, s.end_time"
-            " FROM spans s JOIN predictions p ON p.id = s.prediction_id WHERE p.pair IS NOT NULL"
-        )
+        sql = "SELECT model_version, pair, timeframe, label, start_time, end_time FROM shown"
         args: tuple[str, ...] = ()
         if model_version is not None:
-            sql += " AND p.model_version = ?"
+            sql += " WHERE model_version = ?"
             args = (model_version,)
         return [tuple(r) for r in con.execute(sql, args)]
     finally:

@@ -21,6 +21,7 @@ from candle_ml.history import (
     connect,
     prune,
     read,
+    shown_spans,
     store_bytes,
     write,
 )
@@ -146,7 +147,10 @@ def test_retention_deletes_by_age_then_by_size(tmp_path):
     assert 0 < deleted < 2000 and store_bytes(path) <= size / 3
     kept = [r.request_id for r in read(path, limit=5000)]
     assert kept[0] == "new1999" and "new0" not in kept  # the oldest went first
-    assert con.execute("SELECT count(*) FROM spans").fetchone()[0] == 50 * len(kept)  # spans went with them
+    # the same 50 spans shown 2000 times: stored once each for live precision, still there
+    assert con.execute("SELECT count(*) FROM shown").fetchone()[0] == 50
+    assert prune(con, path, retention_days=0, max_mb=1000) == len(kept)  # all of it, by age
+    assert con.execute("SELECT count(*) FROM shown").fetchone()[0] == 0
 
 
 def test_live_precision_from_a_scripted_review(served_model, tmp_path):
@@ -220,11 +224,45 @@ def test_without_a_history_the_route_says_so(served_model, tmp_path):
         assert client.post("/predict", json={"candles": request_candles(served_model)}).status_code == 200
 
 
+FIRST_SCHEMA = """
+CREATE TABLE predictions (id INTEGER PRIMARY KEY, request_id TEXT NOT NULL, served_at INTEGER NOT NULL,
+    route TEXT NOT NULL, model_version TEXT NOT NULL, pair TEXT, timeframe TEXT, start_time INTEGER,
+    end_time INTEGER, candles INTEGER NOT NULL);
+CREATE TABLE spans (prediction_id INTEGER NOT NULL REFERENCES predictions(id) ON DELETE CASCADE,
+    label TEXT NOT NULL, kind TEXT NOT NULL, start_time INTEGER NOT NULL, end_time INTEGER NOT NULL,
+    confidence REAL NOT NULL);
+INSERT INTO predictions VALUES (1, 'a', 1000, '/predict', 'v1', 'AAPL', '1d', 0, 9, 10);
+INSERT INTO predictions VALUES (2, 'b', 2000, '/predict/batch', 'v1', NULL, NULL, 0, 9, 10);
+INSERT INTO spans VALUES (1, 'doji', 'candlestick', 3, 3, 0.9), (1, 'hammer', 'candlestick', 5, 6, 0.7);
+INSERT INTO spans VALUES (2, 'doji', 'candlestick', 4, 4, 0.8);
+"""
+
+
+def test_a_store_from_the_first_release_keeps_every_record(tmp_path):
+    """The first release kept a row per span; opening its store moves them, losing nothing."""
+    path = tmp_path / "h.sqlite"
+    sqlite3.connect(path).executescript(FIRST_SCHEMA)
+    con = connect(path)
+    by_id = {r.request_id: r for r in read(path)}
+    assert by_id["a"].spans == [
+        ShownSpan("doji", "candlestick", 3, 3, 0.9),
+        ShownSpan("hammer", "candlestick", 5, 6, 0.7),
+    ]
+    assert by_id["b"].spans == [ShownSpan("doji", "candlestick", 4, 4, 0.8)] and by_id["b"].pair is None
+    assert sorted(shown_spans(path)) == [
+        ("v1", "AAPL", "1d", "doji", 3, 3),
+        ("v1", "AAPL", "1d", "hammer", 5, 6),
+    ]
+    write(con, [PredictionRecord("c", 3000, "/predict", "v2", "AAPL", "1d", 0, 9, 10, [])])
+    assert [r.request_id for r in read(path)] == ["c", "b", "a"]
+    assert connect(path).execute("SELECT count(*) FROM predictions").fetchone()[0] == 3  # opens again
+
+
 @pytest.mark.parametrize("path", ["history.sqlite"])
 def test_the_store_is_sqlite_in_wal_mode(tmp_path, path):
     con = connect(tmp_path / path)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert {r[0] for r in sqlite3.connect(tmp_path / path).execute("SELECT name FROM sqlite_master")} >= {
         "predictions",
-        "spans",
+        "shown",
     }
