@@ -121,6 +121,7 @@ def predict(
         OFFLINE_BATCH_SIZE,
         above_min_confidence,
         chart_spans,
+        confirmer,
         predict_labels,
         respond,
     )
@@ -154,6 +155,7 @@ def predict(
             confidence,
             min_confidence,
             chart_spans(loaded, candles),
+            confirmer(loaded, candles),
         )
         output.write_bytes(msgspec.json.format(msgspec.json.encode(result), indent=1))
         spans = len(result.spans)

@@ -15,6 +15,7 @@ import yaml
 
 from candle_ml.errors import ConfigError
 from candle_ml.paths import PARAMS as PARAMS_FILE
+from candle_ml.timeframes import parse_timeframe
 
 
 class Options(msgspec.Struct, forbid_unknown_fields=True):
@@ -54,10 +55,21 @@ class FeaturizeParams(Options):
     # Served predictions need enough history for exponential indicators to agree with
     # the whole-series values within this relative tolerance (measured by the stage).
     convergence_tolerance: float = 1e-6
+    # Longer candles each series is resampled into for context (candle_ml/timeframes.py), e.g.
+    # [4h, 1d] for hourly data; each must be longer than every series' own timeframe.
+    higher_timeframes: list[str] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.scale_window < 1:
             raise ValueError("featurize.scale_window must be >= 1")
+        for i, tf in enumerate(self.higher_timeframes):
+            if parse_timeframe(tf) is None:
+                raise ValueError(
+                    f"featurize.higher_timeframes[{i}]: '{tf}' is not a timeframe of the form "
+                    "<n>s|m|h|d|w (e.g. 4h, 1d, 1w)"
+                )
+        if len(set(self.higher_timeframes)) != len(self.higher_timeframes):
+            raise ValueError("featurize.higher_timeframes: a timeframe is listed twice")
         if not 0 < self.convergence_tolerance < 1:
             raise ValueError("featurize.convergence_tolerance must be between 0 and 1")
 

@@ -26,6 +26,7 @@ from candle_ml.candles import CANDLE_COLUMNS
 from candle_ml.config import FeaturizeParams, IndicatorSpec
 from candle_ml.errors import CandleError, FeatureError
 from candle_ml.talib_api import import_talib, talib_abstract
+from candle_ml.timeframes import higher_timeframe_arrays
 
 # A scale below this fraction of the close (a run of zero-range candles) is floored,
 # so relative features stay finite; they are also clipped to +-REL_CLIP.
@@ -300,10 +301,24 @@ def featurize(candles: pl.DataFrame, cfg: FeaturizeParams) -> pl.DataFrame:
     _checked_prices(candles)
     candles = candles.select(CANDLE_COLUMNS).cast({c: pl.Float64 for c in CANDLE_COLUMNS if c != "time"})
     frame = pl.concat(
-        [candles, candle_features(candles, cfg.scale_window), indicator_features(candles, cfg.indicators)],
+        [
+            candles,
+            candle_features(candles, cfg.scale_window),
+            indicator_features(candles, cfg.indicators),
+            pl.DataFrame(context_arrays(candles["time"].to_numpy(), _checked_prices(candles), cfg)),
+        ],
         how="horizontal",
     )
     return custom_features(frame, cfg.custom)
+
+
+def context_arrays(
+    times: np.ndarray, p: dict[str, np.ndarray], cfg: FeaturizeParams
+) -> dict[str, np.ndarray]:
+    """Higher-timeframe features (``featurize.higher_timeframes``; none by default)."""
+    if not cfg.higher_timeframes:
+        return {}
+    return higher_timeframe_arrays(times, p["open"], p["high"], p["low"], p["close"], cfg.higher_timeframes)
 
 
 def feature_matrix(candles: pl.DataFrame, cfg: FeaturizeParams, columns: list[str]) -> tuple[np.ndarray, int]:
@@ -316,6 +331,7 @@ def feature_matrix(candles: pl.DataFrame, cfg: FeaturizeParams, columns: list[st
     p = _checked_prices(candles)
     arrays = candle_arrays(p["open"], p["high"], p["low"], p["close"], cfg.scale_window)
     arrays |= indicator_arrays(p, cfg.indicators)
+    arrays |= context_arrays(candles["time"].to_numpy(), p, cfg)
     every = np.column_stack(list(arrays.values())) if arrays else np.empty((len(p["close"]), 0))
     first = warm_start(every, list(arrays))
     return np.column_stack([arrays[c][first:] for c in columns]).astype(np.float32), first

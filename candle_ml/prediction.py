@@ -16,6 +16,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
+from candle_ml.confirmation import Confirmer
 from candle_ml.errors import CandleMLError, EmptyRange, TooManyCandles, UnknownSeries, require_history
 from candle_ml.loading import LoadedModel, ModelSummary
 from candle_ml.paths import INDEX
@@ -48,6 +49,8 @@ class SpanPrediction(msgspec.Struct):
     avg_confidence: float  # a chart pattern: the chart model's probability of its label
     candles: int
     kind: str = "candlestick"  # "candlestick": a run of per-candle labels | "chart": a chart pattern
+    # the higher timeframes (featurize.higher_timeframes) whose finished candles show the same pattern
+    confirmed_on: list[str] = msgspec.field(default_factory=list)
 
 
 class PredictResponse(msgspec.Struct):
@@ -71,9 +74,11 @@ def respond(
     confidence: np.ndarray,
     min_confidence: float,
     chart: list[SpanPrediction] | None = None,
+    confirm: Confirmer | None = None,
 ) -> PredictResponse:
     """Per-candle predictions (labels below ``min_confidence`` become ``O``), their spans, and the
-    chart-pattern spans (those below ``min_confidence`` left out), ordered by start."""
+    chart-pattern spans (those below ``min_confidence`` left out), ordered by start; with a
+    ``confirm``, each span says on which higher timeframes its pattern shows too."""
     labels = above_min_confidence(pred_labels, confidence, min_confidence)
     has = ~np.isnan(confidence)  # exactly the candles with a label
     conf_out = np.where(has, confidence, 0.0).tolist()
@@ -93,7 +98,29 @@ def respond(
     ]
     spans += [c for c in chart or [] if c.avg_confidence >= min_confidence]
     spans.sort(key=lambda s: (s.start_time, s.end_time))
+    if confirm is not None:
+        for span in spans:
+            span.confirmed_on = confirm(span.label, span.kind, span.start_time, span.end_time)
     return PredictResponse(predictions, spans, model.summary)
+
+
+def confirmer(model: LoadedModel, candles: pl.DataFrame) -> Confirmer | None:
+    """What confirms the model's spans in these candles (None when it has no higher timeframes)."""
+    higher = model.bundle.meta.featurize.higher_timeframes
+    if not higher:
+        return None
+    chart = model.bundle.meta.chart
+    o, h, low, c = (candles[k].to_numpy().astype(np.float64) for k in ("open", "high", "low", "close"))
+    return Confirmer(
+        candles["time"].to_numpy(),
+        o,
+        h,
+        low,
+        c,
+        higher,
+        chart.rules if chart else None,
+        [x for x in chart.labels if x != NO_PATTERN] if chart else [],
+    )
 
 
 def chart_spans(
@@ -142,7 +169,15 @@ def predict_frame(
     labels, confidence = predict_labels(model, candles, source, checkpoint)
     checkpoint()
     times = candles["time"].to_numpy()
-    return respond(model, times, labels, confidence, min_confidence, chart_spans(model, candles))
+    return respond(
+        model,
+        times,
+        labels,
+        confidence,
+        min_confidence,
+        chart_spans(model, candles),
+        confirmer(model, candles),
+    )
 
 
 def predict_labels(
@@ -246,6 +281,7 @@ class SeriesPrediction:
     margin: np.ndarray  # top-1 minus top-2 probability (candle_ml.review.margins)
     chart: list[SpanPrediction]  # chart-pattern spans of the whole series
     chart_margin: list[float]  # and how sure the chart model is of each
+    confirm: Confirmer | None = None  # higher-timeframe confirmation over the whole series
 
     def window(self, start: int | None, end: int | None) -> slice:
         return time_window(self.times, start, end)
@@ -275,6 +311,7 @@ def predict_series(model: LoadedModel, candles: pl.DataFrame) -> SeriesPredictio
         margins(pred.proba),
         [span for span, _ in chart],
         [margin for _, margin in chart],
+        confirmer(model, candles),
     )
 
 
@@ -314,5 +351,11 @@ def predict_stored(
     labels, confidence = predict_chunks(model, series, lo, hi, batch_size, checkpoint)
     checkpoint()
     return respond(
-        model, times[lo:hi], labels, confidence, min_confidence, chart_spans(model, series, lo, hi)
+        model,
+        times[lo:hi],
+        labels,
+        confidence,
+        min_confidence,
+        chart_spans(model, series, lo, hi),
+        confirmer(model, series),
     )

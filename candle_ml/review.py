@@ -17,7 +17,6 @@ can import it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
@@ -27,12 +26,10 @@ import numpy as np
 from candle_ml.errors import TimeframeError
 from candle_ml.patterns import NO_PATTERN
 from candle_ml.spans import LabelSpan
+from candle_ml.timeframes import parse_timeframe
 
 Kind = Literal["missed_by_model", "missed_by_human", "label_mismatch"]
 KINDS: tuple[Kind, ...] = ("missed_by_model", "missed_by_human", "label_mismatch")
-
-_TIMEFRAME = re.compile(r"^(?P<n>\d+)(?P<unit>s|m|min|h|d|w)$", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 class TimedSpan(Protocol):
@@ -56,15 +53,15 @@ class Summary(msgspec.Struct):
 
 def timeframe_seconds(timeframe: str) -> int:
     """``1d`` -> 86400, ``4h`` -> 14400, ``15m`` -> 900; an unknown form is a 422."""
-    match = _TIMEFRAME.match(timeframe.strip())
-    if not match or int(match["n"]) == 0:
+    seconds = parse_timeframe(timeframe)
+    if seconds is None:
         raise TimeframeError(
             f"timeframe '{timeframe}': not stored, and not of the form <n>s|m|h|d|w (e.g. 1d, 4h, 15m), "
             "so its candles cannot be counted",
             field="timeframe",
             rule="stored series or <n>s|m|h|d|w",
         )
-    return int(match["n"]) * _UNIT_SECONDS[match["unit"].lower()]
+    return seconds
 
 
 def candle_range(span: TimedSpan, times: np.ndarray | None, step: int) -> LabelSpan:

@@ -58,11 +58,14 @@ def candles_factory():
     return make_candles
 
 
-def train_on_bundled(root: Path, patterns: list[str], human_spans=None, n_estimators: int = 30):
+def train_on_bundled(
+    root: Path, patterns: list[str], human_spans=None, n_estimators: int = 30, higher_timeframes=None
+):
     """Train a small XGBoost model on bundled AAPL and IBM candles exactly as the stages do.
 
     ``patterns`` are the TA-Lib labels; ``human_spans(series)`` may add a trader's spans (as
-    ``Annotation``s) per series. Returns (train result, schema, ingested series, bundle meta).
+    ``Annotation``s) per series; ``higher_timeframes`` replaces params.yaml's. Returns (train
+    result, schema, ingested series, bundle meta).
     """
     from candle_ml.annotations import Annotation
     from candle_ml.autolabel import autolabel, label_priority
@@ -82,6 +85,8 @@ def train_on_bundled(root: Path, patterns: list[str], human_spans=None, n_estima
 
     repo = Path(__file__).resolve().parent.parent
     cfg = load_section("featurize", FeaturizeParams, repo / "params.yaml")
+    if higher_timeframes is not None:
+        cfg = msgspec.structs.replace(cfg, higher_timeframes=higher_timeframes)
     series = ingest(IngestParams(bundled=["AAPL", "IBM"], raw_dir=str(root / "raw"), augment=[]))
     full = {s.key: featurize(s.candles, cfg) for s in series}
     history, _ = history_to_converge(full, cfg, cfg.convergence_tolerance)
@@ -136,14 +141,18 @@ def train_chart_on(series, human_spans=None, labels=None, seed: int = 0):
 @pytest.fixture(scope="session")
 def served_model(tmp_path_factory):
     """A small XGBoost bundle trained on bundled AAPL and IBM candles exactly as the stages do,
-    with the default featurize config (exponential indicators included), plus ingest's
-    candles directory for /predict/batch. Returns (bundle dir, candles dir)."""
+    with the default featurize config (exponential indicators included) plus weekly context
+    (``higher_timeframes: [1w]``, so every serving test covers it and spans carry
+    ``confirmed_on``), and ingest's candles directory for /predict/batch. Returns (bundle dir,
+    candles dir)."""
     from candle_ml.bundle import save_bundle
     from candle_ml.ingest import series_index
     from candle_ml.stageio import write_json
 
     root = tmp_path_factory.mktemp("served")
-    result, _, series, meta = train_on_bundled(root, ["CDLENGULFING", "CDLHAMMER", "CDLDOJI"])
+    result, _, series, meta = train_on_bundled(
+        root, ["CDLENGULFING", "CDLHAMMER", "CDLDOJI"], higher_timeframes=["1w"]
+    )
     candles_dir = root / "candles"
     candles_dir.mkdir()
     for s in series:

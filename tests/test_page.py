@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 
@@ -107,7 +108,7 @@ def test_the_page_draws_a_series_and_its_predictions(page):
     assert pixels_near(chart, UP) > 400 and pixels_near(chart, DOWN) > 400, "no candles drawn"
     assert page.evaluate("markers.markers().length") > 0
     first = page.evaluate("markers.markers()[0].text")
-    assert "(" in first and first.endswith("%)")  # "{label} ({confidence}%)"
+    assert re.fullmatch(r"\w+ \(\d+%\)( ✓1w)?", first)  # "{label} ({confidence}%)", confirmed or not
     assert page.locator("#model-version").inner_text().startswith("model: models@sha256:")
     # what followed each label, from the outcome report made for this model: verdict, numbers on hover
     doji = page.locator('#labels label:has(input[data-label="doji"]) .outcome')
@@ -116,6 +117,23 @@ def test_the_page_draws_a_series_and_its_predictions(page):
     assert page.locator("#labels .outcome[data-verdict]").count() == page.locator("#labels label").count()
     assert page.locator("#queue li").count() == 20
     assert not page.locator("#banner").is_visible() and page.errors == []
+
+
+def test_only_confirmed_keeps_the_spans_the_weekly_chart_confirms(page):
+    """The model has weekly context (higher_timeframes: [1w]): the filter is offered, and
+    checking it leaves exactly the spans whose pattern the finished week shows too."""
+    box = page.locator("#confirmed-filter")
+    assert box.is_visible() and "only confirmed on 1w" in " ".join(box.inner_text().split())
+    everything = page.evaluate("visibleSpans().length")
+    confirmed = page.evaluate("visibleSpans().filter((s) => s.confirmed_on.length).length")
+    assert 0 < confirmed < everything
+    page.check("#only-confirmed")
+    assert page.evaluate("visibleSpans().length") == confirmed
+    texts = page.evaluate("markers.markers().map((m) => m.text)")
+    assert len(texts) == confirmed and all(t.endswith(" ✓1w") for t in texts)
+    shot(page, "confirmed-only")
+    page.uncheck("#only-confirmed")
+    assert page.evaluate("visibleSpans().length") == everything and page.errors == []
 
 
 def test_a_dismiss_in_the_page_lands_in_the_feedback_log(page, server):

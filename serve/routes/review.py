@@ -126,6 +126,7 @@ class ReviewController(Controller):
                 full.confidence[window],
                 min_confidence,
                 full.chart_in(window),
+                full.confirm,
             )
             human = [to_wire(s) for s in human_spans(human_dir, feedback_log, pair, timeframe, start, end)]
             predicted = [

@@ -170,7 +170,14 @@ function minConfidence() { return Number($("confidence").value) / 100; }
 
 function visibleSpans() {
   if (!state.review) return [];
-  return state.review.spans.filter((s) => state.enabled.has(s.label) && s.avg_confidence >= minConfidence());
+  const confirmedOnly = $("only-confirmed").checked;
+  return state.review.spans.filter((s) => state.enabled.has(s.label) && s.avg_confidence >= minConfidence()
+    && (!confirmedOnly || (s.confirmed_on || []).length > 0));
+}
+
+// " ✓1d,1w": the higher timeframes whose finished candles show the same pattern.
+function confirmedText(s) {
+  return (s.confirmed_on || []).length ? ` ✓${s.confirmed_on.join(",")}` : "";
 }
 
 function drawPredictions() {
@@ -193,7 +200,8 @@ function drawPredictions() {
   markers.setMarkers(shown.map((s) => ({
     time: s.start_time, position: isChart(s) ? "belowBar" : "aboveBar", shape: isChart(s) ? "arrowUp" : "arrowDown",
     color: (state.labels.get(s.label) || {}).color || "#42a5f5",
-    text: `${s.label} (${Math.round(100 * s.avg_confidence)}%)${isChart(s) ? `, ${s.candles} candles` : ""}`,
+    text: `${s.label} (${Math.round(100 * s.avg_confidence)}%)${isChart(s) ? `, ${s.candles} candles` : ""}`
+      + confirmedText(s),
   })));
   drawOverlay();
 }
@@ -271,6 +279,10 @@ async function loadModel() {
   $("model-version").textContent = `model: ${info.name}@${info.version}`;
   if (versionChanged) { state.cache.clear(); state.review = null; drawPredictions(); }
   state.labels = new Map(info.labels.map((l) => [l.name, l]));
+  const higher = ((info.features || {}).featurize || {}).higher_timeframes || [];
+  $("confirmed-filter").hidden = !higher.length; // the filter exists only for a model with them
+  $("higher-timeframes").textContent = higher.join(", ");
+  if (!higher.length) $("only-confirmed").checked = false;
   const perSpan = (info.metrics && (info.metrics.per_class_span || info.metrics.per_class)) || {};
   const box = $("labels"), select = $("correct-label"), names = $("label-names");
   box.replaceChildren(); select.replaceChildren(); names.replaceChildren();
@@ -425,7 +437,7 @@ function updateSelection() {
   $("selected-text").textContent = s
     ? `${s.label} ${new Date(s.start_time * 1000).toISOString().slice(0, 10)} – ` +
       `${new Date(s.end_time * 1000).toISOString().slice(0, 10)}` +
-      (s.avg_confidence !== undefined ? ` (${Math.round(100 * s.avg_confidence)}%)` : "")
+      (s.avg_confidence !== undefined ? ` (${Math.round(100 * s.avg_confidence)}%)` : "") + confirmedText(s)
     : "Click a predicted span on the chart.";
 }
 
@@ -477,6 +489,7 @@ $("save-span").addEventListener("click", () => {
 $("series").addEventListener("change", (e) => selectSeries(e.target.value));
 $("layer").addEventListener("change", drawPredictions);
 $("only-disagreements").addEventListener("change", drawPredictions);
+$("only-confirmed").addEventListener("change", drawPredictions);
 $("confidence").addEventListener("input", () => {
   $("confidence-value").textContent = `${$("confidence").value}%`;
   drawPredictions();
