@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import msgspec
@@ -203,9 +206,11 @@ STAGES = (
 
 
 def run(cmd: list[str], cwd: Path, **env_vars: str) -> str:
-    """Run a command as a user types it (the venv's tools first on PATH); fail with its output."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env_vars}
-    env.pop("MLFLOW_TRACKING_URI", None)  # the copy's own SQLite store
+    """Run a command as a user types it (the venv's tools first on PATH); fail with its output.
+    MLflow logs to the copy's own SQLite store unless ``MLFLOW_TRACKING_URI`` is passed."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env |= env_vars
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout + proc.stderr
@@ -254,3 +259,110 @@ def pipeline(tmp_path_factory) -> tuple[Path, str]:
     and may change it further: each says what it leaves behind)."""
     repo = copy_repo(tmp_path_factory.mktemp("pipeline"))
     return repo, run(["dvc", "repro"], repo)
+
+
+# --------------------------------------------------------------- real servers on loopback
+
+S3_KEY, S3_SECRET = "candle-ml-test", "not-a-secret"
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, what: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited with {proc.returncode} before listening on 127.0.0.1:{port}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """moto's standalone S3 server on a free loopback port: its endpoint URL."""
+    port = free_loopback_port()
+    moto_server = Path(sys.executable).parent / "moto_server"
+    proc = subprocess.Popen(
+        [str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_listening(port, "moto_server", proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def postgres_bin() -> Path | None:
+    """Debian's PostgreSQL server binaries (package postgresql), newest first."""
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def postgres_server():
+    """A throwaway PostgreSQL cluster on a free loopback port, trust auth, database ``mlflow``:
+    its SQLAlchemy URI. As root (CI) the cluster belongs to Debian's ``postgres`` user."""
+    bindir = postgres_bin()
+    if bindir is None:
+        if os.environ.get("CANDLE_ML_REQUIRE_SERVERS"):
+            pytest.fail("no PostgreSQL server here: apt-get install postgresql")
+        pytest.skip("no PostgreSQL server here (apt-get install postgresql)")
+    # not under pytest's tmp dirs: those are private to this user, and the cluster's owner must
+    # reach its own directory
+    root = Path(tempfile.mkdtemp(prefix="candle-ml-postgres-"))
+    data, sockets = root / "data", root / "run"
+    sockets.mkdir()
+    as_owner: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    made = subprocess.run(
+        [*as_owner, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, f"initdb failed:\n{made.stdout}\n{made.stderr}"
+    port = free_loopback_port()
+    proc = subprocess.Popen(
+        [
+            *as_owner,
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={sockets}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "postgres.log", "wb"),  # noqa: SIM115 (closed with the process)
+    )
+    try:
+        wait_listening(port, "postgres", proc)
+        subprocess.run(
+            [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "mlflow"],
+            check=True,
+            capture_output=True,
+        )
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/mlflow"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(root, ignore_errors=True)

@@ -8,48 +8,18 @@ that copy's state and points its default remote at the S3 server."""
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from .conftest import ARTIFACTS, commit_all, run
+from .conftest import S3_KEY as KEY
+from .conftest import S3_SECRET as SECRET
 
 pytestmark = pytest.mark.integration
 
 boto3 = pytest.importorskip("boto3", reason="the s3 extra (pip install -e '.[s3]') is not installed")
-KEY, SECRET = "candle-ml-test", "not-a-secret"
-
-
-@pytest.fixture
-def s3_server():
-    """moto's standalone S3 server on a free loopback port: its endpoint URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    moto_server = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen(
-        [str(moto_server), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"moto_server did not listen on {url}")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def timed(cmd: list[str], cwd: Path) -> tuple[str, float]:
