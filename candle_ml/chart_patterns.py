@@ -28,6 +28,7 @@ already found (a test checks this).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -204,20 +205,29 @@ def find_chart_patterns(
                 continue
             seen.add((label, start, end))
             found.append(ChartSpan(label, int(start), int(end), int(last_row)))
-    return dedupe(found)
+    return dedupe(found, rules.window)
 
 
-def dedupe(spans: list[ChartSpan]) -> list[ChartSpan]:
+def dedupe(spans: list[ChartSpan], window: int) -> list[ChartSpan]:
     """One span per pattern: a later window that sees the same pattern with its extrema a candle
-    apart (half or more of the two spans shared) does not report it again."""
+    apart (half or more of the two spans shared) does not report it again.
+
+    Spans come in the order found and each lies inside the ``window`` candles before the row it
+    was found on, so a kept span found ``window`` or more rows before another ends before that
+    one starts: only the recent ones of the same label are compared (linear, not quadratic, in
+    the series' length)."""
     kept: list[ChartSpan] = []
+    recent: dict[str, deque[ChartSpan]] = {}
     for s in spans:
+        near = recent.setdefault(s.label, deque())
+        while near and near[0].found_at < s.found_at - window:
+            near.popleft()
         if any(
-            k.label == s.label
-            and min(k.end, s.end) - max(k.start, s.start) + 1
+            min(k.end, s.end) - max(k.start, s.start) + 1
             >= 0.5 * (max(k.end, s.end) - min(k.start, s.start) + 1)
-            for k in kept
+            for k in near
         ):
             continue
         kept.append(s)
+        near.append(s)
     return kept
