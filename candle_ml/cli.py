@@ -185,6 +185,67 @@ def predict(
 
 
 @app.command()
+def batch(
+    inputs: list[Path] = typer.Argument(
+        ...,
+        help="series: PAIR_TF.csv|parquet files, folders of them (data/candles), or a hive Parquet "
+        "dataset (pair=…/timeframe=…)",
+    ),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="folder for predictions/ and spans/ (hive Parquet)"
+    ),
+    model: Path = typer.Option(paths.MODEL_DIR, help="the model bundle directory"),
+    engine: str = typer.Option(
+        "local", help="local: this process | spark: a Spark session (the spark extra)"
+    ),
+    master: str = typer.Option("local[*]", help="Spark master: local[N], spark://host:7077, yarn, k8s://…"),
+    block_size: int = typer.Option(100_000, min=1, help="candles each block labels (one Spark task each)"),
+    params_file: Path = typer.Option(
+        paths.PARAMS, "--params", help="params.yaml whose autolabel section the rules follow"
+    ),
+) -> None:
+    """Label many series at once: the model's label per candle and the rules' spans.
+
+    Long series are cut into blocks that carry the history before them and the lookahead after,
+    so every candle gets the label `candle-ml predict` gives it. --engine spark runs each block
+    as a Spark task (docs/pipeline.md, "Batch on Spark")."""
+    from candle_ml.autolabel import check_patterns
+    from candle_ml.batch import Rules, run_local, run_spark
+    from candle_ml.chart_patterns import CHART_PATTERNS, ChartRules
+    from candle_ml.config import AutolabelParams, parse_section, read_params
+
+    try:
+        if engine not in ("local", "spark"):
+            raise CandleMLError(f"--engine {engine}: local or spark")
+        all_params = read_params(params_file) if params_file.is_file() else {}
+        labels = parse_section(all_params, "autolabel", AutolabelParams, params_file)
+        rules = Rules(
+            check_patterns(labels.patterns),
+            labels.chart_patterns if "autolabel" in all_params else list(CHART_PATTERNS),
+            ChartRules(
+                window=labels.chart.window, confirm=labels.chart.confirm, bandwidth=labels.chart.bandwidth
+            ),
+        )
+        if output.exists() and any(output.iterdir()):
+            raise CandleMLError(f"--output {output}: not empty; batch writes a fresh folder")
+        if engine == "spark":
+            from candle_ml.spark import session
+
+            done = run_spark(session(master, "candle-ml batch"), inputs, model, rules, output, block_size)
+        else:
+            done = run_local(inputs, model, rules, output, block_size)
+    except (CandleMLError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    rate = done["candles"] / max(done["seconds"], 1e-9)
+    typer.echo(
+        f"{done['candles']} candles in {done['seconds']:.1f} s ({rate:,.0f} candles/s, {engine}) -> "
+        f"{output}/predictions, {output}/spans",
+        err=True,
+    )
+
+
+@app.command()
 def outcomes(
     input_files: list[Path] = typer.Argument(
         ..., help="candles, one series a file: .csv or .parquet (PAIR_TF names, as ingest reads them)"

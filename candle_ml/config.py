@@ -154,6 +154,13 @@ class XGBoostParams(Options):
     max_bin: int = 256  # histogram bins per feature
 
 
+class XGBoostSparkParams(XGBoostParams):
+    """``xgboost`` trained on Spark (candle_ml/models/xgboost_spark.py): the same knobs, plus where."""
+
+    master: str = "local[*]"  # local[N] on one machine, or the cluster's URL (spark://, yarn, k8s://)
+    num_workers: int = 1  # Spark tasks XGBoost trains with (one per executor core is typical)
+
+
 class RandomForestParams(Options):
     n_estimators: int = 300
     max_depth: int | None = None
@@ -182,6 +189,7 @@ class TrainParams(Options):
     seed: int = 42
     device: Literal["cpu", "cuda"] = "cpu"
     xgboost: XGBoostParams = msgspec.field(default_factory=XGBoostParams)
+    xgboost_spark: XGBoostSparkParams = msgspec.field(default_factory=XGBoostSparkParams)
     random_forest: RandomForestParams = msgspec.field(default_factory=RandomForestParams)
     chart: ChartModelParams = msgspec.field(default_factory=ChartModelParams)
     # temperature: rescale confidences so 0.8 means right ~80 % of the time, fitted on the val

@@ -70,21 +70,24 @@ def train_on_bundled(
     ``Annotation``s) per series; ``higher_timeframes`` replaces params.yaml's. Returns (train
     result, schema, ingested series, bundle meta).
     """
+    from candle_ml.config import TrainParams, XGBoostParams
+    from candle_ml.training import bundle_meta, train
+
+    frame, schema, series = bundled_dataset(root, patterns, human_spans, higher_timeframes)
+    params = TrainParams(model_type="xgboost", xgboost=XGBoostParams(n_estimators=n_estimators, n_jobs=2))
+    result = train(frame, schema, params)
+    return result, schema, series, bundle_meta(result, schema, params)
+
+
+def bundled_dataset(root: Path, patterns: list[str], human_spans=None, higher_timeframes=None):
+    """The dataset stage's frame and model schema for bundled AAPL and IBM, and the series."""
     from candle_ml.annotations import Annotation
     from candle_ml.autolabel import autolabel, label_priority
-    from candle_ml.config import (
-        DatasetParams,
-        FeaturizeParams,
-        IngestParams,
-        TrainParams,
-        XGBoostParams,
-        load_section,
-    )
+    from candle_ml.config import DatasetParams, FeaturizeParams, IngestParams, load_section
     from candle_ml.convergence import history_to_converge
     from candle_ml.dataset import SeriesFrame, build_dataset, model_schema
     from candle_ml.features import drop_warmup, featurize
     from candle_ml.ingest import ingest
-    from candle_ml.training import bundle_meta, train
 
     repo = Path(__file__).resolve().parent.parent
     cfg = load_section("featurize", FeaturizeParams, repo / "params.yaml")
@@ -104,10 +107,7 @@ def train_on_bundled(
         human += human_spans(s) if human_spans else []
     dataset_params = load_section("dataset", DatasetParams, repo / "params.yaml")
     dataset = build_dataset(frames, human, programmatic, label_priority(patterns), dataset_params)
-    schema = model_schema(dataset.schema, cfg, warmup, history)
-    params = TrainParams(model_type="xgboost", xgboost=XGBoostParams(n_estimators=n_estimators, n_jobs=2))
-    result = train(dataset.frame, schema, params)
-    return result, schema, series, bundle_meta(result, schema, params)
+    return dataset.frame, model_schema(dataset.schema, cfg, warmup, history), series
 
 
 def train_chart_on(series, human_spans=None, labels=None, seed: int = 0):

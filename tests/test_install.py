@@ -88,7 +88,7 @@ def third_party_imports() -> dict[str, str]:
 def test_every_import_of_the_shipped_code_is_a_declared_dependency():
     dists = packages_distributions()
     runtime = {canonicalize_name(r.name) for r in declared()}
-    runtime |= {canonicalize_name(r.name) for r in declared_extras({"s3", "postgres"})}
+    runtime |= {canonicalize_name(r.name) for r in declared_extras({"s3", "postgres", "spark"})}
     imports = third_party_imports()
     assert {"xgboost", "talib", "skops", "matplotlib", "litestar"} <= set(imports)
     for module, where in imports.items():
@@ -115,3 +115,17 @@ def test_the_logged_model_pins_the_distributions_installed_here():
     assert all(version(name) == v for name, v in pins.items())
     xgb = packages_distributions()["xgboost"][0]
     assert pins[xgb] == version(xgb) and {"TA-Lib", "scikit-learn"} <= set(pins)
+
+
+def test_the_spark_lock_adds_pyspark_to_the_same_versions():
+    """requirements-spark.lock (CI installs it after requirements.lock) pins what the main lock
+    pins, plus pyspark inside the spark extra's range."""
+    pins: dict[str, set[str]] = {}
+    for lock in ("requirements.lock", "requirements-spark.lock"):
+        for name, version in re.findall(r"^([A-Za-z0-9_.-]+)==([^ \\;]+)", (ROOT / lock).read_text(), re.M):
+            pins.setdefault(f"{lock}:{canonicalize_name(name)}", set()).add(version)
+    main = {k.split(":", 1)[1]: v for k, v in pins.items() if k.startswith("requirements.lock:")}
+    spark = {k.split(":", 1)[1]: v for k, v in pins.items() if k.startswith("requirements-spark.lock:")}
+    assert {n: v for n, v in spark.items() if n in main and not v <= main[n]} == {}
+    (extra,) = declared_extras({"spark"})
+    assert all(extra.specifier.contains(v) for v in spark["pyspark"]) and "py4j" in spark

@@ -14,6 +14,7 @@ import numpy as np
 from candle_ml.errors import ConfigError
 from candle_ml.models.random_forest import RandomForestModel
 from candle_ml.models.xgboost_model import XGBoostModel
+from candle_ml.models.xgboost_spark import SparkXGBoostModel
 
 
 class PatternModel(Protocol):
@@ -39,6 +40,7 @@ class PatternModel(Protocol):
 MODEL_TYPES: dict[str, Any] = {
     "xgboost": XGBoostModel,
     "random_forest": RandomForestModel,
+    "xgboost_spark": SparkXGBoostModel,  # trained on Spark (the spark extra), served like xgboost
 }
 
 

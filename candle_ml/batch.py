@@ -1,0 +1,289 @@
+"""Batch labelling of many series, in this process or on Spark (``candle-ml batch``).
+
+Per series, in blocks of ``block_size`` candles, both engines write:
+
+- ``OUT/predictions/pair=P/timeframe=T/*.parquet``: every candle's ``time``, the model's ``label``
+  and ``confidence`` (null without the history the model needs), featurized by the bundle's own
+  feature code, exactly as ``candle-ml predict`` and ``POST /predict`` label it;
+- ``OUT/spans/pair=P/timeframe=T/*.parquet``: the rules' spans (``autolabel``: TA-Lib's
+  candlestick rules and the chart-pattern rules), as the ``autolabel`` stage finds them.
+
+A block is read with the candles before it that its first candle needs (``BlockPlan.before``:
+the model's ``min_history``, the rules' lookback, two chart windows) and the model's lookahead
+after it, and only its own candles are kept, so a series cut into blocks gets the answer one
+pass over it gives. On Spark each block is one ``applyInPandas`` group: a series longer than one
+executor's memory is spread over many tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from candle_ml.autolabel import autolabel, lookback
+from candle_ml.bundle import Bundle, load_bundle
+from candle_ml.candles import CANDLE_COLUMNS, parse_series_filename
+from candle_ml.chart_patterns import ChartRules, find_chart_patterns
+from candle_ml.errors import CandleMLError
+
+log = logging.getLogger("candle_ml.batch")
+
+PREDICTION_COLUMNS = {"time": pl.Int64, "label": pl.String, "confidence": pl.Float64}
+SPAN_COLUMNS = {
+    "start_time": pl.Int64,
+    "end_time": pl.Int64,
+    "label": pl.String,
+    "source": pl.String,  # "candlestick": a TA-Lib rule | "chart": a chart-pattern rule
+    "confidence": pl.Float64,
+}
+SPARK_PREDICTIONS = "pair string, timeframe string, time long, label string, confidence double"
+SPARK_SPANS = (
+    "pair string, timeframe string, start_time long, end_time long, label string, source string, "
+    "confidence double"
+)
+
+
+class BatchError(CandleMLError):
+    """Bad input or settings for a batch run."""
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    size: int  # candles each block labels
+    before: int  # candles read before a block
+    after: int  # candles read after it
+
+    def blocks(self, n: int) -> Iterator[tuple[int, int, int, int]]:
+        """(first read, first kept, one past the last kept, one past the last read) per block."""
+        for lo in range(0, n, self.size):
+            hi = min(lo + self.size, n)
+            yield max(0, lo - self.before), lo, hi, min(n, hi + self.after)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the rules label: TA-Lib functions and chart patterns (params.yaml's autolabel)."""
+
+    patterns: list[str]
+    chart_labels: list[str]
+    chart: ChartRules
+
+
+def plan(bundle: Bundle, rules: Rules, block_size: int) -> BlockPlan:
+    before = max(bundle.meta.min_history, lookback(rules.patterns), 2 * rules.chart.window)
+    after = bundle.meta.lookahead
+    if block_size < max(before, after, 1):
+        raise BatchError(
+            f"--block-size {block_size}: a block must be at least the history it is read with "
+            f"({before} candles: the model's min_history, the rules' lookback, two chart windows)"
+        )
+    return BlockPlan(block_size, before, after)
+
+
+def predict_rows(bundle: Bundle, candles: pl.DataFrame, lo: int, hi: int) -> dict[str, Any]:
+    """The model's labels of rows ``lo:hi`` of ``candles`` (which carries the block's history and
+    lookahead around them)."""
+    pred = bundle.predict(candles)
+    confidence = [
+        None if np.isnan(c) else c for c in pred.confidence[lo:hi].tolist()
+    ]  # null as predict writes
+    return {
+        "time": candles["time"].to_numpy()[lo:hi],
+        "label": pred.label[lo:hi].tolist(),
+        "confidence": confidence,
+    }
+
+
+def rule_spans(
+    rules: Rules, candles: pl.DataFrame, lo: int, hi: int, pair: str, timeframe: str
+) -> dict[str, list[Any]]:
+    """The rules' spans found on rows ``lo:hi``: a TA-Lib pattern on the candle it ends on, a
+    chart pattern on the candle that confirmed it (``found_at``)."""
+    times = candles["time"].to_numpy()
+    found: list[tuple[int, int, str, str, float]] = []
+    if hi > lo:
+        first_kept, last_kept = int(times[lo]), int(times[hi - 1])
+        for s in autolabel(candles, rules.patterns, pair, timeframe):
+            if first_kept <= s.end_time <= last_kept:
+                found.append((s.start_time, s.end_time, s.label, "candlestick", s.confidence))
+        for c in find_chart_patterns(candles["close"].to_numpy(), rules.chart_labels, rules.chart):
+            if lo <= c.found_at < hi:
+                found.append((int(times[c.start]), int(times[c.end]), c.label, "chart", 1.0))
+    found.sort()
+    return {k: [f[i] for f in found] for i, k in enumerate(SPAN_COLUMNS)}
+
+
+def label_series(
+    bundle: Bundle, rules: Rules, candles: pl.DataFrame, blocks: BlockPlan, pair: str, timeframe: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    parts = [pl.DataFrame(schema=PREDICTION_COLUMNS)]
+    span_parts = [pl.DataFrame(schema=SPAN_COLUMNS)]
+    for first, lo, hi, last in blocks.blocks(candles.height):
+        block = candles.slice(first, last - first)
+        parts.append(
+            pl.DataFrame(predict_rows(bundle, block, lo - first, hi - first), schema=PREDICTION_COLUMNS)
+        )
+        spans = rule_spans(rules, block, lo - first, hi - first, pair, timeframe)
+        span_parts.append(pl.DataFrame(spans, schema=SPAN_COLUMNS))
+    return pl.concat(parts), pl.concat(span_parts)
+
+
+def write_partitioned(frame: pl.DataFrame, root: Path) -> None:
+    """Hive-partitioned Parquet (``pair=…/timeframe=…``), as Spark writes it."""
+    import pyarrow.parquet as pq
+
+    pq.write_to_dataset(frame.to_arrow(), root, partition_cols=["pair", "timeframe"])
+
+
+def series_files(inputs: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in (".parquet", ".csv"))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise BatchError(f"{path}: no such file or directory")
+    if not files:
+        raise BatchError(f"no .csv or .parquet series in {', '.join(map(str, inputs))}")
+    return files
+
+
+def run_local(
+    inputs: list[Path], bundle_dir: Path, rules: Rules, out: Path, block_size: int
+) -> dict[str, Any]:
+    """Every series in this process, one after another."""
+    from candle_ml.candles import read_series_file, validate_candles
+
+    bundle = load_bundle(bundle_dir)
+    blocks = plan(bundle, rules, block_size)
+    started, candles_done = time.perf_counter(), 0
+    predictions, spans = [], []
+    for path in series_files(inputs):
+        pair, timeframe = parse_series_filename(path)
+        frame, raw_times = read_series_file(path)
+        candles, _ = validate_candles(frame, path.name, "error", raw_times)
+        p, s = label_series(bundle, rules, candles.select(CANDLE_COLUMNS), blocks, pair, timeframe)
+        keys = [pl.lit(pair).alias("pair"), pl.lit(timeframe).alias("timeframe")]
+        predictions.append(p.with_columns(keys))
+        spans.append(s.with_columns(keys))
+        candles_done += candles.height
+    write_partitioned(pl.concat(predictions), out / "predictions")
+    write_partitioned(pl.concat(spans), out / "spans")
+    return {"candles": candles_done, "seconds": time.perf_counter() - started}
+
+
+# ------------------------------------------------------------------------------------- Spark
+
+_BUNDLES: dict[str, Bundle] = {}  # one load per Python worker, not per group
+
+
+def _bundle_on_worker(name: str) -> Bundle:
+    from pyspark import SparkFiles
+
+    if name not in _BUNDLES:
+        _BUNDLES[name] = load_bundle(Path(SparkFiles.get(name)))
+    return _BUNDLES[name]
+
+
+def spark_candles(spark: Any, inputs: list[Path]) -> Any:
+    """Parquet candles as one Spark DataFrame with ``pair`` and ``timeframe``: from a hive dataset's
+    partitions (``pair=…/timeframe=…``) or from PAIR_TF file names (``data/candles/*.parquet``)."""
+    from pyspark.sql import functions as sf
+
+    frames = []
+    for path in inputs:
+        if path.is_dir() and any(p.name.startswith("pair=") for p in path.iterdir()):
+            frames.append(spark.read.parquet(str(path)))
+            continue
+        files = series_files([path])
+        bad = [f.name for f in files if f.suffix.lower() != ".parquet"]
+        if bad:
+            raise BatchError(
+                f"--engine spark reads Parquet ({', '.join(bad[:3])} are not): run `dvc repro -s ingest` "
+                "(data/candles/*.parquet) or --engine local"
+            )
+        for f in files:
+            parse_series_filename(f)  # a clear error for a name without PAIR_TF
+        frame = spark.read.parquet(*[str(f) for f in files]).withColumn("file", sf.input_file_name())
+        name = sf.regexp_extract("file", r"([^/]+)_([^/_]+)\.parquet$", 1)
+        frames.append(
+            frame.withColumn("pair", sf.upper(name))
+            .withColumn("timeframe", sf.regexp_extract("file", r"([^/]+)_([^/_]+)\.parquet$", 2))
+            .drop("file")
+        )
+    every = frames[0]
+    for frame in frames[1:]:
+        every = every.unionByName(frame)
+    return every.select("pair", "timeframe", *CANDLE_COLUMNS)
+
+
+def run_spark(
+    spark: Any, inputs: list[Path], bundle_dir: Path, rules: Rules, out: Path, block_size: int
+) -> dict[str, Any]:
+    """The same blocks as ``run_local``, one ``applyInPandas`` group each, on ``spark``."""
+    import pandas as pd
+    from pyspark.sql import Window
+    from pyspark.sql import functions as sf
+
+    bundle_dir = Path(bundle_dir).resolve()
+    blocks = plan(load_bundle(bundle_dir), rules, block_size)
+    spark.sparkContext.addFile(str(bundle_dir), recursive=True)
+    name, size, before, after = bundle_dir.name, blocks.size, blocks.before, blocks.after
+    started = time.perf_counter()
+
+    candles = spark_candles(spark, inputs)
+    row = sf.row_number().over(Window.partitionBy("pair", "timeframe").orderBy("time")) - 1
+    candles = candles.withColumn("row", row)
+    block = sf.floor(sf.col("row") / size)
+    # a candle is kept by its own block and read by the next (history) or the previous (lookahead)
+    member = sf.array(
+        block,
+        sf.when(sf.col("row") >= (block + 1) * size - before, block + 1),
+        sf.when((block >= 1) & (sf.col("row") < block * size + after), block - 1),
+    )
+    exploded = candles.withColumn("block", sf.explode(sf.filter(member, lambda b: b.isNotNull()))).cache()
+
+    def block_rows(pdf: pd.DataFrame) -> tuple[pl.DataFrame, int, int, dict[str, str]]:
+        """The group's candles in order, the rows it keeps, and its series."""
+        pdf = pdf.sort_values("row")
+        kept = np.flatnonzero((pdf["row"].to_numpy() // size) == pdf["block"].iloc[0])
+        frame = pl.from_pandas(pdf[list(CANDLE_COLUMNS)]).cast({"time": pl.Int64})
+        keys = {"pair": str(pdf["pair"].iloc[0]), "timeframe": str(pdf["timeframe"].iloc[0])}
+        return frame, (int(kept[0]) if kept.size else 0), (int(kept[-1]) + 1 if kept.size else 0), keys
+
+    def plain(columns: dict[str, Any], names: list[str]) -> pd.DataFrame:
+        # object columns: pandas 3's Arrow-backed strings are chunked, which pyspark 4.3's Arrow
+        # conversion refuses
+        return pd.DataFrame({k: pd.Series(columns.get(k, []), dtype=object) for k in names})
+
+    def predict_group(pdf: pd.DataFrame) -> pd.DataFrame:
+        frame, lo, hi, keys = block_rows(pdf)
+        predicted = predict_rows(_bundle_on_worker(name), frame, lo, hi) if hi > lo else {}
+        n = len(predicted.get("time", []))
+        return plain({k: [v] * n for k, v in keys.items()} | predicted, [*keys, *PREDICTION_COLUMNS])
+
+    def spans_group(pdf: pd.DataFrame) -> pd.DataFrame:
+        frame, lo, hi, keys = block_rows(pdf)
+        spans = rule_spans(rules, frame, lo, hi, keys["pair"], keys["timeframe"])
+        n = len(spans["label"])
+        return plain({k: [v] * n for k, v in keys.items()} | spans, [*keys, *SPAN_COLUMNS])
+
+    groups = exploded.groupBy("pair", "timeframe", "block")
+    for what, fn, schema in (
+        ("predictions", predict_group, SPARK_PREDICTIONS),
+        ("spans", spans_group, SPARK_SPANS),
+    ):
+        groups.applyInPandas(fn, schema).write.mode("overwrite").partitionBy("pair", "timeframe").parquet(
+            str(out / what)
+        )
+    total = candles.count()
+    exploded.unpersist()
+    return {"candles": total, "seconds": time.perf_counter() - started}

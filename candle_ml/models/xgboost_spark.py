@@ -1,0 +1,125 @@
+"""XGBoost trained on Spark (``xgboost.spark.SparkXGBClassifier``), for a dataset that outgrows
+one machine. The fitted booster is the same kind of model as ``xgboost``'s: it is saved in the
+same file and format, so the bundle, evaluation and serving load it without Spark.
+
+``train.model_type: xgboost_spark`` with ``train.xgboost_spark`` (the ``xgboost`` hyperparameters
+plus ``master`` and ``num_workers``). Needs the ``spark`` extra to train, nothing extra to serve.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from candle_ml.config import XGBoostSparkParams
+from candle_ml.models.xgboost_model import XGBoostModel
+
+log = logging.getLogger("candle_ml.train")
+
+
+class SparkXGBoostModel(XGBoostModel):
+    model_type = "xgboost_spark"
+
+    def __init__(
+        self,
+        params: XGBoostSparkParams | None,
+        n_classes: int,
+        seed: int = 0,
+        device: str = "cpu",
+        booster: Any = None,
+    ):
+        super().__init__(params, n_classes, seed, device, booster)
+        self.spark_params = params or XGBoostSparkParams()
+        self.seed, self.device = seed, device
+
+    def fit(self, X, y, sample_weight, X_val, y_val) -> dict[str, Any]:
+        import pandas as pd
+        from pyspark.ml.functions import array_to_vector
+        from pyspark.sql import functions as sf
+        from xgboost.spark import SparkXGBClassifier
+
+        from candle_ml.spark import session
+
+        p = self.spark_params
+        has_val = X_val is not None and len(X_val) > 0
+        rows = pd.DataFrame(
+            {
+                "features": list(np.asarray(X, dtype=np.float32)),
+                "label": np.asarray(y, dtype=np.int64),
+                "weight": np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float),
+                "is_val": False,
+            }
+        )
+        if has_val:
+            rows = pd.concat(
+                [
+                    rows,
+                    pd.DataFrame(
+                        {
+                            "features": list(np.asarray(X_val, dtype=np.float32)),
+                            "label": np.asarray(y_val, dtype=np.int64),
+                            "weight": 1.0,
+                            "is_val": True,
+                        }
+                    ),
+                ],
+                ignore_index=True,
+            )
+        spark = session(p.master, "candle-ml train")
+        frame = spark.createDataFrame(rows).withColumn("features", array_to_vector(sf.col("features")))
+        clf = SparkXGBClassifier(
+            features_col="features",
+            label_col="label",
+            weight_col="weight",
+            validation_indicator_col="is_val" if has_val else None,
+            num_workers=p.num_workers,
+            device=self.device,
+            n_estimators=p.n_estimators,
+            max_depth=p.max_depth,
+            learning_rate=p.learning_rate,
+            subsample=p.subsample,
+            colsample_bytree=p.colsample_bytree,
+            min_child_weight=p.min_child_weight,
+            reg_lambda=p.reg_lambda,
+            max_bin=p.max_bin,
+            tree_method="hist",
+            multi_strategy=p.multi_strategy,
+            eval_metric="mlogloss",
+            early_stopping_rounds=p.early_stopping_rounds
+            if has_val and p.early_stopping_rounds > 0
+            else None,
+            random_state=self.seed,
+            verbosity=0,
+        )
+        started = time.perf_counter()
+        fitted = clf.fit(frame)
+        log.info(
+            "xgboost_spark: fitted on %s with %d worker(s) in %.1f s",
+            p.master,
+            p.num_workers,
+            time.perf_counter() - started,
+        )
+        booster = fitted.get_booster()
+        # The same estimator as the in-process type: what save, predict and MLflow logging use.
+        self.clf = xgb.XGBClassifier()
+        self.clf.load_model(bytearray(booster.save_raw("ubj")))
+        info: dict[str, Any] = {"n_estimators_used": int(booster.num_boosted_rounds())}
+        if has_val and p.early_stopping_rounds > 0:
+            info["best_iteration"] = int(self.clf.best_iteration)
+        return info
+
+    def training_curve(self) -> list[float]:
+        return []  # SparkXGBClassifier keeps no evaluation history on the driver
+
+    @classmethod
+    def load(cls, directory: Path) -> SparkXGBoostModel:
+        clf = xgb.XGBClassifier()
+        clf.load_model(Path(directory) / cls.file_name)
+        model = cls(None, int(clf.n_classes_), booster=clf)
+        model.clf.set_params(device="cpu")
+        return model

@@ -1,0 +1,209 @@
+"""`candle-ml batch`: every candle labelled as one pass over its series labels it, whatever the
+blocks, on both engines; the rules' spans as autolabel finds them; and XGBoost trained on Spark
+lands in the same bundle and scores like the in-process model.
+
+The Spark tests need the spark extra and Java (CI installs both; elsewhere they skip)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from candle_ml.autolabel import autolabel
+from candle_ml.batch import BatchError, Rules, plan
+from candle_ml.bundle import load_bundle
+from candle_ml.chart_patterns import ChartRules, find_chart_patterns
+
+PATTERNS = ["CDLENGULFING", "CDLHAMMER", "CDLDOJI"]  # the served model's (conftest)
+CHART = ["double_top", "double_bottom", "head_and_shoulders", "inverse_head_and_shoulders"]
+RULES = Rules(PATTERNS, CHART, ChartRules())
+
+
+def params_file(tmp_path: Path) -> Path:
+    p = tmp_path / "params.yaml"
+    p.write_text(f"autolabel:\n  patterns: {PATTERNS}\n  chart_patterns: {CHART}\n")
+    return p
+
+
+def batch(tmp_path: Path, served_model, out: str, *extra: str, inputs: list[Path] | None = None) -> str:
+    """`candle-ml batch` as a user types it."""
+    bundle_dir, candles_dir = served_model
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "candle-ml"),
+            "batch",
+            *map(str, inputs or [candles_dir]),
+            "-o",
+            str(tmp_path / out),
+            "--model",
+            str(bundle_dir),
+            "--params",
+            str(params_file(tmp_path)),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def read(root: Path) -> pl.DataFrame:
+    return pl.read_parquet(root / "**" / "*.parquet", hive_partitioning=True)
+
+
+def expected(served_model) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One pass over each whole series: the bundle's labels, autolabel's and the chart rules' spans."""
+    bundle_dir, candles_dir = served_model
+    bundle = load_bundle(bundle_dir)
+    labels, spans = [], []
+    for path in sorted(candles_dir.glob("*.parquet")):
+        pair, timeframe = path.stem.split("_")
+        candles = pl.read_parquet(path)
+        pred = bundle.predict(candles)
+        labels.append(pl.DataFrame({"pair": pair, "time": candles["time"], "label": pred.label.tolist()}))
+        times = candles["time"].to_numpy()
+        found = [(s.start_time, s.end_time, s.label) for s in autolabel(candles, PATTERNS, pair, timeframe)]
+        found += [
+            (int(times[c.start]), int(times[c.end]), c.label)
+            for c in find_chart_patterns(candles["close"].to_numpy(), CHART, ChartRules())
+        ]
+        spans.append(
+            pl.DataFrame(found, schema=["start_time", "end_time", "label"], orient="row").with_columns(
+                pair=pl.lit(pair)
+            )
+        )
+    return pl.concat(labels).sort("pair", "time"), pl.concat(spans).sort(
+        "pair", "start_time", "end_time", "label"
+    )
+
+
+def block_size(served_model) -> int:
+    """The smallest block the plan allows: AAPL's 3,270 candles become 9 blocks."""
+    return plan(load_bundle(served_model[0]), RULES, 1_000_000).before
+
+
+def test_local_blocks_label_as_one_pass(served_model, tmp_path):
+    size = block_size(served_model)
+    assert 3270 // size >= 5
+    said = batch(tmp_path, served_model, "out", "--block-size", str(size))
+    assert "6540 candles in" in said and "local" in said
+    labels, spans = expected(served_model)
+    got = read(tmp_path / "out" / "predictions").sort("pair", "time")
+    assert got.columns == ["time", "label", "confidence", "pair", "timeframe"]
+    assert got.select("pair", "time", "label").equals(labels.select("pair", "time", "label"))
+    assert got["label"].null_count() == got["confidence"].null_count() > 0  # warm-up: null, not O
+    found = read(tmp_path / "out" / "spans").sort("pair", "start_time", "end_time", "label")
+    assert found.select(spans.columns).equals(spans.select(spans.columns))
+    assert set(found["source"]) == {"candlestick", "chart"}
+    assert sorted(p.name for p in (tmp_path / "out" / "predictions").iterdir()) == ["pair=AAPL", "pair=IBM"]
+
+
+def test_a_block_smaller_than_its_history_is_refused(served_model, tmp_path):
+    with pytest.raises(BatchError, match=r"--block-size 10: a block must be at least .* min_history"):
+        plan(load_bundle(served_model[0]), RULES, 10)
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "candle-ml"),
+            "batch",
+            str(tmp_path / "nothing"),
+            "-o",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1 and "nothing: no such file or directory" in done.stderr
+
+
+def spark_available() -> bool:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which("java") is not None
+
+
+needs_spark = pytest.mark.skipif(
+    not spark_available() and not os.environ.get("CANDLE_ML_REQUIRE_SERVERS"),
+    reason="no pyspark or Java here (pip install '.[spark]'; apt-get install openjdk-17-jre-headless)",
+)
+
+
+@needs_spark
+@pytest.mark.integration
+def test_spark_blocks_label_as_one_pass(served_model, tmp_path):
+    size = block_size(served_model)
+    said = batch(
+        tmp_path,
+        served_model,
+        "spark",
+        "--engine",
+        "spark",
+        "--master",
+        "local[2]",
+        "--block-size",
+        str(size),
+    )
+    assert "6540 candles in" in said and "spark" in said
+    labels, spans = expected(served_model)
+    got = read(tmp_path / "spark" / "predictions").sort("pair", "time")
+    assert got.select("pair", "time", "label").equals(labels.select("pair", "time", "label"))
+    assert (tmp_path / "spark" / "predictions" / "pair=AAPL" / "timeframe=1d").is_dir()
+    found = read(tmp_path / "spark" / "spans").sort("pair", "start_time", "end_time", "label")
+    assert found.select(spans.columns).equals(spans.select(spans.columns))
+    # the confidences too, against the local engine's
+    batch(tmp_path, served_model, "local", "--block-size", str(size))
+    local = read(tmp_path / "local" / "predictions").sort("pair", "time")
+    np.testing.assert_allclose(
+        got["confidence"].fill_null(-1).to_numpy(), local["confidence"].fill_null(-1).to_numpy(), rtol=1e-6
+    )
+    # a hive dataset (what Spark wrote) reads back as input, pair and timeframe from its folders
+    hive = tmp_path / "hive"
+    for path in sorted(served_model[1].glob("*.parquet")):
+        pair, timeframe = path.stem.split("_")
+        (hive / f"pair={pair}" / f"timeframe={timeframe}").mkdir(parents=True)
+        shutil.copy(path, hive / f"pair={pair}" / f"timeframe={timeframe}" / "part-0.parquet")
+    batch(tmp_path, served_model, "from-hive", "--engine", "spark", "--master", "local[2]", inputs=[hive])
+    again = read(tmp_path / "from-hive" / "predictions").sort("pair", "time")
+    assert again.select("pair", "time", "label").equals(labels.select("pair", "time", "label"))
+
+
+@needs_spark
+@pytest.mark.integration
+def test_xgboost_trained_on_spark_lands_in_the_same_bundle(tmp_path):
+    """Both types trained on the same dataset with the same knobs: the Spark one is saved as an
+    ordinary XGBoost booster, loads without Spark and scores within 0.02 F1 of the in-process one."""
+    from sklearn.metrics import f1_score
+
+    from candle_ml.bundle import save_bundle
+    from candle_ml.config import TrainParams, XGBoostParams, XGBoostSparkParams
+    from candle_ml.training import bundle_meta, split_xy, train
+
+    from .conftest import bundled_dataset
+
+    frame, schema, _ = bundled_dataset(tmp_path, PATTERNS)
+    knobs = {"n_estimators": 60, "n_jobs": 2}
+    spark_params = TrainParams(
+        model_type="xgboost_spark",
+        xgboost_spark=XGBoostSparkParams(**knobs, master="local[2]", num_workers=2),
+    )
+    local_params = TrainParams(model_type="xgboost", xgboost=XGBoostParams(**knobs))
+    scores = {}
+    for params in (local_params, spark_params):
+        fitted = train(frame, schema, params)
+        out = tmp_path / params.model_type
+        save_bundle(out, fitted.model, bundle_meta(fitted, schema, params))
+        loaded = load_bundle(out)
+        assert loaded.meta.model_type == params.model_type and (out / "model.ubj").exists()
+        X, y, _ = split_xy(frame, schema["input_columns"], fitted.classes, "test")
+        scores[params.model_type] = f1_score(y, loaded.model.predict_proba(X).argmax(axis=1), average="macro")
+    assert abs(scores["xgboost_spark"] - scores["xgboost"]) <= 0.02, scores
