@@ -153,6 +153,12 @@ def series_files(inputs: list[Path]) -> list[Path]:
             raise BatchError(f"{path}: no such file or directory")
     if not files:
         raise BatchError(f"no .csv or .parquet series in {', '.join(map(str, inputs))}")
+    seen: dict[tuple[str, str], Path] = {}
+    for f in files:
+        key = parse_series_filename(f)
+        if key in seen:
+            raise BatchError(f"{f} and {seen[key]} are both {key[0]} {key[1]}: give each series once")
+        seen[key] = f
     return files
 
 
@@ -165,18 +171,15 @@ def run_local(
     bundle = load_bundle(bundle_dir)
     blocks = plan(bundle, rules, block_size)
     started, candles_done = time.perf_counter(), 0
-    predictions, spans = [], []
-    for path in series_files(inputs):
+    for path in series_files(inputs):  # one series in memory at a time, written as it is done
         pair, timeframe = parse_series_filename(path)
         frame, raw_times = read_series_file(path)
         candles, _ = validate_candles(frame, path.name, "error", raw_times)
         p, s = label_series(bundle, rules, candles.select(CANDLE_COLUMNS), blocks, pair, timeframe)
         keys = [pl.lit(pair).alias("pair"), pl.lit(timeframe).alias("timeframe")]
-        predictions.append(p.with_columns(keys))
-        spans.append(s.with_columns(keys))
+        write_partitioned(p.with_columns(keys), out / "predictions")
+        write_partitioned(s.with_columns(keys), out / "spans")
         candles_done += candles.height
-    write_partitioned(pl.concat(predictions), out / "predictions")
-    write_partitioned(pl.concat(spans), out / "spans")
     return {"candles": candles_done, "seconds": time.perf_counter() - started}
 
 
@@ -210,8 +213,6 @@ def spark_candles(spark: Any, inputs: list[Path]) -> Any:
                 f"--engine spark reads Parquet ({', '.join(bad[:3])} are not): run `dvc repro -s ingest` "
                 "(data/candles/*.parquet) or --engine local"
             )
-        for f in files:
-            parse_series_filename(f)  # a clear error for a name without PAIR_TF
         frame = spark.read.parquet(*[str(f) for f in files]).withColumn("file", sf.input_file_name())
         name = sf.regexp_extract("file", r"([^/]+)_([^/_]+)\.parquet$", 1)
         frames.append(

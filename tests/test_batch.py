@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from candle_ml.autolabel import autolabel
-from candle_ml.batch import BatchError, Rules, plan
+from candle_ml.batch import BatchError, Rules, plan, series_files
 from candle_ml.bundle import load_bundle
 from candle_ml.chart_patterns import ChartRules, find_chart_patterns
 
@@ -122,6 +122,13 @@ def test_a_block_smaller_than_its_history_is_refused(served_model, tmp_path):
         text=True,
     )
     assert done.returncode == 1 and "nothing: no such file or directory" in done.stderr
+    twice = tmp_path / "twice"
+    twice.mkdir()
+    candles = pl.read_parquet(served_model[1] / "IBM_1d.parquet")
+    candles.write_parquet(twice / "IBM_1d.parquet")
+    candles.write_csv(twice / "IBM_1d.csv")
+    with pytest.raises(BatchError, match=r"IBM_1d.parquet and .*IBM_1d.csv are both IBM 1d"):
+        series_files([twice])
 
 
 def spark_available() -> bool:

@@ -23,7 +23,8 @@ from .conftest import make_candles, quiet_history
 
 def test_unknown_model_type_lists_the_supported_ones():
     with pytest.raises(
-        UnknownModelType, match="unknown model type 'lstm' \\(supported: xgboost, random_forest, xgboost_spark\\)"
+        UnknownModelType,
+        match="unknown model type 'lstm' \\(supported: xgboost, random_forest, xgboost_spark\\)",
     ):
         create_model("lstm", None, 3, 0, "cpu")
 
