@@ -304,6 +304,18 @@ def s3_server():
         proc.wait(timeout=10)
 
 
+def s3_client(url: str):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=url,
+        aws_access_key_id=S3_KEY,
+        aws_secret_access_key=S3_SECRET,
+        region_name="us-east-1",
+    )
+
+
 def postgres_bin() -> Path | None:
     """Debian's PostgreSQL server binaries (package postgresql), newest first."""
     for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ARTIFACTS, commit_all, run
+from .conftest import ARTIFACTS, commit_all, run, s3_client
 from .conftest import S3_KEY as KEY
 from .conftest import S3_SECRET as SECRET
 
@@ -36,13 +36,7 @@ def configure_credentials(clone: Path) -> None:
 
 def test_a_second_clone_pulls_what_the_first_pushed_and_rebuilds_nothing(pipeline, s3_server, tmp_path):
     repo, _ = pipeline
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_server,
-        aws_access_key_id=KEY,
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    )
+    s3 = s3_client(s3_server)
     s3.create_bucket(Bucket="team")
 
     # Clone one: the remote goes in the committed config, the credentials do not.

@@ -27,6 +27,7 @@ from .conftest import (
     S3_SECRET,
     free_loopback_port,
     run,
+    s3_client,
     wait_listening,
 )
 
@@ -40,13 +41,7 @@ BUCKET = "mlflow"
 @pytest.fixture(scope="module")
 def mlflow_server(postgres_server, s3_server, tmp_path_factory):
     """`mlflow server` as docs/deploy.md starts it: (its URL, the S3 client, the store's URI)."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_server,
-        aws_access_key_id=S3_KEY,
-        aws_secret_access_key=S3_SECRET,
-        region_name="us-east-1",
-    )
+    s3 = s3_client(s3_server)
     s3.create_bucket(Bucket=BUCKET)
     port = free_loopback_port()
     log = tmp_path_factory.mktemp("mlflow-server") / "server.log"

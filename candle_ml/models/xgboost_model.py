@@ -34,6 +34,23 @@ class Progress(xgb.callback.TrainingCallback):
         return False  # never stops training itself: early stopping does that
 
 
+def booster_params(p: XGBoostParams) -> dict[str, Any]:
+    """The trees' knobs, the same whether XGBoost trains in process or on Spark."""
+    return {
+        "n_estimators": p.n_estimators,
+        "max_depth": p.max_depth,
+        "learning_rate": p.learning_rate,
+        "subsample": p.subsample,
+        "colsample_bytree": p.colsample_bytree,
+        "min_child_weight": p.min_child_weight,
+        "reg_lambda": p.reg_lambda,
+        "tree_method": "hist",
+        "multi_strategy": p.multi_strategy,
+        "max_bin": p.max_bin,
+        "eval_metric": "mlogloss",
+    }
+
+
 class XGBoostModel(SklearnClassifierModel):
     model_type = "xgboost"
     file_name = "model.ubj"  # XGBoost's own format: no pickle, loads across versions
@@ -44,23 +61,12 @@ class XGBoostModel(SklearnClassifierModel):
     ):
         self.params = params or XGBoostParams()
         self.n_classes = n_classes
-        p = self.params
         self.clf = xgb.XGBClassifier(
-            n_estimators=p.n_estimators,
-            max_depth=p.max_depth,
-            learning_rate=p.learning_rate,
-            subsample=p.subsample,
-            colsample_bytree=p.colsample_bytree,
-            min_child_weight=p.min_child_weight,
-            reg_lambda=p.reg_lambda,
-            n_jobs=p.n_jobs,
+            **booster_params(self.params),
+            n_jobs=self.params.n_jobs,
             random_state=seed,
             device=device,
-            tree_method="hist",
-            multi_strategy=p.multi_strategy,
-            max_bin=p.max_bin,
             objective="multi:softprob",
-            eval_metric="mlogloss",
         )
         if booster is not None:
             self.clf = booster
@@ -95,7 +101,7 @@ class XGBoostModel(SklearnClassifierModel):
         return [float(v) for v in next(iter(history.get("validation_0", {}).values()), [])]
 
     @classmethod
-    def load(cls, directory: Path) -> XGBoostModel:
+    def load(cls, directory: Path) -> Any:  # an instance of cls: xgboost_spark loads the same way
         clf = xgb.XGBClassifier()
         clf.load_model(Path(directory) / cls.file_name)
         model = cls(None, int(clf.n_classes_), booster=clf)

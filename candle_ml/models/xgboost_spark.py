@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xgboost as xgb
 
 from candle_ml.config import XGBoostSparkParams
-from candle_ml.models.xgboost_model import XGBoostModel
+from candle_ml.models.xgboost_model import XGBoostModel, booster_params
 
 log = logging.getLogger("candle_ml.train")
 
@@ -47,29 +46,20 @@ class SparkXGBoostModel(XGBoostModel):
 
         p = self.spark_params
         has_val = X_val is not None and len(X_val) > 0
-        rows = pd.DataFrame(
-            {
-                "features": list(np.asarray(X, dtype=np.float32)),
-                "label": np.asarray(y, dtype=np.int64),
-                "weight": np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float),
-                "is_val": False,
-            }
-        )
-        if has_val:
-            rows = pd.concat(
-                [
-                    rows,
-                    pd.DataFrame(
-                        {
-                            "features": list(np.asarray(X_val, dtype=np.float32)),
-                            "label": np.asarray(y_val, dtype=np.int64),
-                            "weight": 1.0,
-                            "is_val": True,
-                        }
-                    ),
-                ],
-                ignore_index=True,
+
+        def table(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None, is_val: bool) -> pd.DataFrame:
+            return pd.DataFrame(
+                {
+                    "features": list(np.asarray(X, dtype=np.float32)),
+                    "label": np.asarray(y, dtype=np.int64),
+                    "weight": np.ones(len(y)) if weight is None else np.asarray(weight, dtype=float),
+                    "is_val": is_val,
+                }
             )
+
+        rows = table(X, y, sample_weight, False)
+        if has_val:  # XGBoost early-stops on the rows marked is_val, as in process on X_val
+            rows = pd.concat([rows, table(X_val, y_val, None, True)], ignore_index=True)
         spark = session(p.master, "candle-ml train")
         frame = spark.createDataFrame(rows).withColumn("features", array_to_vector(sf.col("features")))
         clf = SparkXGBClassifier(
@@ -79,17 +69,7 @@ class SparkXGBoostModel(XGBoostModel):
             validation_indicator_col="is_val" if has_val else None,
             num_workers=p.num_workers,
             device=self.device,
-            n_estimators=p.n_estimators,
-            max_depth=p.max_depth,
-            learning_rate=p.learning_rate,
-            subsample=p.subsample,
-            colsample_bytree=p.colsample_bytree,
-            min_child_weight=p.min_child_weight,
-            reg_lambda=p.reg_lambda,
-            max_bin=p.max_bin,
-            tree_method="hist",
-            multi_strategy=p.multi_strategy,
-            eval_metric="mlogloss",
+            **booster_params(p),
             early_stopping_rounds=p.early_stopping_rounds
             if has_val and p.early_stopping_rounds > 0
             else None,
@@ -115,11 +95,3 @@ class SparkXGBoostModel(XGBoostModel):
 
     def training_curve(self) -> list[float]:
         return []  # SparkXGBClassifier keeps no evaluation history on the driver
-
-    @classmethod
-    def load(cls, directory: Path) -> SparkXGBoostModel:
-        clf = xgb.XGBClassifier()
-        clf.load_model(Path(directory) / cls.file_name)
-        model = cls(None, int(clf.n_classes_), booster=clf)
-        model.clf.set_params(device="cpu")
-        return model
