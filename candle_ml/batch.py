@@ -168,10 +168,11 @@ def run_local(
     """Every series in this process, one after another."""
     from candle_ml.candles import read_series_file, validate_candles
 
+    files = series_files(inputs)
     bundle = load_bundle(bundle_dir)
     blocks = plan(bundle, rules, block_size)
     started, candles_done = time.perf_counter(), 0
-    for path in series_files(inputs):  # one series in memory at a time, written as it is done
+    for path in files:  # one series in memory at a time, written as it is done
         pair, timeframe = parse_series_filename(path)
         frame, raw_times = read_series_file(path)
         candles, _ = validate_candles(frame, path.name, "error", raw_times)

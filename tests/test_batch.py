@@ -117,6 +117,8 @@ def test_a_block_smaller_than_its_history_is_refused(served_model, tmp_path):
             str(tmp_path / "nothing"),
             "-o",
             str(tmp_path / "o"),
+            "--model",
+            str(served_model[0]),
         ],
         capture_output=True,
         text=True,
