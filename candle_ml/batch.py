@@ -91,9 +91,8 @@ def predict_rows(bundle: Bundle, candles: pl.DataFrame, lo: int, hi: int) -> dic
     """The model's labels of rows ``lo:hi`` of ``candles`` (which carries the block's history and
     lookahead around them)."""
     pred = bundle.predict(candles)
-    confidence = [
-        None if np.isnan(c) else c for c in pred.confidence[lo:hi].tolist()
-    ]  # null as predict writes
+    # null where the candle lacks the history, as candle-ml predict writes it
+    confidence = [None if np.isnan(c) else c for c in pred.confidence[lo:hi].tolist()]
     return {
         "time": candles["time"].to_numpy()[lo:hi],
         "label": pred.label[lo:hi].tolist(),

@@ -208,7 +208,9 @@ def batch(
 
     Long series are cut into blocks that carry the history before them and the lookahead after,
     so every candle gets the label `candle-ml predict` gives it. --engine spark runs each block
-    as a Spark task (docs/pipeline.md, "Batch on Spark")."""
+    as a Spark task (docs/pipeline.md, "Batch and Spark")."""
+    import msgspec
+
     from candle_ml.autolabel import check_patterns
     from candle_ml.batch import Rules, run_local, run_spark
     from candle_ml.chart_patterns import CHART_PATTERNS, ChartRules
@@ -222,9 +224,7 @@ def batch(
         rules = Rules(
             check_patterns(labels.patterns),
             labels.chart_patterns if "autolabel" in all_params else list(CHART_PATTERNS),
-            ChartRules(
-                window=labels.chart.window, confirm=labels.chart.confirm, bandwidth=labels.chart.bandwidth
-            ),
+            ChartRules(**msgspec.to_builtins(labels.chart)),
         )
         if output.exists() and any(output.iterdir()):
             raise CandleMLError(f"--output {output}: not empty; batch writes a fresh folder")

@@ -17,10 +17,9 @@ from candle_ml.patterns import PATTERNS, label_for, labels_for
 from candle_ml.talib_api import import_talib
 from candle_ml.timeframes import Resampled, bucket_ids, bucket_start, parse_timeframe, resample
 
-# Each label a TA-Lib rule produces -> (the rule, its sign): what confirms a candlestick span.
-LABEL_RULES: dict[str, tuple[str, int]] = {
-    label: (fn, -1 if label.startswith("bearish_") else 1) for fn in PATTERNS for label in labels_for(fn)
-}
+# Each label a TA-Lib rule produces -> the rule: what confirms a candlestick span (its direction is
+# checked through label_for).
+LABEL_RULES: dict[str, str] = {label: fn for fn in PATTERNS for label in labels_for(fn)}
 
 
 @dataclass
@@ -55,9 +54,10 @@ class Confirmer:
     def _signal(self, tf: str, rule: str) -> np.ndarray:
         """The rule's output on the finished candles (row i = bucket position i + 1)."""
         if (tf, rule) not in self._signals:
-            r, done = self.resampled(tf), self.resampled(tf).complete
+            r = self.resampled(tf)
             arrays = (
-                np.ascontiguousarray(x[done], dtype=np.float64) for x in (r.open, r.high, r.low, r.close)
+                np.ascontiguousarray(x[r.complete], dtype=np.float64)
+                for x in (r.open, r.high, r.low, r.close)
             )
             self._signals[tf, rule] = np.asarray(getattr(import_talib(), rule)(*arrays))
         return self._signals[tf, rule]
@@ -89,11 +89,12 @@ class Confirmer:
             return any(x == label and a <= end_time and b >= start_time for x, a, b in self._chart(tf))
         if label not in LABEL_RULES:
             return False
-        rule, _ = LABEL_RULES[label]
+        rule = LABEL_RULES[label]
         r = self.resampled(tf)
         done = r.complete
-        at = int(np.searchsorted(r.bucket, bucket_ids(np.array([end_time]), r.seconds)[0]))
-        if not done.start <= at < done.stop or r.bucket[at] != bucket_ids(np.array([end_time]), r.seconds)[0]:
+        bucket = bucket_ids(np.array([end_time]), r.seconds)[0]
+        at = int(np.searchsorted(r.bucket, bucket))
+        if not done.start <= at < done.stop or r.bucket[at] != bucket:
             return False
         signal = int(self._signal(tf, rule)[at - done.start])
         return signal != 0 and label_for(rule, signal) == label

@@ -298,14 +298,14 @@ def _checked_prices(candles: pl.DataFrame) -> dict[str, np.ndarray]:
 
 def featurize(candles: pl.DataFrame, cfg: FeaturizeParams) -> pl.DataFrame:
     """Pure per-series core: canonical candles in, candles + every feature column out (same rows)."""
-    _checked_prices(candles)
+    prices = _checked_prices(candles)
     candles = candles.select(CANDLE_COLUMNS).cast({c: pl.Float64 for c in CANDLE_COLUMNS if c != "time"})
     frame = pl.concat(
         [
             candles,
             candle_features(candles, cfg.scale_window),
             indicator_features(candles, cfg.indicators),
-            pl.DataFrame(context_arrays(candles["time"].to_numpy(), _checked_prices(candles), cfg)),
+            pl.DataFrame(context_arrays(candles["time"].to_numpy(), prices, cfg)),
         ],
         how="horizontal",
     )

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from candle_ml.errors import FeatureError
+
 TIMEFRAME = re.compile(r"^(?P<n>\d+)(?P<unit>s|m|min|h|d|w)$", re.IGNORECASE)
 UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 WEEK = 7 * 86400
@@ -134,7 +136,7 @@ def check_shorter(key: str, timeframe: str, higher: list[str]) -> None:
         return
     own = parse_timeframe(timeframe)
     if own is None:
-        raise ValueError(
+        raise FeatureError(
             f"{key}: timeframe '{timeframe}' is not of the form <n>s|m|h|d|w, so it cannot be resampled "
             f"into featurize.higher_timeframes {higher}; rename the file or set higher_timeframes: []"
         )
@@ -142,7 +144,7 @@ def check_shorter(key: str, timeframe: str, higher: list[str]) -> None:
         seconds = parse_timeframe(tf)
         assert seconds is not None
         if seconds <= own or seconds % own:
-            raise ValueError(
+            raise FeatureError(
                 f"{key}: featurize.higher_timeframes '{tf}' must be a multiple of the series' own timeframe "
                 f"'{timeframe}' and longer than it; list only timeframes above every series'"
             )

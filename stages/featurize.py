@@ -17,7 +17,6 @@ import typer
 from candle_ml import paths
 from candle_ml.config import FeaturizeParams, load_section
 from candle_ml.convergence import served_history
-from candle_ml.errors import FeatureError
 from candle_ml.features import drop_warmup, feature_columns, featurize
 from candle_ml.stageio import read_json, require_file, run_stage, write_json
 from candle_ml.timeframes import check_shorter
@@ -35,10 +34,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         columns: list[str] = []
         for entry in index:
             key = Path(entry["file"]).stem
-            try:
-                check_shorter(key, entry["timeframe"], cfg.higher_timeframes)
-            except ValueError as exc:
-                raise FeatureError(str(exc)) from None
+            check_shorter(key, entry["timeframe"], cfg.higher_timeframes)
             frame = full[key] = featurize(pl.read_parquet(paths.CANDLES_DIR / entry["file"]), cfg)
             kept, warmup[key] = drop_warmup(frame)
             columns = feature_columns(frame)

@@ -10,7 +10,7 @@ import pytest
 
 from candle_ml.config import FeaturizeParams
 from candle_ml.confirmation import Confirmer
-from candle_ml.errors import ConfigError
+from candle_ml.errors import ConfigError, FeatureError
 from candle_ml.features import featurize
 from candle_ml.timeframes import bucket_ids, check_shorter, resample
 
@@ -99,9 +99,9 @@ def test_bad_settings_are_named():
         FeaturizeParams(higher_timeframes=["4h", "daily"])
     with pytest.raises(ValueError, match="listed twice"):
         FeaturizeParams(higher_timeframes=["1d", "1d"])
-    with pytest.raises(ValueError, match=r"AAPL_1d: .*'4h' must be a multiple .* longer"):
+    with pytest.raises(FeatureError, match=r"AAPL_1d: .*'4h' must be a multiple .* longer"):
         check_shorter("AAPL_1d", "1d", ["4h"])
-    with pytest.raises(ValueError, match=r"X_1h: .*'90m' must be a multiple"):
+    with pytest.raises(FeatureError, match=r"X_1h: .*'90m' must be a multiple"):
         check_shorter("X_1h", "1h", ["90m"])
     check_shorter("X_1h", "1h", ["4h", "1d", "1w"])
 
@@ -189,7 +189,7 @@ def test_served_spans_say_which_weeks_confirm_them(served_model, tmp_path):
     confirmed = [s for s in candlestick if s["confirmed_on"]]
     assert 0 < len(confirmed) < len(candlestick) and all(s["confirmed_on"] == ["1w"] for s in confirmed)
     oracle = {
-        lab: weekly_rule_weeks(aapl, LABEL_RULES[lab][0], lab) for lab in {s["label"] for s in candlestick}
+        lab: weekly_rule_weeks(aapl, LABEL_RULES[lab], lab) for lab in {s["label"] for s in candlestick}
     }
     week_of = (aapl["time"].to_numpy() - 4 * DAY) // (7 * DAY) * (7 * DAY) + 4 * DAY
     monday = dict(zip(aapl["time"].to_list(), week_of.tolist(), strict=True))

@@ -32,8 +32,7 @@ class SparkXGBoostModel(XGBoostModel):
         device: str = "cpu",
         booster: Any = None,
     ):
-        super().__init__(params, n_classes, seed, device, booster)
-        self.spark_params = params or XGBoostSparkParams()
+        super().__init__(params or XGBoostSparkParams(), n_classes, seed, device, booster)
         self.seed, self.device = seed, device
 
     def fit(self, X, y, sample_weight, X_val, y_val) -> dict[str, Any]:
@@ -44,7 +43,8 @@ class SparkXGBoostModel(XGBoostModel):
 
         from candle_ml.spark import session
 
-        p = self.spark_params
+        p = self.params
+        assert isinstance(p, XGBoostSparkParams)  # set so in __init__
         has_val = X_val is not None and len(X_val) > 0
 
         def table(X: np.ndarray, y: np.ndarray, weight: np.ndarray | None, is_val: bool) -> pd.DataFrame:
