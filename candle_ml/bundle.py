@@ -9,6 +9,7 @@ every candle that has enough history.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from candle_ml.errors import BundleError
 from candle_ml.features import feature_matrix
 from candle_ml.models import PatternModel, load_model
 from candle_ml.patterns import NO_PATTERN
-from candle_ml.windows import Anchor, WindowSpec, build_windows
+from candle_ml.windows import Anchor, WindowSpec, build_windows, window_columns
 
 log = logging.getLogger("candle_ml.bundle")
 
@@ -202,6 +203,24 @@ class Bundle:
     chart_model: ChartModel | None = None
     digest: str | None = None  # content_hash of the files it was loaded from (None: built in memory)
 
+    @functools.cached_property
+    def reads(self) -> tuple[list[str], np.ndarray | None]:
+        """The features the model reads at some window offset, and which columns of their window
+        it reads (None: all of them): a model trained on some columns (``train.top_inputs``)
+        gets only those, and features it never reads are not computed."""
+        every = window_columns(self.meta.feature_columns, self.meta.window)
+        if self.meta.input_columns == every:
+            return self.meta.feature_columns, None
+        unknown = sorted(set(self.meta.input_columns) - set(every))
+        if unknown:
+            raise BundleError(
+                f"{self.path}: the model reads input columns its features do not make: {', '.join(unknown)}"
+            )
+        used = {c.rpartition("@")[0] for c in self.meta.input_columns}
+        features = [f for f in self.meta.feature_columns if f in used]
+        at = {name: i for i, name in enumerate(window_columns(features, self.meta.window))}
+        return features, np.array([at[c] for c in self.meta.input_columns], dtype=np.int64)
+
     def predict_chart(self, candles: pl.DataFrame) -> list[ChartSpanPrediction]:
         """Chart-pattern spans (rows of ``candles``) whose turns the candles show, confirmed."""
         if self.chart_model is None:
@@ -226,14 +245,15 @@ class Bundle:
         temperature = self.meta.temperature if calibrated else 1.0
         thresholds = np.array([self.meta.thresholds.get(str(x), 0.0) for x in names])
         # float32 once, as the model reads it (not once per block of windows)
-        values, first = feature_matrix(candles, self.meta.featurize, self.meta.feature_columns)
+        features, columns = self.reads
+        values, first = feature_matrix(candles, self.meta.featurize, features)
         # Windows are built over the rows after the warm-up, as in the dataset stage.
         anchors = np.arange(max(self.meta.min_history - first, 0), len(values))
         # In blocks, so a long series never holds all its windows (~2 KB per candle) at once.
         for block in np.array_split(anchors, max(1, -(-anchors.size // PREDICT_BLOCK))):
             if not block.size:
                 continue
-            raw = self.model.predict_proba(build_windows(values, block, self.meta.window))
+            raw = self.model.predict_proba(build_windows(values, block, self.meta.window, columns=columns))
             rows = block + first
             proba[rows] = temper(raw, temperature)
             raw_confidence[rows] = raw.max(axis=1)
@@ -330,4 +350,6 @@ def load_bundle(path: Path | str) -> Bundle:
                 "%s describes another bundle than %s (restored from DVC's cache?): run unknown", record, path
             )
     chart = ChartModel.load(path, meta.chart) if meta.chart is not None else None
-    return Bundle(meta, load_model(meta.model_type, path), path, chart, digest)
+    bundle = Bundle(meta, load_model(meta.model_type, path), path, chart, digest)
+    _ = bundle.reads  # a bundle whose model reads columns its features cannot make fails here
+    return bundle

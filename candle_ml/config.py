@@ -188,6 +188,9 @@ class TrainParams(Options):
     human_weight: float = 20.0
     seed: int = 42
     device: Literal["cpu", "cuda"] = "cpu"
+    # The model reads only the N window columns (feature@offset) that a quick XGBoost fit (a tree
+    # per class per round) gains most from; 0: every column. Fewer columns: faster fits and windows.
+    top_inputs: int = 0
     xgboost: XGBoostParams = msgspec.field(default_factory=XGBoostParams)
     xgboost_spark: XGBoostSparkParams = msgspec.field(default_factory=XGBoostSparkParams)
     random_forest: RandomForestParams = msgspec.field(default_factory=RandomForestParams)
@@ -203,6 +206,8 @@ class TrainParams(Options):
     def __post_init__(self) -> None:
         if self.human_weight <= 0:
             raise ValueError("train.human_weight must be > 0")
+        if self.top_inputs < 0:
+            raise ValueError("train.top_inputs must be >= 0 (0: every input column)")
         for name, value in {"threshold": self.threshold, **self.thresholds}.items():
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"train.thresholds: {name} {value} must be within [0, 1]")

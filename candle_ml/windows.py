@@ -56,21 +56,43 @@ def build_windows(
     spec: WindowSpec,
     lo: np.ndarray | int = 0,
     hi: np.ndarray | int | None = None,
+    columns: np.ndarray | None = None,
 ) -> np.ndarray:
     """Windows around ``anchors`` (row indices into ``values``, shape (n, f)) -> float32 (k, L*f + L).
 
     Positions outside ``[lo, hi)`` (per anchor or shared; default the whole
     series) are padded, so a window never reads across a series or split edge.
+    ``columns`` (indices into ``window_columns``) builds only those, in that order: what a model
+    trained on some of them (``train.top_inputs``) reads, without making the rest.
     """
     values = np.asarray(values, dtype=np.float32)
     n, f = values.shape
     anchors = np.asarray(anchors, dtype=np.int64)
     hi = n if hi is None else hi
-    idx = anchors[:, None] + spec.offsets[None, :]  # (k, L)
-    inside = (idx >= np.asarray(lo).reshape(-1, 1)) & (idx < np.asarray(hi).reshape(-1, 1))
-    gathered = values[np.clip(idx, 0, max(n - 1, 0))]  # (k, L, f)
-    gathered[~inside] = 0.0
-    return np.concatenate([gathered.reshape(len(anchors), -1), (~inside).astype(np.float32)], axis=1)
+    if columns is None:  # every column: whole rows gathered at once (the faster copy)
+        idx = anchors[:, None] + spec.offsets[None, :]  # (k, L)
+        inside = (idx >= np.asarray(lo).reshape(-1, 1)) & (idx < np.asarray(hi).reshape(-1, 1))
+        gathered = values[np.clip(idx, 0, max(n - 1, 0))]  # (k, L, f)
+        gathered[~inside] = 0.0
+        return np.concatenate([gathered.reshape(len(anchors), -1), (~inside).astype(np.float32)], axis=1)
+    size = len(spec.offsets)
+    columns = np.asarray(columns, dtype=np.int64)
+    out = np.empty((len(anchors), len(columns)), dtype=np.float32)
+    # window_columns' layout: feature i at offset slot j is column j*f + i; pad@slot j is size*f + j.
+    # One row gather per offset, of only the features the model reads there.
+    for j, offset in enumerate(spec.offsets):
+        at = np.flatnonzero((columns >= j * f) & (columns < (j + 1) * f))
+        pad = np.flatnonzero(columns == size * f + j)
+        if not (at.size or pad.size):
+            continue
+        rows = anchors + offset
+        inside = (rows >= np.asarray(lo).reshape(-1)) & (rows < np.asarray(hi).reshape(-1))
+        if at.size:
+            block = values[np.clip(rows, 0, max(n - 1, 0))][:, columns[at] - j * f]
+            block[~inside] = 0.0
+            out[:, at] = block
+        out[:, pad] = (~inside).astype(np.float32)[:, None]
+    return out
 
 
 def straddles(anchors: np.ndarray, spec: WindowSpec, lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:

@@ -62,19 +62,32 @@ def candles_factory():
 
 
 def train_on_bundled(
-    root: Path, patterns: list[str], human_spans=None, n_estimators: int = 30, higher_timeframes=None
+    root: Path,
+    patterns: list[str],
+    human_spans=None,
+    n_estimators: int = 30,
+    higher_timeframes=None,
+    shipped: bool = False,
 ):
     """Train a small XGBoost model on bundled AAPL and IBM candles exactly as the stages do.
 
     ``patterns`` are the TA-Lib labels; ``human_spans(series)`` may add a trader's spans (as
-    ``Annotation``s) per series; ``higher_timeframes`` replaces params.yaml's. Returns (train
-    result, schema, ingested series, bundle meta).
+    ``Annotation``s) per series; ``higher_timeframes`` replaces params.yaml's; ``shipped`` trains
+    with params.yaml's train section (its tree layout and ``top_inputs``), else a tree per class
+    on every column. Returns (train result, schema, ingested series, bundle meta).
     """
-    from candle_ml.config import TrainParams, XGBoostParams
+    from candle_ml.config import TrainParams, XGBoostParams, load_section
     from candle_ml.training import bundle_meta, train
 
     frame, schema, series = bundled_dataset(root, patterns, human_spans, higher_timeframes)
     params = TrainParams(model_type="xgboost", xgboost=XGBoostParams(n_estimators=n_estimators, n_jobs=2))
+    if shipped:
+        params = load_section("train", TrainParams, Path(__file__).resolve().parent.parent / "params.yaml")
+        params = msgspec.structs.replace(
+            params,
+            model_type="xgboost",
+            xgboost=msgspec.structs.replace(params.xgboost, n_estimators=n_estimators, n_jobs=2),
+        )
     result = train(frame, schema, params)
     return result, schema, series, bundle_meta(result, schema, params)
 
@@ -144,7 +157,8 @@ def train_chart_on(series, human_spans=None, labels=None, seed: int = 0):
 @pytest.fixture(scope="session")
 def served_model(tmp_path_factory):
     """A small XGBoost bundle trained on bundled AAPL and IBM candles exactly as the stages do,
-    with the default featurize config (exponential indicators included) plus weekly context
+    with params.yaml's featurize and train configs (exponential indicators, multi-output trees over
+    the ``top_inputs`` most telling window columns) plus weekly context
     (``higher_timeframes: [1w]``, so every serving test covers it and spans carry
     ``confirmed_on``), and ingest's candles directory for /predict/batch. Returns (bundle dir,
     candles dir)."""
@@ -154,7 +168,7 @@ def served_model(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("served")
     result, _, series, meta = train_on_bundled(
-        root, ["CDLENGULFING", "CDLHAMMER", "CDLDOJI"], higher_timeframes=["1w"]
+        root, ["CDLENGULFING", "CDLHAMMER", "CDLDOJI"], higher_timeframes=["1w"], shipped=True
     )
     candles_dir = root / "candles"
     candles_dir.mkdir()

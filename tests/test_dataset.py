@@ -190,6 +190,20 @@ def test_window_function_matches_around_every_candle():
     assert out[4, -4:].tolist() == [0, 0, 1, 1]
 
 
+@pytest.mark.parametrize("spec", [WindowSpec(3, 0, "end"), WindowSpec(4, 1), WindowSpec(5, 2, "end")])
+def test_windows_of_some_columns_are_those_columns_of_the_whole_window(spec):
+    """What a model trained on ``top_inputs`` columns reads: the same numbers, padding included."""
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(200, 4))
+    anchors = np.arange(200)
+    lo, hi = rng.integers(0, 5, 200), np.full(200, 190)
+    whole = build_windows(values, anchors, spec, lo, hi)
+    for columns in ([whole.shape[1] - 1, 0, 5], rng.choice(whole.shape[1], 9, replace=False), []):
+        columns = np.asarray(columns, dtype=np.int64)
+        some = build_windows(values, anchors, spec, lo, hi, columns=columns)
+        assert some.shape == (200, columns.size) and (some == whole[:, columns]).all()
+
+
 def test_every_candle_of_a_span_is_a_row_with_all_covering_labels():
     res = build_dataset(
         [series()], [], [prog(8, 10, "bullish_engulfing"), prog(10, 10, "doji")], PRIORITY, params()

@@ -90,8 +90,14 @@ def test_train_passes_class_weights_to_the_model(small_dataset, monkeypatch):
     [
         TrainParams(model_type="xgboost", xgboost=XGBoostParams(n_estimators=20, n_jobs=1)),
         TrainParams(model_type="random_forest", random_forest=RandomForestParams(n_estimators=20, n_jobs=1)),
+        # the shipped layout: multi-output trees reading only the most telling window columns
+        TrainParams(
+            model_type="xgboost",
+            top_inputs=12,
+            xgboost=XGBoostParams(n_estimators=20, n_jobs=1, multi_strategy="multi_output_tree"),
+        ),
     ],
-    ids=["xgboost", "random_forest"],
+    ids=["xgboost", "random_forest", "xgboost_top_inputs"],
 )
 @pytest.mark.parametrize("encoding", ["end", "window"])
 def test_bundle_round_trip_gives_the_same_predictions(tmp_path, params, encoding):
@@ -105,11 +111,18 @@ def test_bundle_round_trip_gives_the_same_predictions(tmp_path, params, encoding
     assert all(lab is None for lab in pred.label[: meta.min_history])  # not enough history
     assert all(lab is not None for lab in pred.label[meta.min_history :])
     # Same inputs through the in-memory model: identical probabilities.
-    from candle_ml.windows import build_windows
+    from candle_ml.windows import build_windows, window_columns
 
+    every = window_columns(meta.feature_columns, meta.window)
+    if params.top_inputs:
+        assert len(meta.input_columns) == params.top_inputs
+        assert meta.input_columns == [c for c in every if c in meta.input_columns]  # layout order
+    else:
+        assert meta.input_columns == every
     kept, first = drop_warmup(featurize(candles, meta.featurize))
     anchors = np.arange(meta.min_history - first, kept.height)
     X = build_windows(kept.select(meta.feature_columns).to_numpy(), anchors, meta.window)
+    X = X[:, [every.index(c) for c in meta.input_columns]]  # the columns the model reads, by name
     own = result.model.predict_proba(X)
     # Each candle has the probabilities of the candle its pattern ends on: its own, or one of the
     # next lookahead candles' (the second candle of an engulfing names the first one too).
@@ -230,3 +243,8 @@ def test_the_run_record_stays_beside_the_bundle_and_only_describes_its_own_bundl
     run_record_file(bundle_dir).write_bytes(msgspec.json.encode(record))
     assert load_bundle(bundle_dir).meta.training.run_id is None
     assert "describes another bundle" in caplog.text
+
+
+def test_top_inputs_below_zero_is_refused_by_name():
+    with pytest.raises(ValueError, match="train.top_inputs must be >= 0"):
+        TrainParams(top_inputs=-1)

@@ -437,8 +437,9 @@ def test_a_failed_reload_keeps_serving_the_old_model(served_model, tmp_path, aap
 def test_a_bundle_that_loads_but_cannot_predict_is_never_swapped_in(
     served_model, tmp_path, aapl, min_history
 ):
-    """A reload runs a test prediction first: a bundle.json whose feature columns were cut loads,
-    but its model cannot use it; the old model keeps serving and /health says why in one line."""
+    """A reload runs a test prediction first: a bundle.json that lost one of its input columns
+    loads, but its model cannot use it; the old model keeps serving and /health says why in one
+    line. One whose features cannot make the model's input columns fails to load, naming them."""
     bundle_dir, candles_dir = served_model
     target = tmp_path / "models"
     shutil.copytree(bundle_dir, target)
@@ -447,15 +448,18 @@ def test_a_bundle_that_loads_but_cannot_predict_is_never_swapped_in(
         app=create_app(ServeSettings(model=str(target), candles_dir=str(candles_dir))),
     ) as c:
         version = c.get("/model/info").json()["version"]
-        meta = json.loads((target / "bundle.json").read_text())
-        meta["feature_columns"] = meta["feature_columns"][:3]
-        (target / "bundle.json").write_text(json.dumps(meta))
-        r = c.post("/model/reload", json={})
-        assert r.status_code == 409 and "failed a test prediction" in r.json()["error"]
-        assert r.json()["model"]["version"] == version
-        assert c.post("/predict", json=body(aapl.slice(0, min_history + 5))).status_code == 200
-        reason = c.get("/health").json()["last_reload_error"]
-        assert "\n" not in reason and len(reason) < 400 and "failed a test prediction" in reason
+        original = json.loads((target / "bundle.json").read_text())
+        for cut, expected in [
+            ({"input_columns": original["input_columns"][:-1]}, "failed a test prediction"),
+            ({"feature_columns": original["feature_columns"][:3]}, "input columns its features do not make"),
+        ]:
+            (target / "bundle.json").write_text(json.dumps(original | cut))
+            r = c.post("/model/reload", json={})
+            assert r.status_code == 409 and expected in r.json()["error"]
+            assert r.json()["model"]["version"] == version
+            assert c.post("/predict", json=body(aapl.slice(0, min_history + 5))).status_code == 200
+            reason = c.get("/health").json()["last_reload_error"]
+            assert "\n" not in reason and len(reason) < 400 and expected in reason
 
 
 def test_invalid_utf8_is_a_400_and_a_bug_is_a_500_with_a_request_id(client, aapl, min_history, caplog):
