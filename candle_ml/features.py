@@ -146,14 +146,18 @@ def _function_info(name: str) -> dict[str, Any]:
     return info
 
 
+@functools.cache
+def _indicator_names() -> tuple[str, ...]:
+    """TA-Lib's functions that are not candlestick patterns (listed once, not per request)."""
+    return tuple(f for f in talib_abstract().__TA_FUNCTION_NAMES__ if not f.startswith("CDL"))
+
+
 def indicator_columns(
     spec: IndicatorSpec, where: str = "featurize.indicators"
 ) -> tuple[Callable[[dict[str, np.ndarray]], list[np.ndarray]], list[str]]:
     """Resolve one indicator spec to a TA-Lib abstract function and its output column names."""
-    abstract = talib_abstract()
-
     name = spec.name.upper()
-    known = [f for f in abstract.__TA_FUNCTION_NAMES__ if not f.startswith("CDL")]
+    known = _indicator_names()
     if name not in known:
         close = difflib.get_close_matches(name, known, n=4, cutoff=0.5)
         hint = f"; close matches: {', '.join(close)}" if close else ""
