@@ -221,6 +221,12 @@ class Bundle:
         at = {name: i for i, name in enumerate(window_columns(features, self.meta.window))}
         return features, np.array([at[c] for c in self.meta.input_columns], dtype=np.int64)
 
+    def set_threads(self, n: int | None) -> None:
+        """Threads each prediction of either model uses (None: all cores)."""
+        self.model.set_threads(n)
+        if self.chart_model is not None:
+            self.chart_model.set_threads(n)
+
     def predict_chart(self, candles: pl.DataFrame) -> list[ChartSpanPrediction]:
         """Chart-pattern spans (rows of ``candles``) whose turns the candles show, confirmed."""
         if self.chart_model is None:

@@ -305,6 +305,10 @@ class ChartModel:
     settings: ChartSettings
     booster: Any  # xgboost.XGBClassifier
 
+    def set_threads(self, n: int | None) -> None:
+        """Threads per predict call (None: XGBoost's default, all cores)."""
+        self.booster.set_params(n_jobs=n)
+
     def proba(self, proposals: Proposals) -> np.ndarray:
         """Class probabilities per proposal, in blocks (a million candles make ~300,000)."""
         out = np.zeros((len(proposals), len(self.settings.labels)))

@@ -173,7 +173,7 @@ def load_model_from(source: str, tracking_uri: str, threads: int | None = None) 
     except (CandleMLError, OSError, ValueError) as exc:
         raise ModelLoadError(f"--model {source}: {short(exc)}") from None
     if threads is not None:
-        loaded.bundle.model.set_threads(threads)
+        loaded.bundle.set_threads(threads)
     smoke_test(loaded.bundle, source)
     return loaded
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -379,7 +380,13 @@ def test_the_champion_only_moves_to_a_better_version(pipeline):
     assert worse.returncode == 1 and "not better" in worse.stdout and "span_f1_macro" in worse.stdout, worse
     assert champion() == before
     assert promote("4", "--force").returncode == 0 and champion() == 4
-    better = promote("3")
+    # Judged on span F1 macro alone: one span of a 10-span pattern (dark cloud cover) moves its
+    # F1 by ~0.05, so whether the default max_pattern_drop lets an XGBoost version past the
+    # forest depends on single spans; that rule has its own tests (test_promotion.py).
+    relaxed = repo / "params-any-pattern-drop.yaml"
+    text = (repo / "params.yaml").read_text()
+    relaxed.write_text(re.sub(r"(?m)^(  max_pattern_drop:) [0-9.]+", r"\1 1.0", text))
+    better = promote("3", "--params", str(relaxed))
     assert better.returncode == 0 and "better" in better.stdout and champion() == 3, better
 
 
