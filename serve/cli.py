@@ -65,7 +65,9 @@ def serve(
     shutdown_grace: float = typer.Option(
         30.0, min=0.0, help="seconds requests in flight get after SIGTERM (503 past it)"
     ),
-    model_threads: int = typer.Option(None, min=1, help="threads per prediction (default: all cores)"),
+    model_threads: int = typer.Option(
+        None, min=1, help="threads each prediction gives either model, candles and chart (default: all cores)"
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level"),
 ) -> None:
     """Serve predictions, the review page (/) and the feedback routes over HTTP (docs/api.md)."""
