@@ -214,10 +214,12 @@ def spark_candles(spark: Any, inputs: list[Path]) -> Any:
                 "(data/candles/*.parquet) or --engine local"
             )
         frame = spark.read.parquet(*[str(f) for f in files]).withColumn("file", sf.input_file_name())
-        name = sf.regexp_extract("file", r"([^/]+)_([^/_]+)\.parquet$", 1)
+        # PAIR_TF.parquet, already checked by series_files (parse_series_filename): split at the
+        # last "_", as it does (a timeframe is letters and digits)
+        name = r"([^/]+)_([^/_]+)\.parquet$"
         frames.append(
-            frame.withColumn("pair", sf.upper(name))
-            .withColumn("timeframe", sf.regexp_extract("file", r"([^/]+)_([^/_]+)\.parquet$", 2))
+            frame.withColumn("pair", sf.upper(sf.regexp_extract("file", name, 1)))
+            .withColumn("timeframe", sf.regexp_extract("file", name, 2))
             .drop("file")
         )
     every = frames[0]
