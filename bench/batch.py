@@ -11,7 +11,9 @@ Parquet file in a temporary folder):
 - a breakdown in this process: ``Bundle.predict`` (featurize + windows + model + spans back
   over their candles) and ``Bundle.predict_chart`` on the same candles.
 
-Printed: candles/s of each, candle-ml's time as a multiple of the rule floor, peak RSS.
+Printed: candles/s of each, candle-ml's time as a multiple of the rule floor, peak RSS, and the
+time a fresh process takes only to import what the command imports (Python, pandas, polars,
+XGBoost with the scikit-learn and SciPy it imports), with the candles/s after it.
 Run after `dvc repro` from the repository root:
 
     python bench/batch.py                      # 1,000,000 candles, 2 rounds
@@ -95,6 +97,22 @@ def cli_predict(source: Path, out: Path, model: Path) -> tuple[float, float]:
     return wall, peak / 1024
 
 
+def startup() -> float:
+    """Wall seconds of a fresh process that only imports what `candle-ml predict` imports: the
+    part of the command's time that does not depend on the candles."""
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import candle_ml.cli, candle_ml.loading, candle_ml.predict_file, candle_ml.tracking",
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    return time.perf_counter() - started
+
+
 def main(
     candles: int = typer.Option(1_000_000, help="random-walk hourly candles"),
     rounds: int = typer.Option(2, help="rounds of every measurement"),
@@ -111,6 +129,7 @@ def main(
         for r in range(rounds):
             floor = min(rule_floor(frame, patterns) for _ in range(3))
             wall, peak = cli_predict(source, out, model)
+            imports = min(startup() for _ in range(3))
             labeled = pl.read_parquet(out)["label"]
             started = time.perf_counter()
             bundle.predict(frame)
@@ -126,6 +145,8 @@ def main(
                 "cli_candles_per_s": round(candles / wall),
                 "cli_vs_rule_floor": round(wall / floor, 1),
                 "cli_peak_rss_mb": round(peak),
+                "startup_s": round(imports, 2),
+                "after_startup_candles_per_s": round(candles / max(wall - imports, 1e-9)),
                 "bundle_predict_s": round(candle_s, 2),
                 "predict_chart_s": round(chart_s, 2),
                 "labeled": int((labeled.is_not_null() & (labeled != "O")).sum()),
@@ -135,7 +156,9 @@ def main(
             print(
                 f"round {r + 1}: {candles:,} candles | TA-Lib rules {floor:.3f} s | candle-ml predict "
                 f"{wall:.2f} s = {candles / wall:,.0f} candles/s = {wall / floor:.1f}x the rules, "
-                f"peak RSS {peak:.0f} MB | in-process: Bundle.predict {candle_s:.2f} s, "
+                f"peak RSS {peak:.0f} MB | of which starting Python and importing {imports:.2f} s; "
+                f"after that {row['after_startup_candles_per_s']:,} candles/s | "
+                f"in-process: Bundle.predict {candle_s:.2f} s, "
                 f"predict_chart {chart_s:.2f} s | {row['labeled']:,} candles in patterns, "
                 f"{len(chart):,} chart spans",
                 flush=True,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,12 +178,55 @@ def read_series_file(
     else:
         raise CandleError(f"{path.name}: unsupported file type (use .csv or .parquet)")
     mapping = canonical_columns([str(c) for c in raw.columns], path.name, time_column)
-    raw = raw.rename(columns=mapping)[list(mapping.values())]
+    return _canonical_frame(raw, mapping, naive_timezone)
+
+
+def iter_series_file(
+    path: Path, naive_timezone: str = "UTC", time_column: str | None = None, block_rows: int = 100_000
+) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
+    """``read_series_file`` a block of ``block_rows`` rows at a time, in file order: what a file
+    larger than memory needs (a CSV through pandas' chunked reader, a Parquet file by record
+    batches). Every block has the canonical columns; an empty file yields nothing."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        try:
+            reader = pd.read_csv(path, chunksize=block_rows)
+        except pd.errors.EmptyDataError:
+            return
+        with reader:
+            yield from _canonical_blocks(reader, path.name, naive_timezone, time_column)
+    elif suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(path) as parquet:
+            batches = (b.to_pandas() for b in parquet.iter_batches(batch_size=block_rows))
+            yield from _canonical_blocks(batches, path.name, naive_timezone, time_column)
+    else:
+        raise CandleError(f"{path.name}: unsupported file type (use .csv or .parquet)")
+
+
+def _canonical_blocks(
+    blocks: Iterable[pd.DataFrame], source: str, naive_timezone: str, time_column: str | None
+) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
+    mapping: dict[str, str] | None = None
+    for raw in blocks:
+        if mapping is None:  # every block has the file's columns
+            mapping = canonical_columns([str(c) for c in raw.columns], source, time_column)
+        if len(raw):
+            yield _canonical_frame(raw, mapping, naive_timezone)
+
+
+def _canonical_frame(
+    raw: pd.DataFrame, mapping: dict[str, str], naive_timezone: str
+) -> tuple[pd.DataFrame, pd.Series]:
+    # A chunked CSV's blocks keep their row numbers as the index: renumber from 0 so the
+    # columns built below line up with them.
+    raw = raw.rename(columns=mapping)[list(mapping.values())].reset_index(drop=True)
     frame = pd.DataFrame({"time": parse_times(raw["time"], naive_timezone)})
     for col in (*PRICE_COLUMNS, "volume"):
         if col in raw:
             frame[col] = pd.to_numeric(raw[col], errors="coerce").astype("float64")
-    return frame, raw["time"].reset_index(drop=True)
+    return frame, raw["time"]
 
 
 def _fmt(x: Any) -> str:
@@ -260,13 +303,15 @@ def validate_candles(
     on_invalid: str = "error",
     raw_times: np.ndarray | pd.Series | None = None,
     row_name: Callable[[int], str] | None = None,
+    warn_volume: bool = True,
 ) -> tuple[pl.DataFrame, ValidationReport]:
     """Check every rule of the canonical schema; return clean candles and a report.
 
     ``on_invalid="error"`` raises :class:`CandleError` naming the first bad row
     (1-based data row), its field and the rule; ``"drop"`` removes every bad row
     and counts them per rule. A missing volume column or value becomes 0 with a warning.
-    ``row_name(i)`` names 0-based row ``i`` in messages (default ``"{source} row {i + 1}"``).
+    ``row_name(i)`` names 0-based row ``i`` in messages (default ``"{source} row {i + 1}"``);
+    ``warn_volume=False`` leaves the missing-volume warning to the caller (one per file, not block).
     """
     name_row = row_name or (lambda i: f"{source} row {i + 1}")
 
@@ -282,7 +327,7 @@ def validate_candles(
         raise CandleError(f"{source}: no rows")
     prices = {c: column(c) for c in PRICE_COLUMNS}
     v, volume_filled = _volume(column, list(frame.columns), n)
-    if volume_filled:
+    if volume_filled and warn_volume:
         log.warning("%s: volume missing on %d row(s); set to 0", source, volume_filled)
 
     def time_text(i: int) -> str:
@@ -340,12 +385,58 @@ def _time_order(
         if mask.any():
             if on_invalid == "error":
                 i = int(keep_idx[int(np.argmax(mask))])
-                raise CandleError(
-                    f"{name_row(i)}: time {time_text(i)} {word} an earlier row's time "
-                    f"(field 'time', rule {rule}: times must be unique and strictly increasing)",
-                    i,
-                    "time",
-                    rule,
-                )
+                raise _order_error(name_row, time_text, i, rule, word)
             dropped[rule] = int(mask.sum())
     return keep_idx[~(dup | unsorted)]
+
+
+def _order_error(
+    name_row: Callable[[int], str],
+    time_text: Callable[[int], str],
+    i: int,
+    rule: str,
+    word: str,
+    row: int | None = None,
+) -> CandleError:
+    """Row ``i`` of a block breaks the time order; ``row`` is its row in the whole file (default ``i``)."""
+    return CandleError(
+        f"{name_row(i)}: time {time_text(i)} {word} an earlier row's time "
+        f"(field 'time', rule {rule}: times must be unique and strictly increasing)",
+        i if row is None else row,
+        "time",
+        rule,
+    )
+
+
+def validate_blocks(blocks: Iterable[tuple[pd.DataFrame, pd.Series]], source: str) -> Iterator[pl.DataFrame]:
+    """``validate_candles(…, "error")`` over the blocks of one file (``iter_series_file``): rows
+    are numbered in the whole file, times must increase across blocks too, and the first bad row
+    raises before a later block is read."""
+    offset, last, filled = 0, None, 0
+    for frame, raw_times in blocks:
+
+        def name_row(i: int, offset: int = offset) -> str:
+            return f"{source} row {offset + i + 1}"
+
+        try:
+            candles, report = validate_candles(frame, source, "error", raw_times, name_row, warn_volume=False)
+        except CandleError as exc:
+            exc.row = None if exc.row is None else exc.row + offset
+            raise
+        first = int(candles["time"][0])  # "error" keeps every row, so row 0 is the block's first
+        if last is not None and first <= last:
+            word, rule = (
+                ("repeats", "time_duplicate") if first == last else ("is before", "time_not_increasing")
+            )
+            first_text = _raw_text(raw_times, 0)
+            raise _order_error(name_row, lambda _: first_text, 0, rule, word, row=offset)  # noqa: B023
+        last, offset, filled = (
+            int(candles["time"][-1]),
+            offset + report.rows_in,
+            filled + report.volume_filled,
+        )
+        yield candles
+    if offset == 0:
+        raise CandleError(f"{source}: no rows")
+    if filled:
+        log.warning("%s: volume missing on %d row(s); set to 0", source, filled)

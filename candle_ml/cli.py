@@ -15,7 +15,7 @@ import typer
 
 from candle_ml import paths
 from candle_ml.annotations import read_annotation_file, read_feedback_log
-from candle_ml.candles import CANDLE_COLUMNS, parse_series_filename, read_series_file, validate_candles
+from candle_ml.candles import parse_series_filename, read_series_file, validate_candles
 from candle_ml.errors import CandleMLError
 
 if TYPE_CHECKING:
@@ -107,78 +107,76 @@ def predict(
     tracking_uri: str = typer.Option(None, help="MLflow store for models:/ URIs"),
     pair: str = typer.Option(None, help="the series' pair in the output (default: from a PAIR_TF file name)"),
     timeframe: str = typer.Option(None, help="the series' timeframe (default: from a PAIR_TF file name)"),
+    block_candles: int = typer.Option(
+        50_000, min=1_000, help="candles read, predicted and written at a time (memory grows with it)"
+    ),
 ) -> None:
     """Predict every candle of a file offline, with the same code as POST /predict.
 
     Columns: time (Unix seconds), time_utc (ISO 8601), pair, timeframe, the candle, label and
-    confidence (empty where the candle lacks the history the model needs)."""
+    confidence (empty where the candle lacks the history the model needs). A .csv or .parquet
+    output is written a block of --block-candles at a time, so memory stays bounded whatever the
+    file's length; it appears only once complete. -o FILE.json (the API's response, with the
+    chart-pattern spans) holds the whole series in memory."""
     import msgspec
-    import polars as pl
 
     from candle_ml.loading import load_model_from
     from candle_ml.patterns import NO_PATTERN
-    from candle_ml.prediction import (
-        OFFLINE_BATCH_SIZE,
-        above_min_confidence,
-        chart_spans,
-        confirmer,
-        predict_labels,
-        respond,
-    )
-    from candle_ml.spans import span_bounds
+    from candle_ml.predict_file import predict_file
+    from candle_ml.prediction import above_min_confidence, chart_spans, confirmer, predict_labels, respond
     from candle_ml.tracking import tracking_uri as default_tracking_uri
 
     suffix = output.suffix.lower() if output else ".csv"
-    try:
-        frame, raw_times = read_series_file(input_file, naive_timezone, time_column)
-        candles, _ = validate_candles(frame, input_file.name, "error", raw_times)
-        loaded = load_model_from(model, tracking_uri or default_tracking_uri())
-        labels, confidence = predict_labels(
-            loaded, candles, source=input_file.name, batch_size=OFFLINE_BATCH_SIZE
-        )
-    except (CandleMLError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    labels = above_min_confidence(labels, confidence, min_confidence)
+    if suffix not in (".csv", ".parquet", ".json"):
+        typer.echo(f"error: {output}: unsupported output type (use .csv, .parquet or .json)", err=True)
+        raise typer.Exit(1)
     if pair is None or timeframe is None:
         try:
             named = parse_series_filename(input_file)
         except CandleMLError:
             named = (None, None)
         pair, timeframe = pair or named[0], timeframe or named[1]
-    spans = span_bounds(labels)[0].size
-    if suffix == ".json":  # the API's response: per-candle predictions, candlestick and chart spans
-        result = respond(
-            loaded,
-            candles["time"].to_numpy(),
-            labels,
-            confidence,
-            min_confidence,
-            chart_spans(loaded, candles),
-            confirmer(loaded, candles),
-        )
-        output.write_bytes(msgspec.json.format(msgspec.json.encode(result), indent=1))
-        spans = len(result.spans)
-    else:  # one row per candle, built from the arrays (a million candles in about a second)
-        table = candles.select(
-            pl.col("time"),
-            pl.from_epoch("time", "s").dt.strftime("%Y-%m-%dT%H:%M:%SZ").alias("time_utc"),
-            pl.lit(pair, dtype=pl.String).alias("pair"),
-            pl.lit(timeframe, dtype=pl.String).alias("timeframe"),
-            *CANDLE_COLUMNS[1:],
-            pl.Series("label", labels.tolist(), dtype=pl.String),
-            pl.Series("confidence", confidence, dtype=pl.Float64, nan_to_null=True),
-        )
-        if output is None:
-            typer.echo(table.write_csv(), nl=False)
-        elif suffix == ".parquet":
-            table.write_parquet(output)
-        else:
-            table.write_csv(output)
-    labeled = int(((labels != None) & (labels != NO_PATTERN)).sum())  # noqa: E711
-    kinds = "spans" if suffix == ".json" else "candlestick spans (chart patterns: -o FILE.json)"
+    try:
+        loaded = load_model_from(model, tracking_uri or default_tracking_uri())
+        if suffix == ".json":  # the API's response: per-candle predictions, candlestick and chart spans
+            frame, raw_times = read_series_file(input_file, naive_timezone, time_column)
+            candles, _ = validate_candles(frame, input_file.name, "error", raw_times)
+            labels, confidence = predict_labels(
+                loaded, candles, source=input_file.name, batch_size=block_candles
+            )
+            result = respond(
+                loaded,
+                candles["time"].to_numpy(),
+                above_min_confidence(labels, confidence, min_confidence),
+                confidence,
+                min_confidence,
+                chart_spans(loaded, candles),
+                confirmer(loaded, candles),
+            )
+            assert output is not None
+            output.write_bytes(msgspec.json.format(msgspec.json.encode(result), indent=1))
+            n = candles.height
+            labeled = sum(p.label not in (None, NO_PATTERN) for p in result.predictions)
+            spans, kinds = len(result.spans), "spans"
+        else:  # one row per candle, a block at a time
+            summary = predict_file(
+                loaded,
+                input_file,
+                output,
+                pair=pair,
+                timeframe=timeframe,
+                min_confidence=min_confidence,
+                naive_timezone=naive_timezone,
+                time_column=time_column,
+                block_rows=block_candles,
+            )
+            n, labeled, spans = summary.candles, summary.labeled, summary.spans
+            kinds = "candlestick spans (chart patterns: -o FILE.json)"
+    except (CandleMLError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(
-        f"{input_file.name}: {candles.height} candles, {labeled} in patterns, {spans} {kinds} "
+        f"{input_file.name}: {n} candles, {labeled} in patterns, {spans} {kinds} "
         f"(model {loaded.name}@{loaded.version})" + (f" -> {output}" if output else ""),
         err=True,
     )

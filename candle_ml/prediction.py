@@ -8,7 +8,7 @@ model's history carried into each chunk. The server and ``candle-ml predict`` sh
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
+from candle_ml.candles import CANDLE_SCHEMA
 from candle_ml.confirmation import Confirmer
 from candle_ml.errors import CandleMLError, EmptyRange, TooManyCandles, UnknownSeries, require_history
 from candle_ml.loading import LoadedModel, ModelSummary
@@ -214,6 +215,37 @@ def predict_chunks(
         labels[a - lo : b - lo] = pred.label[a - first : b - first]
         confidence[a - lo : b - lo] = pred.confidence[a - first : b - first]
     return labels, confidence
+
+
+def predict_blocks(
+    model: LoadedModel, blocks: Iterable[pl.DataFrame], source: str, batch_size: int = OFFLINE_BATCH_SIZE
+) -> Iterator[tuple[pl.DataFrame, np.ndarray, np.ndarray]]:
+    """``predict_labels`` over a series that arrives in blocks (validated, in order, of any size):
+    yields (candles, labels, confidences) ``batch_size`` rows at a time, the same chunks
+    ``predict_chunks`` cuts with the same context, so every value is the one a pass over the
+    whole series gives. Memory holds one chunk with its history and lookahead, never the file."""
+    meta = model.bundle.meta
+    held = pl.DataFrame(schema=CANDLE_SCHEMA)  # series rows start .. start + held.height
+    start = done = 0  # series row of held's first row; rows before `done` are yielded
+
+    def chunk(a: int, b: int) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
+        first, last = max(0, a - meta.min_history), min(start + held.height, b + meta.lookahead)
+        pred = model.bundle.predict(held.slice(first - start, last - first))
+        rows = slice(a - first, b - first)
+        return held.slice(a - start, b - a), pred.label[rows], pred.confidence[rows]
+
+    for block in blocks:
+        held = pl.concat([held, block], rechunk=False)
+        while start + held.height >= done + batch_size + meta.lookahead:  # a chunk and its lookahead
+            yield chunk(done, done + batch_size)
+            done += batch_size
+            keep_from = max(start, done - meta.min_history)  # the next chunk's history
+            held, start = held.slice(keep_from - start), keep_from
+    total = start + held.height
+    if done == 0:
+        require_history(total, meta.min_history, source)
+    for a in range(done, total, batch_size):
+        yield chunk(a, min(a + batch_size, total))
 
 
 @dataclass(frozen=True)

@@ -117,3 +117,76 @@ def test_outcomes_as_a_user_types_it(served_model, tmp_path):
     assert (
         wrong.returncode == 1 and "--horizon 7: not one of outcomes.horizons [1, 5, 10, 20]" in wrong.stderr
     )
+
+
+def test_predict_streams_a_file_in_blocks_with_the_answer_of_one_pass(served_model, tmp_path):
+    """`--block-candles 1000` on 3,270 candles: four blocks read, validated, predicted and written
+    one at a time give every candle the label one pass over the series gives, and the summary
+    counts a span cut by a block edge once."""
+    import numpy as np
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    from candle_ml.loading import load_model_from
+    from candle_ml.prediction import predict_labels
+    from candle_ml.spans import span_bounds
+
+    bundle_dir, candles_dir = served_model
+    aapl = pl.read_parquet(candles_dir / "AAPL_1d.parquet")
+    src = tmp_path / "AAPL_1d.parquet"
+    pq.write_table(aapl.to_arrow(), src, row_group_size=700)  # row groups that do not line up with blocks
+    model = load_model_from(str(bundle_dir), "sqlite:///unused.db")
+    labels, confidence = predict_labels(model, aapl)
+    whole_spans = span_bounds(labels)[0].size
+
+    src_csv = tmp_path / "csv" / "AAPL_1d.csv"  # read by pandas' chunked reader
+    src_csv.parent.mkdir()
+    aapl.write_csv(src_csv)
+    for given, out in ((src, tmp_path / "pred.parquet"), (src_csv, tmp_path / "pred.csv")):
+        res = runner.invoke(
+            app,
+            ["predict", str(given), "-o", str(out), "--model", str(bundle_dir), "--block-candles", "1000"],
+        )
+        assert res.exit_code == 0, res.output
+        assert f"{aapl.height} candles" in res.output and f" {whole_spans} candlestick spans" in res.output
+        table = (
+            pl.read_parquet(out)
+            if out.suffix == ".parquet"
+            else pl.read_csv(out, schema_overrides={"label": pl.String, "confidence": pl.Float64})
+        )
+        assert table["time"].to_list() == aapl["time"].to_list()
+        assert table["label"].to_list() == labels.tolist()
+        np.testing.assert_allclose(table["confidence"].fill_null(np.nan).to_numpy(), confidence, atol=1e-6)
+        assert table["pair"].unique().to_list() == ["AAPL"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "AAPL_1d.parquet",
+        "csv",
+        "pred.csv",
+        "pred.parquet",
+    ]
+
+
+def test_predict_names_a_bad_row_in_a_later_block_and_keeps_the_old_output(served_model, tmp_path):
+    import polars as pl
+
+    bundle_dir, candles_dir = served_model
+    aapl = pl.read_parquet(candles_dir / "AAPL_1d.parquet").head(2600)
+    out = tmp_path / "pred.csv"
+    out.write_text("an earlier run's output\n")
+    bad_price = tmp_path / "AAPL_1d.csv"
+    aapl.with_columns(
+        pl.when(pl.int_range(pl.len()) == 2345).then(-1.0).otherwise(pl.col("low")).alias("low")
+    ).write_csv(bad_price)
+    repeated = tmp_path / "AAPL-REP_1d.csv"  # row 2001 (block 3's first) repeats row 2000's time
+    pl.concat([aapl.head(2000), aapl.slice(1999, 600)]).write_csv(repeated)
+    for src, message in (
+        (bad_price, "AAPL_1d.csv row 2346: low -1 must be a finite number > 0 (field 'low', rule price_not"),
+        (repeated, "AAPL-REP_1d.csv row 2001: time '"),
+    ):
+        res = runner.invoke(
+            app, ["predict", str(src), "-o", str(out), "--model", str(bundle_dir), "--block-candles", "1000"]
+        )
+        assert res.exit_code == 1 and message in res.output, res.output
+        assert out.read_text() == "an earlier run's output\n"
+    assert "repeats an earlier row's time (field 'time', rule time_duplicate" in res.output
+    assert not list(tmp_path.glob(".*partial"))
