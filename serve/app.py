@@ -31,7 +31,7 @@ from serve import openapi
 from serve.errors import EXCEPTION_HANDLERS
 from serve.guards import allowed_hosts_guard, require_json
 from serve.health import TrackingProbe
-from serve.limits import WorkLimiter
+from serve.limits import WorkLimiter, threads_per_prediction
 from serve.model_store import ModelStore
 from serve.routes import ROUTES
 from serve.series_cache import SeriesCache
@@ -144,6 +144,7 @@ def every_method_allowed(allow: dict[str, str]) -> Callable[[Message, Scope], Aw
 
 def create_app(settings: ServeSettings | None = None) -> Litestar:
     settings = settings or ServeSettings()
+    work = WorkLimiter(settings.limits)
     origins = settings.cors_origins
     allow: dict[str, str] = {}
     app = Litestar(
@@ -153,9 +154,13 @@ def create_app(settings: ServeSettings | None = None) -> Litestar:
             {
                 "settings": settings,
                 "probe": TrackingProbe(settings.resolved_tracking_uri()),
-                "store": ModelStore(settings.model, settings.store_uri(), settings.model_threads),
+                "store": ModelStore(
+                    settings.model,
+                    settings.store_uri(),
+                    settings.model_threads or threads_per_prediction(work),
+                ),
                 "series_cache": SeriesCache(Path(settings.candles_dir)),
-                "work": WorkLimiter(settings.limits),
+                "work": work,
                 "history": HistoryWriter(
                     Path(settings.history), settings.history_retention_days, settings.history_max_mb
                 )

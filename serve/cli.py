@@ -66,7 +66,10 @@ def serve(
         30.0, min=0.0, help="seconds requests in flight get after SIGTERM (503 past it)"
     ),
     model_threads: int = typer.Option(
-        None, min=1, help="threads each prediction gives either model, candles and chart (default: all cores)"
+        None,
+        min=1,
+        help="threads each prediction gives either model, candles and chart "
+        "(default: the cores divided among the predictions at once, --max-concurrent)",
     ),
     log_level: str = typer.Option("info", help="uvicorn log level"),
 ) -> None:

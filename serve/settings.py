@@ -30,8 +30,8 @@ class ServeSettings(msgspec.Struct, forbid_unknown_fields=True):
         default_factory=list
     )  # off unless the annotation tool's origin is set
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    # Threads per prediction; None: the model library's default (all cores), which measured
-    # as fast as 1 thread at 8 concurrent requests and faster alone (bench/serve.py).
+    # Threads per prediction; None: the cores divided among the predictions that run at once
+    # (serve.limits.threads_per_prediction: 1 with the default one prediction per core).
     model_threads: int | None = None
     limits: Limits = msgspec.field(default_factory=Limits)  # bounds on prediction work (serve.limits)
     # Host names the server answers to (400 for any other: DNS rebinding); "*" for any.

@@ -580,3 +580,25 @@ def test_real_server_starts_predicts_reloads_on_sighup_and_stops_on_sigterm(
         assert "Application shutdown complete" in log.read_text()
     finally:
         server.kill()
+
+
+def test_each_prediction_gets_its_share_of_the_cores(served_model, monkeypatch):
+    """Predictions at once x threads each = the cores, unless --model-threads says otherwise."""
+    import os
+
+    from serve.limits import Limits
+
+    bundle_dir, candles_dir = served_model
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    for limits, threads, expected in (
+        (Limits(), None, 1),
+        (Limits(max_concurrent=2), None, 4),
+        (Limits(), 3, 3),
+    ):
+        settings = ServeSettings(
+            model=str(bundle_dir), candles_dir=str(candles_dir), limits=limits, model_threads=threads
+        )
+        with TestClient(base_url="http://127.0.0.1", app=create_app(settings)) as c:
+            model = c.app.state.store.current
+            assert c.app.state.store.threads == expected
+            assert model.bundle.chart_model.booster.get_params()["n_jobs"] == expected
