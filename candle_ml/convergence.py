@@ -8,6 +8,8 @@ on the real series; the model bundle serves predictions only to candles with tha
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 
@@ -37,6 +39,18 @@ def unconverged_rows(
     own. Differences are relative to each column's typical size. Returns the count and the
     column that converged last (None when none differs).
     """
+    per_column = unconverged_per_column(full, chunk_start, cfg, tolerance)
+    rows = max(per_column.values(), default=0)
+    if rows == 0:
+        return 0, None
+    return rows, next(c for c, n in per_column.items() if n == rows)
+
+
+def unconverged_per_column(
+    full: pl.DataFrame, chunk_start: int, cfg: FeaturizeParams, tolerance: float
+) -> dict[str, int]:
+    """``unconverged_rows`` of each feature column on its own: a model that reads only some
+    features needs only their history."""
     cols = feature_columns(full)
     candles = full.select(CANDLE_COLUMNS)[chunk_start : chunk_start + CONVERGENCE_CHUNK]
     ref = full.select(cols)[chunk_start : chunk_start + candles.height].to_numpy()
@@ -45,11 +59,9 @@ def unconverged_rows(
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     both_nan = np.isnan(ref) & np.isnan(got)
     differs = ~both_nan & ~(np.abs(ref - got) <= tolerance * np.maximum(np.abs(ref), scale))
-    rows = np.nonzero(differs.any(axis=1))[0]
-    if rows.size == 0:
-        return 0, None
-    last = int(rows[-1])
-    return last + 1, cols[int(np.argmax(differs[last]))]
+    # Per column: one past the last row that differs (0 when none does).
+    last = np.where(differs.any(axis=0), differs.shape[0] - np.argmax(differs[::-1], axis=0), 0)
+    return dict(zip(cols, (int(x) for x in last), strict=True))
 
 
 def history_to_converge(
@@ -63,9 +75,13 @@ def history_to_converge(
     no request could reproduce it, so that is an error naming the column.
     """
     worst, where = 0, None
+    by_column: dict[str, int] = {}
     for key, full in series.items():
         for start in range(CONVERGENCE_START, full.height - CONVERGENCE_CHUNK // 2 + 1, CONVERGENCE_STEP):
-            rows, column = unconverged_rows(full, start, cfg, tolerance)
+            per_column = unconverged_per_column(full, start, cfg, tolerance)
+            by_column = {c: max(n, by_column.get(c, 0)) for c, n in per_column.items()}
+            rows = max(per_column.values(), default=0)
+            column = next((c for c, n in per_column.items() if n == rows), None) if rows else None
             chunk = min(CONVERGENCE_CHUNK, full.height - start)
             if rows > chunk * 0.9:
                 raise FeatureError(
@@ -84,21 +100,48 @@ def history_to_converge(
         "measured": worst,
         "series": where[0] if where else None,
         "column": where[2] if where else None,
+        # each column's own need, padded alike
+        "by_column": {c: int(np.ceil(n * HISTORY_SAFETY)) for c, n in by_column.items()},
     }
+
+
+def leading_undefined(frame: pl.DataFrame) -> dict[str, int]:
+    """Per feature column, its leading rows without a value (its own warm-up)."""
+    out = {}
+    for c in feature_columns(frame):
+        bad = ~np.isfinite(frame[c].to_numpy())
+        out[c] = int(np.argmin(bad)) if not bad.all() else bad.size
+    return out
+
+
+@dataclass(frozen=True)
+class ServedHistory:
+    """Candles of history a served prediction needs, in all and per feature column."""
+
+    candles: int  # every feature converged (and past its warm-up)
+    measured: bool  # False: no series was long enough; only the warm-up is known
+    how: str  # a sentence for the log
+    by_column: dict[str, int]  # each column's own: its warm-up, and its convergence when measured
+    warmup_by_column: dict[str, int]  # each column's leading undefined rows, longest over the series
 
 
 def served_history(
     full: dict[str, pl.DataFrame], warmup: dict[str, int], cfg: FeaturizeParams
-) -> tuple[int, bool, str]:
+) -> ServedHistory:
     """Candles of history a served prediction needs, whether that was measured, and how.
 
     The measured convergence when some series is long enough to measure it, else the
     longest warm-up (served predictions may then differ slightly from whole-series ones).
+    Per column too: a model that reads some features (``train.top_inputs``) needs only theirs.
     """
     longest_warmup = max(warmup.values(), default=0)
+    warmup_by_column: dict[str, int] = {}
+    for frame in full.values():
+        for c, n in leading_undefined(frame).items():
+            warmup_by_column[c] = max(n, warmup_by_column.get(c, 0))
     history, detail = history_to_converge(full, cfg, cfg.convergence_tolerance)
     if history is None:
-        return (
+        return ServedHistory(
             longest_warmup,
             False,
             (
@@ -107,13 +150,17 @@ def served_history(
                 f"({longest_warmup} "
                 "candles) and may differ from whole-series ones"
             ),
+            dict(warmup_by_column),
+            warmup_by_column,
         )
     history = max(history, longest_warmup)
-    return (
+    return ServedHistory(
         history,
         True,
         (
             f"features converge to {cfg.convergence_tolerance:g} within {history} candles (measured "
             f"{detail['measured']} on {detail['series']}, last column {detail['column']})"
         ),
+        {c: max(n, detail["by_column"].get(c, 0)) for c, n in warmup_by_column.items()},
+        warmup_by_column,
     )

@@ -421,15 +421,27 @@ def load_series(
 
 
 def model_schema(
-    schema: dict[str, Any], featurize: FeaturizeParams | dict[str, Any], warmup: int, history: int | None
+    schema: dict[str, Any],
+    featurize: FeaturizeParams | dict[str, Any],
+    warmup: int,
+    history: int | None,
+    features_index: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What a model needs to rebuild its inputs from raw candles: the dataset's schema plus the
-    featurize config, the warm-up, and the history after which features match the whole series."""
+    featurize config, the warm-up, and the history after which features match the whole series;
+    with the featurize stage's index, both per feature column too (``training.bundle_meta`` takes
+    the columns the model reads)."""
+    per_column: dict[str, Any] = {
+        k: features_index[k]
+        for k in ("history_by_column", "warmup_by_column")
+        if features_index and k in features_index
+    }
     return {
         **schema,
         "featurize": msgspec.to_builtins(featurize),
         "warmup": warmup,
         "history": warmup if history is None else history,
+        **per_column,
     }
 
 

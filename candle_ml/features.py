@@ -337,8 +337,9 @@ def feature_matrix(candles: pl.DataFrame, cfg: FeaturizeParams, columns: list[st
     are not computed). Custom features take the frame itself, so with them this goes through
     ``featurize``."""
     if cfg.custom:
-        kept, first = drop_warmup(featurize(candles, cfg))
-        return kept.select(columns).to_numpy().astype(np.float32), first
+        frame = featurize(candles, cfg).select(columns)
+        first = warm_start({c: frame[c].to_numpy() for c in columns}, frame.height)
+        return frame.slice(first).to_numpy().astype(np.float32), first
     p = _checked_prices(candles)
     wanted = set(columns)
     made = candle_arrays(p["open"], p["high"], p["low"], p["close"], cfg.scale_window)

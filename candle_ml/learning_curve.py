@@ -257,7 +257,11 @@ def candle_curve(
             sim.real, human, [], label_priority, reviewed_only, snap_targets=rule_annotations
         )
         schema = model_schema(
-            dataset.schema, features_index["config"], warmup, features_index.get("history_candles")
+            dataset.schema,
+            features_index["config"],
+            warmup,
+            features_index.get("history_candles"),
+            features_index,
         )
         result = train(dataset.frame, schema, train_params)
         bundle = Bundle(bundle_meta(result, schema, train_params), result.model, candles_dir)

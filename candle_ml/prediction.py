@@ -26,7 +26,7 @@ from candle_ml.review import margins
 from candle_ml.spans import group_spans
 from candle_ml.stageio import read_json
 
-DEFAULT_BATCH_SIZE = 5_000  # candles per chunk: ~50 ms of work, with min_history (~300) carried in
+DEFAULT_BATCH_SIZE = 5_000  # candles per chunk: ~50 ms of work, with min_history (15-300) carried in
 OFFLINE_BATCH_SIZE = 100_000  # without a deadline: fewer chunks, less history recomputed (~60 MB each)
 
 # Called between chunks; raises to stop work that ran past its time (the server's deadline).

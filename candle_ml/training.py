@@ -164,10 +164,27 @@ def top_inputs(
     return np.sort(order[: params.top_inputs])
 
 
+def read_history(schema: dict[str, Any], input_columns: list[str]) -> tuple[int, int]:
+    """The warm-up and converged history of the features behind ``input_columns`` (window
+    columns ``feature@offset``): a model that reads no slow indicator (``train.top_inputs``)
+    labels from a few candles in, not after the slowest indicator's ~300. A schema without
+    per-column numbers (made before they were recorded) gives every feature's."""
+    warmup = int(schema["warmup"])
+    history = int(schema.get("history", warmup))
+    by_column, warmup_by_column = schema.get("history_by_column"), schema.get("warmup_by_column")
+    if not by_column or not warmup_by_column:
+        return warmup, history
+    # (a window's own columns, such as where it is padded, are no feature)
+    read = {c.rpartition("@")[0] for c in input_columns} & set(schema["feature_columns"])
+    if not read:
+        return 0, 0
+    return max(warmup_by_column[f] for f in read), max(by_column[f] for f in read)
+
+
 def bundle_meta(result: TrainResult, schema: dict[str, Any], params: TrainParams) -> BundleMeta:
     """The bundle's description: only what the data and params determine, so that the same inputs
     give the same bytes (this run's time, MLflow run and commit go in ``run_record``)."""
-    warmup = int(schema["warmup"])
+    warmup, history = read_history(schema, result.input_columns)
     return BundleMeta(
         model_type=params.model_type,
         labels=label_colors(result.classes),
@@ -180,7 +197,7 @@ def bundle_meta(result: TrainResult, schema: dict[str, Any], params: TrainParams
         input_columns=result.input_columns,
         warmup=warmup,
         # The leftmost candle of the anchor's window needs converged features.
-        min_history=max(int(schema.get("history", warmup)), warmup) + schema["window"]["before"],
+        min_history=max(history, warmup) + schema["window"]["before"],
         label_priority=schema["label_priority"],
         training=TrainingInfo(
             dataset_version=dataset_version(),

@@ -55,7 +55,7 @@ class Limits(msgspec.Struct, forbid_unknown_fields=True):
     """The bounds on prediction work (``candle-ml serve --help`` names each option)."""
 
     max_candles: int = 100_000  # per /predict body and per /predict/batch range (413 beyond)
-    min_batch_size: int = 1_000  # /predict/batch chunks are never smaller (each carries ~300 of history)
+    min_batch_size: int = 1_000  # /predict/batch chunks are never smaller (each carries min_history)
     max_concurrent: int = 0  # predictions running at once; 0: default_concurrency()
     max_queue: int = 0  # requests waiting for a slot; 0: 8 per slot; beyond: 503 at once
     queue_timeout: float = 2.0  # seconds a request may wait for a slot before its 503

@@ -81,6 +81,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
                     features_index["config"],
                     max(warmup, default=0),
                     features_index.get("history_candles"),
+                    features_index,
                 ),
                 "chart": msgspec.to_builtins(chart_params),  # the proposals' smoothing, for the chart model
             },

@@ -51,11 +51,20 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
                     "first_time": int(kept["time"][0]) if kept.height else None,
                 }
             )
-        history, measured, how = served_history(full, warmup, cfg)
-        log.log(logging.INFO if measured else logging.WARNING, how)
+        served = served_history(full, warmup, cfg)
+        history = served.candles
+        log.log(logging.INFO if served.measured else logging.WARNING, served.how)
         write_json(
             paths.FEATURES_DIR / paths.INDEX,
-            {"series": out_index, "feature_columns": columns, "config": cfg, "history_candles": history},
+            {
+                "series": out_index,
+                "feature_columns": columns,
+                "config": cfg,
+                "history_candles": history,
+                # per column, so a model reading some features needs only their history
+                "history_by_column": served.by_column,
+                "warmup_by_column": served.warmup_by_column,
+            },
         )
         write_json(
             paths.report_file("featurize"),

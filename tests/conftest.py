@@ -97,7 +97,7 @@ def bundled_dataset(root: Path, patterns: list[str], human_spans=None, higher_ti
     from candle_ml.annotations import Annotation
     from candle_ml.autolabel import autolabel, label_priority
     from candle_ml.config import DatasetParams, FeaturizeParams, IngestParams, load_section
-    from candle_ml.convergence import history_to_converge
+    from candle_ml.convergence import served_history
     from candle_ml.dataset import SeriesFrame, build_dataset, model_schema
     from candle_ml.features import drop_warmup, featurize
     from candle_ml.ingest import ingest
@@ -108,11 +108,9 @@ def bundled_dataset(root: Path, patterns: list[str], human_spans=None, higher_ti
         cfg = msgspec.structs.replace(cfg, higher_timeframes=higher_timeframes)
     series = ingest(IngestParams(bundled=["AAPL", "IBM"], raw_dir=str(root / "raw"), augment=[]))
     full = {s.key: featurize(s.candles, cfg) for s in series}
-    history, _ = history_to_converge(full, cfg, cfg.convergence_tolerance)
-    frames, human, programmatic, warmup = [], [], [], 0
+    frames, human, programmatic, warmup = [], [], [], {}
     for s in series:
-        kept, dropped = drop_warmup(full[s.key])
-        warmup = max(warmup, dropped)
+        kept, warmup[s.key] = drop_warmup(full[s.key])
         frames.append(SeriesFrame(s.pair, s.timeframe, kept, int(s.candles["time"][0])))
         programmatic += [
             Annotation(sp, "autolabel") for sp in autolabel(s.candles, patterns, s.pair, s.timeframe)
@@ -120,7 +118,10 @@ def bundled_dataset(root: Path, patterns: list[str], human_spans=None, higher_ti
         human += human_spans(s) if human_spans else []
     dataset_params = load_section("dataset", DatasetParams, repo / "params.yaml")
     dataset = build_dataset(frames, human, programmatic, label_priority(patterns), dataset_params)
-    return dataset.frame, model_schema(dataset.schema, cfg, warmup, history), series
+    served = served_history(full, warmup, cfg)  # as the featurize stage records it
+    per_column = {"history_by_column": served.by_column, "warmup_by_column": served.warmup_by_column}
+    schema = model_schema(dataset.schema, cfg, max(warmup.values()), served.candles, per_column)
+    return dataset.frame, schema, series
 
 
 def train_chart_on(series, human_spans=None, labels=None, seed: int = 0):

@@ -170,6 +170,48 @@ def test_history_to_converge_measures_exponential_indicators():
     assert looser < needed
 
 
+def test_history_is_known_per_feature_so_a_model_needs_only_what_it_reads():
+    """RSI's Wilder smoothing needs ~200 candles to forget where a request starts; a candle-shape
+    feature only its own averaging window. A model reading only shape features (``top_inputs``)
+    gets its min_history from them, plus the window's left side."""
+    from candle_ml.convergence import served_history
+    from candle_ml.training import read_history
+
+    candles = random_walk(1600)
+    cfg = FeaturizeParams(indicators=[IndicatorSpec("RSI", {"timeperiod": 14})])
+    full = featurize(candles, cfg)
+    _, warmup = drop_warmup(full)
+    served = served_history({"RW": full}, {"RW": warmup}, cfg)
+    assert served.measured and served.candles == max(served.by_column.values()) == served.by_column["rsi_14"]
+    # (the shape features scale by the mean of the last scale_window candles; padded by HISTORY_SAFETY)
+    assert served.by_column["rsi_14"] > 150 and served.by_column["body_rel"] <= 2 * cfg.scale_window
+    assert served.warmup_by_column["rsi_14"] == 14 and served.warmup_by_column["body_direction"] == 0
+    assert all(served.by_column[c] >= served.warmup_by_column[c] for c in served.by_column)
+    # A request cut with that many candles of history matches the whole series on that column.
+    start = 700
+    for column in ("body_rel", "rsi_14"):
+        need = served.by_column[column]
+        cut = featurize(candles.slice(start - need, need + 50), cfg)[column].to_numpy()[need:]
+        np.testing.assert_allclose(cut, full[column].to_numpy()[start : start + 50], rtol=1e-6)
+
+    schema = {
+        "warmup": warmup,
+        "history": served.candles,
+        "feature_columns": feature_columns(full),
+        "history_by_column": served.by_column,
+        "warmup_by_column": served.warmup_by_column,
+    }
+    shape_only = ["body_rel@-1", "body_rel@+0", "body_direction@+0", "pad@-1"]
+    assert read_history(schema, shape_only) == (
+        served.warmup_by_column["body_rel"],
+        served.by_column["body_rel"],
+    )
+    assert read_history(schema, [*shape_only, "rsi_14@+0"]) == (14, served.by_column["rsi_14"])
+    # A schema from before per-column numbers: every feature's.
+    old = {k: v for k, v in schema.items() if not k.endswith("_by_column")}
+    assert read_history(old, shape_only) == (warmup, served.candles)
+
+
 def test_a_feature_that_never_converges_is_an_error():
     cfg = FeaturizeParams(indicators=[IndicatorSpec("OBV", {})])
     candles = random_walk(1600)

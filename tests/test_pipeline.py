@@ -323,7 +323,7 @@ def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
 
     # The registered pyfunc takes raw candles and runs the pipeline's own preprocessing.
     model = mlflow.pyfunc.load_model("models:/candle-patterns@candidate")
-    candles = pl.read_parquet(repo / "data/candles/IBM_1d.parquet").tail(400).to_pandas()  # min_history ~300
+    candles = pl.read_parquet(repo / "data/candles/IBM_1d.parquet").tail(400).to_pandas()  # min_history 15
     out = model.predict(candles)
     assert len(out) == 400 and out["label"].iloc[-50:].notna().all()
     # Candles without enough history come back as None (JSON null), never NaN, and say so.
@@ -337,7 +337,7 @@ def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
     with pytest.raises(Exception, match="two series in one call"):
         model.predict(pd.concat([candles, aapl]))
     with pytest.raises(Exception, match="the model needs at least"):
-        model.predict(candles.tail(50))
+        model.predict(candles.tail(5))
     assert (
         model.predict(candles.assign(pair="IBM", timeframe="1d"))["label"].tolist() == out["label"].tolist()
     )

@@ -139,7 +139,7 @@ def with_row(rows: list[dict], i: int, **change) -> list[dict]:
 
 def bad_requests(aapl: pl.DataFrame, min_history: int):
     """(name, route, raw body, status, text the detail must contain, field)."""
-    ok = valid_candles(aapl, min_history + 20)
+    ok = valid_candles(aapl, min_history + 200)
     c = ok[123]
 
     def js(candles, **extra):
@@ -158,7 +158,8 @@ def bad_requests(aapl: pl.DataFrame, min_history: int):
     )
     yield "missing candles", "/predict", b"{}", 400, "missing required field `candles`", None
     yield "empty candles", "/predict", js([]), 400, "length >= 1", "candles"
-    yield "too little history", "/predict", js(ok[:50]), 422, f"needs at least {min_history + 1}", "candles"
+    short = ok[: min_history // 2]
+    yield "too little history", "/predict", js(short), 422, f"needs at least {min_history + 1}", "candles"
     yield (
         "NaN price",
         "/predict",
@@ -602,3 +603,16 @@ def test_each_prediction_gets_its_share_of_the_cores(served_model, monkeypatch):
             model = c.app.state.store.current
             assert c.app.state.store.threads == expected
             assert model.bundle.chart_model.booster.get_params()["n_jobs"] == expected
+
+
+def test_a_short_chart_is_labelled_from_the_history_the_models_features_need(
+    served_model, client, aapl, min_history
+):
+    """min_history comes from the features the model reads (``train.top_inputs``), not from the
+    slowest indicator featurize makes (ADX: ~290 candles): a 100-candle chart is labelled."""
+    features, _ = load_bundle(served_model[0]).reads
+    index = json.loads((served_model[0] / "bundle.json").read_text())
+    assert "adx_14" in index["feature_columns"] and "adx_14" not in features
+    assert min_history < 50
+    preds = client.post("/predict", json=body(aapl.slice(1000, 100))).json()["predictions"]
+    assert [p["label"] is None for p in preds] == [True] * min_history + [False] * (100 - min_history)
