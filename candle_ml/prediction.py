@@ -23,7 +23,7 @@ from candle_ml.loading import LoadedModel, ModelSummary
 from candle_ml.paths import INDEX
 from candle_ml.patterns import NO_PATTERN
 from candle_ml.review import margins
-from candle_ml.spans import group_spans
+from candle_ml.spans import span_bounds
 from candle_ml.stageio import read_json
 
 DEFAULT_BATCH_SIZE = 5_000  # candles per chunk: ~50 ms of work, with min_history (15-300) carried in
@@ -87,15 +87,17 @@ def respond(
         CandlePrediction(t, label, c if ok else None)
         for t, label, c, ok in zip(times.tolist(), labels.tolist(), conf_out, has.tolist(), strict=True)
     ]
+    starts, ends = span_bounds(labels)
     spans = [
-        SpanPrediction(
-            start_time=int(times[s.start]),
-            end_time=int(times[s.end]),
-            label=s.label,
-            avg_confidence=float(confidence[s.start : s.end + 1].mean()),
-            candles=s.length,
+        SpanPrediction(start_time=t0, end_time=t1, label=label, avg_confidence=c, candles=n)
+        for t0, t1, label, c, n in zip(
+            times[starts].tolist(),
+            times[ends].tolist(),
+            labels[starts].tolist(),
+            span_means(confidence, starts, ends).tolist(),
+            (ends - starts + 1).tolist(),
+            strict=True,
         )
-        for s in group_spans(labels)
     ]
     spans += [c for c in chart or [] if c.avg_confidence >= min_confidence]
     spans.sort(key=lambda s: (s.start_time, s.end_time))
@@ -103,6 +105,18 @@ def respond(
         for span in spans:
             span.confirmed_on = confirm(span.label, span.kind, span.start_time, span.end_time)
     return PredictResponse(predictions, spans, model.summary)
+
+
+def span_means(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The mean of ``values[s : e + 1]`` for each span (disjoint, in order), in one call: what
+    ``values[s : e + 1].mean()`` gives, to the last bit or one rounding unit, without ~150 numpy
+    calls per 500 candles (~1 ms of a request)."""
+    if not starts.size:
+        return np.empty(0)
+    cuts = np.empty(2 * starts.size, dtype=np.int64)
+    cuts[0::2], cuts[1::2] = starts, ends + 1
+    # (a 0 past the end, so a span ending on the last value has a cut to end at)
+    return np.add.reduceat(np.append(values, 0.0), cuts)[0::2] / (ends - starts + 1)
 
 
 def confirmer(model: LoadedModel, candles: pl.DataFrame) -> Confirmer | None:

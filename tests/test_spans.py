@@ -41,3 +41,23 @@ def test_labels_must_agree_and_matching_is_one_to_one():
     assert scores["bullish_engulfing"].recall == 0.0 and scores["bearish_engulfing"].precision == 0.0
     assert (scores["doji"].precision, scores["doji"].recall) == (0.5, 1.0)
     assert scores["bullish_morning_star"].f1 == 1.0
+
+
+def test_span_means_equal_each_spans_own_mean():
+    import numpy as np
+
+    from candle_ml.prediction import span_means
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        values = rng.random(int(rng.integers(1, 60)))
+        cuts = np.sort(
+            rng.choice(values.size + 1, size=2 * int(rng.integers(0, values.size // 2 + 1)), replace=False)
+        )
+        starts, ends = cuts[0::2], cuts[1::2] - 1  # disjoint spans, some adjacent, some at either end
+        np.testing.assert_allclose(
+            span_means(values, starts, ends),
+            [values[s : e + 1].mean() for s, e in zip(starts, ends, strict=True)],
+            rtol=1e-15,
+        )
+    assert span_means(np.arange(5.0), np.array([0, 4]), np.array([1, 4])).tolist() == [0.5, 4.0]
