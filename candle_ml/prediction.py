@@ -218,17 +218,26 @@ def predict_chunks(
     while memory holds one chunk's features and windows at a time. ``checkpoint`` runs before
     each chunk, so a deadline stops the work within one chunk's time.
     """
-    meta = model.bundle.meta
     labels = np.empty(hi - lo, dtype=object)
     confidence = np.empty(hi - lo)
     for a in range(lo, hi, batch_size):
         checkpoint()
         b = min(a + batch_size, hi)
-        first, last = max(0, a - meta.min_history), min(series.height, b + meta.lookahead)
-        pred = model.bundle.predict(series.slice(first, last - first))
-        labels[a - lo : b - lo] = pred.label[a - first : b - first]
-        confidence[a - lo : b - lo] = pred.confidence[a - first : b - first]
+        labels[a - lo : b - lo], confidence[a - lo : b - lo] = predict_in_context(model, series, 0, a, b)
     return labels, confidence
+
+
+def predict_in_context(
+    model: LoadedModel, held: pl.DataFrame, start: int, a: int, b: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and confidences of series rows ``a:b``, predicted with the model's ``min_history``
+    candles before them and its lookahead after them (what the series has of either). ``held``
+    holds series rows ``start`` to ``start + held.height``, the series' last row included unless
+    it holds the lookahead."""
+    meta = model.bundle.meta
+    first, last = max(0, a - meta.min_history), min(start + held.height, b + meta.lookahead)
+    pred = model.bundle.predict(held.slice(first - start, last - first))
+    return pred.label[a - first : b - first], pred.confidence[a - first : b - first]
 
 
 def predict_blocks(
@@ -243,10 +252,7 @@ def predict_blocks(
     start = done = 0  # series row of held's first row; rows before `done` are yielded
 
     def chunk(a: int, b: int) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
-        first, last = max(0, a - meta.min_history), min(start + held.height, b + meta.lookahead)
-        pred = model.bundle.predict(held.slice(first - start, last - first))
-        rows = slice(a - first, b - first)
-        return held.slice(a - start, b - a), pred.label[rows], pred.confidence[rows]
+        return held.slice(a - start, b - a), *predict_in_context(model, held, start, a, b)
 
     for block in blocks:
         held = pl.concat([held, block], rechunk=False)
