@@ -171,12 +171,7 @@ def read_series_file(
     unparseable ones) and the raw time column, for error messages (a row's text is made
     only for a row an error names: a million strings would be ~100 MB).
     """
-    if path.suffix.lower() == ".csv":
-        raw = pd.read_csv(path)
-    elif path.suffix.lower() in (".parquet", ".pq"):
-        raw = pd.read_parquet(path)
-    else:
-        raise CandleError(f"{path.name}: unsupported file type (use .csv or .parquet)")
+    raw = pd.read_csv(path) if _file_type(path) == "csv" else pd.read_parquet(path)
     mapping = canonical_columns([str(c) for c in raw.columns], path.name, time_column)
     return _canonical_frame(raw, mapping, naive_timezone)
 
@@ -187,22 +182,29 @@ def iter_series_file(
     """``read_series_file`` a block of ``block_rows`` rows at a time, in file order: what a file
     larger than memory needs (a CSV through pandas' chunked reader, a Parquet file by record
     batches). Every block has the canonical columns; an empty file yields nothing."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
+    if _file_type(path) == "csv":
         try:
             reader = pd.read_csv(path, chunksize=block_rows)
         except pd.errors.EmptyDataError:
             return
         with reader:
             yield from _canonical_blocks(reader, path.name, naive_timezone, time_column)
-    elif suffix in (".parquet", ".pq"):
+    else:
         import pyarrow.parquet as pq
 
         with pq.ParquetFile(path) as parquet:
             batches = (b.to_pandas() for b in parquet.iter_batches(batch_size=block_rows))
             yield from _canonical_blocks(batches, path.name, naive_timezone, time_column)
-    else:
-        raise CandleError(f"{path.name}: unsupported file type (use .csv or .parquet)")
+
+
+def _file_type(path: Path) -> str:
+    """ "csv" or "parquet", from the file's suffix; any other is refused by name."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise CandleError(f"{path.name}: unsupported file type (use .csv or .parquet)")
 
 
 def _canonical_blocks(
@@ -327,8 +329,8 @@ def validate_candles(
         raise CandleError(f"{source}: no rows")
     prices = {c: column(c) for c in PRICE_COLUMNS}
     v, volume_filled = _volume(column, list(frame.columns), n)
-    if volume_filled and warn_volume:
-        log.warning("%s: volume missing on %d row(s); set to 0", source, volume_filled)
+    if warn_volume:
+        _warn_volume_filled(source, volume_filled)
 
     def time_text(i: int) -> str:
         return _fmt(t[i]) if raw_times is None else _raw_text(raw_times, i)
@@ -391,18 +393,12 @@ def _time_order(
 
 
 def _order_error(
-    name_row: Callable[[int], str],
-    time_text: Callable[[int], str],
-    i: int,
-    rule: str,
-    word: str,
-    row: int | None = None,
+    name_row: Callable[[int], str], time_text: Callable[[int], str], i: int, rule: str, word: str
 ) -> CandleError:
-    """Row ``i`` of a block breaks the time order; ``row`` is its row in the whole file (default ``i``)."""
     return CandleError(
         f"{name_row(i)}: time {time_text(i)} {word} an earlier row's time "
         f"(field 'time', rule {rule}: times must be unique and strictly increasing)",
-        i if row is None else row,
+        i,
         "time",
         rule,
     )
@@ -420,16 +416,16 @@ def validate_blocks(blocks: Iterable[tuple[pd.DataFrame, pd.Series]], source: st
 
         try:
             candles, report = validate_candles(frame, source, "error", raw_times, name_row, warn_volume=False)
-        except CandleError as exc:
+            first = int(candles["time"][0])  # "error" keeps every row, so row 0 is the block's first
+            if last is not None and first <= last:
+                word, rule = (
+                    ("repeats", "time_duplicate") if first == last else ("is before", "time_not_increasing")
+                )
+                first_text = _raw_text(raw_times, 0)
+                raise _order_error(name_row, lambda _: first_text, 0, rule, word)  # noqa: B023
+        except CandleError as exc:  # its row, within the block, becomes its row in the file
             exc.row = None if exc.row is None else exc.row + offset
             raise
-        first = int(candles["time"][0])  # "error" keeps every row, so row 0 is the block's first
-        if last is not None and first <= last:
-            word, rule = (
-                ("repeats", "time_duplicate") if first == last else ("is before", "time_not_increasing")
-            )
-            first_text = _raw_text(raw_times, 0)
-            raise _order_error(name_row, lambda _: first_text, 0, rule, word, row=offset)  # noqa: B023
         last, offset, filled = (
             int(candles["time"][-1]),
             offset + report.rows_in,
@@ -438,5 +434,9 @@ def validate_blocks(blocks: Iterable[tuple[pd.DataFrame, pd.Series]], source: st
         yield candles
     if offset == 0:
         raise CandleError(f"{source}: no rows")
-    if filled:
-        log.warning("%s: volume missing on %d row(s); set to 0", source, filled)
+    _warn_volume_filled(source, filled)
+
+
+def _warn_volume_filled(source: str, rows: int) -> None:
+    if rows:
+        log.warning("%s: volume missing on %d row(s); set to 0", source, rows)
