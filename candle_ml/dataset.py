@@ -33,7 +33,7 @@ import polars as pl
 
 from candle_ml.annotations import HUMAN_SOURCES, Annotation
 from candle_ml.candles import series_key
-from candle_ml.config import DatasetParams, FeaturizeParams, SplitParams
+from candle_ml.config import DatasetParams, SplitParams
 from candle_ml.errors import DatasetError
 from candle_ml.labels import (
     Placed,
@@ -420,25 +420,18 @@ def load_series(
     return out, trimmed
 
 
-def model_schema(
-    schema: dict[str, Any],
-    featurize: FeaturizeParams | dict[str, Any],
-    warmup: int,
-    history: int | None,
-    features_index: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """What a model needs to rebuild its inputs from raw candles: the dataset's schema plus the
-    featurize config, the warm-up, and the history after which features match the whole series;
-    with the featurize stage's index, both per feature column too (``training.bundle_meta`` takes
-    the columns the model reads)."""
+def model_schema(schema: dict[str, Any], warmup: int, features_index: dict[str, Any]) -> dict[str, Any]:
+    """What a model needs to rebuild its inputs from raw candles: the dataset's schema plus, from
+    the featurize stage's index, the featurize config and the history after which features match
+    the whole series, in all and per feature column (``training.bundle_meta`` takes the columns
+    the model reads), and the warm-up."""
+    history = features_index.get("history_candles")
     per_column: dict[str, Any] = {
-        k: features_index[k]
-        for k in ("history_by_column", "warmup_by_column")
-        if features_index and k in features_index
+        k: features_index[k] for k in ("history_by_column", "warmup_by_column") if k in features_index
     }
     return {
         **schema,
-        "featurize": msgspec.to_builtins(featurize),
+        "featurize": msgspec.to_builtins(features_index["config"]),
         "warmup": warmup,
         "history": warmup if history is None else history,
         **per_column,

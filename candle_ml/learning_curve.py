@@ -256,13 +256,7 @@ def candle_curve(
         dataset = build_dataset(
             sim.real, human, [], label_priority, reviewed_only, snap_targets=rule_annotations
         )
-        schema = model_schema(
-            dataset.schema,
-            features_index["config"],
-            warmup,
-            features_index.get("history_candles"),
-            features_index,
-        )
+        schema = model_schema(dataset.schema, warmup, features_index)
         result = train(dataset.frame, schema, train_params)
         bundle = Bundle(bundle_meta(result, schema, train_params), result.model, candles_dir)
         metrics, test = score_bundle(bundle, candles_dir, clean, min_overlap)

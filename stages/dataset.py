@@ -76,13 +76,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         write_json(
             paths.SCHEMA,
             {
-                **model_schema(
-                    result.schema,
-                    features_index["config"],
-                    max(warmup, default=0),
-                    features_index.get("history_candles"),
-                    features_index,
-                ),
+                **model_schema(result.schema, max(warmup, default=0), features_index),
                 "chart": msgspec.to_builtins(chart_params),  # the proposals' smoothing, for the chart model
             },
         )

@@ -119,8 +119,13 @@ def bundled_dataset(root: Path, patterns: list[str], human_spans=None, higher_ti
     dataset_params = load_section("dataset", DatasetParams, repo / "params.yaml")
     dataset = build_dataset(frames, human, programmatic, label_priority(patterns), dataset_params)
     served = served_history(full, warmup, cfg)  # as the featurize stage records it
-    per_column = {"history_by_column": served.by_column, "warmup_by_column": served.warmup_by_column}
-    schema = model_schema(dataset.schema, cfg, max(warmup.values()), served.candles, per_column)
+    index = {  # what the featurize stage's index.json records
+        "config": cfg,
+        "history_candles": served.candles,
+        "history_by_column": served.by_column,
+        "warmup_by_column": served.warmup_by_column,
+    }
+    schema = model_schema(dataset.schema, max(warmup.values()), index)
     return dataset.frame, schema, series
 
 

@@ -60,7 +60,7 @@ def build_small(encoding: str):
         priority,
         DatasetParams(encoding=encoding, window_size=3, context=1, features=["*_rel"]),
     )
-    schema = model_schema(res.schema, FeaturizeParams(), warm, None)
+    schema = model_schema(res.schema, warm, {"config": FeaturizeParams()})
     return candles, res.frame, schema
 
 
