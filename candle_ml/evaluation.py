@@ -23,7 +23,7 @@ from sklearn.metrics import accuracy_score, classification_report, precision_rec
 from candle_ml.bundle import Bundle
 from candle_ml.calibration import expected_calibration_error, reliability_table
 from candle_ml.paths import INDEX
-from candle_ml.spans import add_span_counts, group_spans, match_spans, span_table
+from candle_ml.spans import add_span_counts, boundary_distances, group_spans, match_spans, span_table
 from candle_ml.stageio import read_json
 from candle_ml.tracking import flatten
 
@@ -79,12 +79,17 @@ def candle_scores(y_true: list[str], y_pred: list[str]) -> dict[str, Any]:
 def span_scores(frame: pl.DataFrame, truth: str, pred: str, min_overlap: float) -> dict[str, Any]:
     """Span precision/recall/F1 per label, summed over series; ``span_f1_macro`` over labels seen."""
     totals: dict[str, Counter] = {}
+    distances: dict[str, list[float]] = {}
     for _, part in frame.sort("pair", "timeframe", "time").group_by("pair", "timeframe", maintain_order=True):
-        scores = match_spans(
-            group_spans(part[pred].to_list()), group_spans(part[truth].to_list()), min_overlap
-        )
-        add_span_counts(totals, scores)
+        predicted, reference = group_spans(part[pred].to_list()), group_spans(part[truth].to_list())
+        add_span_counts(totals, match_spans(predicted, reference, min_overlap))
+        for label, d in boundary_distances(predicted, reference, min_overlap).items():
+            distances.setdefault(label, []).extend(d)
     per_class = span_table(totals)
+    for label, row in per_class.items():
+        # How many candles a matched span's ends lie from the reference's (0: exactly on them).
+        near = distances.get(label)
+        row["boundary_distance"] = round(float(np.mean(near)), 3) if near else None
     macro = float(np.mean([v["f1"] for v in per_class.values()])) if per_class else 0.0
     return {"span_f1_macro": round(macro, 4), "per_class_span": per_class}
 
@@ -159,7 +164,27 @@ def score_bundle(
         "min_overlap": min_overlap,
     }
     metrics["calibration"] = {"temperature": bundle.meta.temperature, **metrics["calibration"]}
+    metrics["own_labels"] = own_label_scores(metrics["per_class_span"], bundle.meta.label_priority)
     return metrics, test
+
+
+def own_label_scores(per_class_span: dict[str, Any], rule_labels: list[str]) -> dict[str, Any]:
+    """The labels only traders mark (none of the rules'): span F1 and the mean distance of the
+    ends beside it, per label and over all of them (the matched spans' mean)."""
+    own = {k: v for k, v in per_class_span.items() if k not in set(rule_labels) and v["support"] > 0}
+    if not own:
+        return {}
+    weighted = [(v["boundary_distance"], v["support"] * v["recall"]) for v in own.values()]
+    weight = sum(w for d, w in weighted if d is not None)
+    return {
+        "labels": {
+            k: {"span_f1": v["f1"], "boundary_distance": v["boundary_distance"]} for k, v in own.items()
+        },
+        "span_f1_macro": round(float(np.mean([v["f1"] for v in own.values()])), 4),
+        "boundary_distance": round(sum(d * w for d, w in weighted if d is not None) / weight, 3)
+        if weight
+        else None,
+    }
 
 
 def evaluation_headline(report: dict[str, Any]) -> dict[str, Any]:
@@ -172,7 +197,15 @@ def evaluation_headline(report: dict[str, Any]) -> dict[str, Any]:
         "ece": report.get("calibration", {}).get("ece"),
         # The chart-pattern model's test span F1 macro (null without one).
         "chart_f1": report["chart_patterns"]["span_f1_macro"] if report.get("chart_patterns") else None,
-    }
+    } | (
+        # Traders' own labels (only when the model has some): their span F1 and how far the ends land.
+        {
+            "own_span_f1": report["own_labels"]["span_f1_macro"],
+            "own_boundary_distance": report["own_labels"]["boundary_distance"],
+        }
+        if report.get("own_labels")
+        else {}
+    )
 
 
 def reliability(test: pl.DataFrame) -> pl.DataFrame:

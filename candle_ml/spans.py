@@ -72,31 +72,63 @@ class SpanScore(NamedTuple):
         return cls(precision, recall, f1, support, predicted, matched)
 
 
+def match_pairs(
+    predicted: list[LabelSpan], reference: list[LabelSpan], min_overlap: float = 0.5
+) -> dict[str, list[tuple[LabelSpan | None, LabelSpan | None]]]:
+    """Per label, every predicted span with the reference span it matches (one to one: the first
+    unused reference of its label whose overlap ratio is strictly above ``min_overlap``), or None;
+    then each unmatched reference span as ``(None, reference)``."""
+    labels = sorted({s.label for s in predicted} | {s.label for s in reference})
+    out: dict[str, list[tuple[LabelSpan | None, LabelSpan | None]]] = {}
+    for label in labels:
+        preds = [s for s in predicted if s.label == label]
+        refs = [s for s in reference if s.label == label]
+        used: set[int] = set()
+        pairs: list[tuple[LabelSpan | None, LabelSpan | None]] = []
+        j0 = 0
+        for p in preds:  # both lists are ordered by start: sweep the references once
+            while j0 < len(refs) and refs[j0].end < p.start:
+                j0 += 1
+            j, hit = j0, None
+            while j < len(refs) and refs[j].start <= p.end:
+                if j not in used and overlap_ratio(p, refs[j]) > min_overlap:
+                    used.add(j)
+                    hit = refs[j]
+                    break
+                j += 1
+            pairs.append((p, hit))
+        pairs += [(None, r) for j, r in enumerate(refs) if j not in used]
+        out[label] = pairs
+    return out
+
+
 def match_spans(
     predicted: list[LabelSpan], reference: list[LabelSpan], min_overlap: float = 0.5
 ) -> dict[str, SpanScore]:
     """Per-label span precision/recall/F1: a prediction matches a reference span of the
     same label when their overlap ratio is strictly above ``min_overlap`` (one to one)."""
-    labels = sorted({s.label for s in predicted} | {s.label for s in reference})
     scores: dict[str, SpanScore] = {}
-    for label in labels:
-        preds = [s for s in predicted if s.label == label]
-        refs = [s for s in reference if s.label == label]
-        used: set[int] = set()
-        matched = 0
-        j0 = 0
-        for p in preds:  # both lists are ordered by start: sweep the references once
-            while j0 < len(refs) and refs[j0].end < p.start:
-                j0 += 1
-            j = j0
-            while j < len(refs) and refs[j].start <= p.end:
-                if j not in used and overlap_ratio(p, refs[j]) > min_overlap:
-                    used.add(j)
-                    matched += 1
-                    break
-                j += 1
-        scores[label] = SpanScore.from_counts(matched, len(preds), len(refs))
+    for label, pairs in match_pairs(predicted, reference, min_overlap).items():
+        matched = sum(1 for p, r in pairs if p is not None and r is not None)
+        n_pred = sum(1 for p, _ in pairs if p is not None)
+        n_ref = sum(1 for _, r in pairs if r is not None)
+        scores[label] = SpanScore.from_counts(matched, n_pred, n_ref)
     return scores
+
+
+def boundary_distances(
+    predicted: list[LabelSpan], reference: list[LabelSpan], min_overlap: float = 0.5
+) -> dict[str, list[float]]:
+    """Per label, for each matched pair, how many candles the predicted span's ends lie from the
+    reference's (the mean of the first and last candle's distance): 0 is a pixel-perfect span."""
+    out: dict[str, list[float]] = {}
+    for label, pairs in match_pairs(predicted, reference, min_overlap).items():
+        out[label] = [
+            (abs(p.start - r.start) + abs(p.end - r.end)) / 2
+            for p, r in pairs
+            if p is not None and r is not None
+        ]
+    return out
 
 
 def add_span_counts(totals: dict[str, Counter], scores: dict[str, SpanScore]) -> None:
