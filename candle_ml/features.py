@@ -32,6 +32,7 @@ from candle_ml.timeframes import higher_timeframe_arrays
 # so relative features stay finite; they are also clipped to +-REL_CLIP.
 MIN_SCALE_FRACTION = 1e-6
 REL_CLIP = 100.0
+BREAKOUT_LOOKBACK = 7  # the close against the previous 1..7 candles' extremes (patterns of up to 8)
 
 
 def candle_features(candles: pl.DataFrame, scale_window: int) -> pl.DataFrame:
@@ -73,6 +74,8 @@ def candle_arrays(
         if n > scale_window:
             out[scale_window:] = np.lib.stride_tricks.sliding_window_view(x, scale_window).mean(axis=1)[:-1]
         return out
+
+    prev_extreme = _prev_extreme
 
     def floored(avg: np.ndarray) -> np.ndarray:
         return np.maximum(avg, c * MIN_SCALE_FRACTION)  # NaN (warm-up) stays NaN
@@ -132,7 +135,37 @@ def candle_arrays(
         close_into_prev_body_rel=rel(c - prev(c), np.maximum(prev(body), tiny_body)),
         close_into_body_2back_rel=rel(c - prev(c, 2), np.maximum(prev(body, 2), tiny_body)),
     )
+    # TA-Lib's "near" (candle setting Near: 0.2 x the mean range of the 5 candles before the
+    # previous one) decides a hammer's and a hanging man's body against the previous candle's low
+    # and high: the same distances in that unit read the rule itself, not the bundled stocks'
+    # typical candle (where the 10-candle scale and the 5-candle one differ: intraday cycles).
+    near = floored(prev(_prev_mean_of(rng, 5)))
+    columns["body_bottom_vs_prev_low_near_rel"] = rel(body_bottom - prev(low), near)
+    columns["body_bottom_vs_prev_high_near_rel"] = rel(body_bottom - prev(h), near)
+    # Where the close sits against the previous k candles' extremes (Donchian breakouts), and a
+    # range against the narrowest of the previous k (Crabel's NR4/NR7): the relations most
+    # traders' own setups are defined by, readable at the pattern's last candle in one split.
+    for k in range(1, BREAKOUT_LOOKBACK + 1):
+        columns[f"close_vs_high_{k}_rel"] = rel(c - prev_extreme(h, k, np.max))
+        columns[f"close_vs_low_{k}_rel"] = rel(c - prev_extreme(low, k, np.min))
+    for k in (3, 6):
+        columns[f"range_vs_min_range_{k}_rel"] = rel(
+            rng, np.maximum(prev_extreme(rng, k, np.min), scale * 0.01)
+        )
     return columns
+
+
+def _prev_mean_of(x: np.ndarray, k: int) -> np.ndarray:
+    """Mean over the previous ``k`` values, not this one (NaN until k exist)."""
+    return _prev_extreme(x, k, np.mean)
+
+
+def _prev_extreme(x: np.ndarray, k: int, reduce: Any) -> np.ndarray:
+    """``reduce`` over the previous ``k`` values, not this one (NaN until k exist)."""
+    out = np.full(x.size, np.nan)
+    if x.size > k:
+        out[k:] = reduce(np.lib.stride_tricks.sliding_window_view(x, k), axis=1)[:-1]
+    return out
 
 
 def _param_text(value: float) -> str:
@@ -217,22 +250,21 @@ def indicator_arrays(
     return columns
 
 
-def load_custom(entry: str) -> Callable[[pl.DataFrame], Any]:
-    """``path/to/file.py:function`` or ``package.module:function`` -> the function."""
+def load_custom(entry: str, where: str = "featurize.custom") -> Callable[[pl.DataFrame], Any]:
+    """``path/to/file.py:function`` or ``package.module:function`` -> the function (``where``: the
+    params key that named it, for the error)."""
     target, sep, func_name = entry.rpartition(":")
     if not sep or not target or not func_name:
-        raise FeatureError(
-            f"featurize.custom '{entry}': expected 'path/to/file.py:function' or 'module:function'"
-        )
+        raise FeatureError(f"{where} '{entry}': expected 'path/to/file.py:function' or 'module:function'")
     try:
         if target.endswith(".py"):
             path = Path(target)
             if not path.is_file():
-                raise FeatureError(f"featurize.custom '{entry}': file {path} not found")
+                raise FeatureError(f"{where} '{entry}': file {path} not found")
             mod_name = f"candle_ml_custom_{abs(hash(str(path.resolve())))}"
             spec = importlib.util.spec_from_file_location(mod_name, path)
             if spec is None or spec.loader is None:
-                raise FeatureError(f"featurize.custom '{entry}': {path} cannot be imported as Python")
+                raise FeatureError(f"{where} '{entry}': {path} cannot be imported as Python")
             module = importlib.util.module_from_spec(spec)
             sys.modules[mod_name] = module
             spec.loader.exec_module(module)
@@ -242,11 +274,11 @@ def load_custom(entry: str) -> Callable[[pl.DataFrame], Any]:
         raise
     except Exception as exc:
         raise FeatureError(
-            f"featurize.custom '{entry}': cannot import {target}: {type(exc).__name__}: {exc}"
+            f"{where} '{entry}': cannot import {target}: {type(exc).__name__}: {exc}"
         ) from None
     fn = getattr(module, func_name, None)
     if not callable(fn):
-        raise FeatureError(f"featurize.custom '{entry}': {target} has no function '{func_name}'")
+        raise FeatureError(f"{where} '{entry}': {target} has no function '{func_name}'")
     return fn
 
 
