@@ -126,6 +126,14 @@ class DatasetParams(Options):
     # A human label whose spans are this long (median, in candles) or longer is a chart pattern:
     # the chart model learns it instead of the per-candle model.
     chart_min_candles: int = 10
+    # A trader's own label (one the rules do not know) is learned from marks as people make them
+    # (candle_ml.own_labels): the true last candle of a fresh mark is looked for this many candles
+    # either side of the marked one (0: ends stay as marked).
+    end_tolerance: int = 2
+    # Without a reviewed range for a series, a trader looked at this many candles either side of
+    # each of its marks; unmarked candles there are negatives of its label, further away only
+    # those the label's own model finds unlike it.
+    reviewed_around_marks: int = 10
 
     def __post_init__(self) -> None:
         if self.window_size < 1:
@@ -191,6 +199,11 @@ class TrainParams(Options):
     # The model reads only the N window columns (feature@offset) that a quick XGBoost fit (a tree
     # per class per round) gains most from; 0: every column. Fewer columns: faster fits and windows.
     top_inputs: int = 0
+    # A column whose feature needs more history than this (a slow indicator: ADX ~290 candles) is
+    # read only when it wins on validation: a quick fit with it must beat the same fit without it
+    # (the next fast columns instead) by 1 % validation loss. Otherwise a pattern that needs no
+    # trend would leave a short chart unlabelled. 0: no limit.
+    max_history: int = 30
     xgboost: XGBoostParams = msgspec.field(default_factory=XGBoostParams)
     xgboost_spark: XGBoostSparkParams = msgspec.field(default_factory=XGBoostSparkParams)
     random_forest: RandomForestParams = msgspec.field(default_factory=RandomForestParams)
@@ -208,6 +221,8 @@ class TrainParams(Options):
             raise ValueError("train.human_weight must be > 0")
         if self.top_inputs < 0:
             raise ValueError("train.top_inputs must be >= 0 (0: every input column)")
+        if self.max_history < 0:
+            raise ValueError("train.max_history must be >= 0 (0: no limit)")
         for name, value in {"threshold": self.threshold, **self.thresholds}.items():
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"train.thresholds: {name} {value} must be within [0, 1]")
@@ -235,6 +250,21 @@ class LearningCurveParams(Options):
     miss: float = 0.10  # share of the patterns reviewed that are not marked
     mislabel: float = 0.05  # share of the marked spans given another label
     seed: int = 42
+    # A trader's own patterns, defined outside the library ("path/to/file.py:function", True on
+    # each occurrence's last candle, its `length` attribute the candles it covers), each marked by
+    # every simulated trader below and scored against its complete truth (candle_ml/own_curve.py).
+    own_patterns: list[str] = msgspec.field(default_factory=list)
+    traders: list[str] = msgspec.field(
+        default_factory=lambda: [
+            "exact",
+            "ends_1",
+            "ends_2",
+            "skims_60",
+            "reviews_60",
+            "marks_100_ends_1",
+            "mislabels_5",
+        ]
+    )
 
     def __post_init__(self) -> None:
         if any(n < 1 for n in self.spans_per_class):

@@ -106,7 +106,10 @@ def train(frame: pl.DataFrame, schema: dict[str, Any], params: TrainParams) -> T
     weights = sample_weights(y, params.class_weight, human, params.human_weight)
     started = time.perf_counter()
     if 0 < params.top_inputs < len(inputs):
-        kept = top_inputs(X, y, weights, X_val, y_val, params)
+        order = rank_inputs(X, y, weights, X_val, y_val, params)
+        kept = fast_unless_slow_wins(
+            order, column_history(schema, inputs), X, y, weights, X_val, y_val, params
+        )
         log.info("top_inputs: the model reads %d of %d input columns", kept.size, len(inputs))
         X, X_val, inputs = X[:, kept], X_val[:, kept], [inputs[i] for i in kept]
     hyper = getattr(params, params.model_type, None)
@@ -127,7 +130,28 @@ def train(frame: pl.DataFrame, schema: dict[str, Any], params: TrainParams) -> T
     return TrainResult(model, classes, info, counts, seconds, X[:5], inputs)
 
 
-def top_inputs(
+def _ranker(n_classes: int, params: TrainParams) -> Any:
+    """The quick XGBoost fit that ranks columns: ``train.xgboost``'s knobs, a tree per class."""
+    from candle_ml.models.xgboost_model import XGBoostModel
+
+    return XGBoostModel(
+        msgspec.structs.replace(params.xgboost, multi_strategy="one_output_per_tree"),
+        n_classes,
+        params.seed,
+        params.device,
+    )
+
+
+def column_history(schema: dict[str, Any], inputs: list[str]) -> np.ndarray:
+    """Candles of history each window column's feature needs to match the whole series (0 for
+    columns of no feature, or a schema from before these numbers were recorded)."""
+    by_column = schema.get("history_by_column") or {}
+    return np.array([int(by_column.get(c.rpartition("@")[0], 0)) for c in inputs], dtype=np.int64)
+
+
+def fast_unless_slow_wins(
+    order: np.ndarray,
+    history: np.ndarray,
     X: np.ndarray,
     y: np.ndarray,
     weights: np.ndarray | None,
@@ -135,21 +159,45 @@ def top_inputs(
     y_val: np.ndarray,
     params: TrainParams,
 ) -> np.ndarray:
-    """Indices (ascending) of the ``params.top_inputs`` columns of ``X`` that matter most to some
-    label: a quick XGBoost fit (``train.xgboost``'s knobs, a tree per class per round, whatever
+    """The top ``train.top_inputs`` of ``order``; where they include a slow column (history over
+    ``train.max_history``), only if a quick fit on them beats one on the best fast columns by 1 %
+    validation loss. Ascending indices."""
+    top = np.sort(order[: params.top_inputs])
+    if not params.max_history or not (history[top] > params.max_history).any() or len(X_val) == 0:
+        return top
+    fast = np.sort(order[history[order] <= params.max_history][: params.top_inputs])
+    loss = {}
+    for name, cols in (("with", top), ("without", fast)):
+        ranker = _ranker(int(y.max()) + 1, params)
+        ranker.fit(X[:, cols], y, weights, X_val[:, cols], y_val)
+        loss[name] = min(ranker.training_curve(), default=float("inf"))
+    slow_wins = loss["with"] < 0.99 * loss["without"]
+    log.info(
+        "top_inputs: slow columns (history > %d candles) %s: validation loss %.4f with them, %.4f without",
+        params.max_history,
+        "kept" if slow_wins else "left out",
+        loss["with"],
+        loss["without"],
+    )
+    return top if slow_wins else fast
+
+
+def rank_inputs(
+    X: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    params: TrainParams,
+) -> np.ndarray:
+    """Indices of the columns of ``X``, those that matter most to some label first: a quick
+    XGBoost fit (``train.xgboost``'s knobs, a tree per class per round, whatever
     the model type: a few seconds, where multi-output trees fit ~10x slower) gives each column
     its share of every class's total split gain, and a column ranks by its largest share. Ranked
     by overall gain instead, a rare pattern's telling columns lose to the frequent ones'.
     Columns never split on rank last, in their order."""
-    from candle_ml.models.xgboost_model import XGBoostModel
-
     n_classes = int(y.max()) + 1
-    ranker = XGBoostModel(
-        msgspec.structs.replace(params.xgboost, multi_strategy="one_output_per_tree"),
-        n_classes,
-        params.seed,
-        params.device,
-    )
+    ranker = _ranker(n_classes, params)
     ranker.fit(X, y, weights, X_val, y_val)
     nodes = ranker.clf.get_booster().trees_to_dataframe()  # tree t scores class t % n_classes
     splits = nodes[nodes["Feature"] != "Leaf"]
@@ -160,8 +208,7 @@ def top_inputs(
         splits["Gain"].to_numpy(),
     )
     share = gain / np.maximum(gain.sum(axis=1, keepdims=True), 1e-12)
-    order = np.argsort(-share.max(axis=0), kind="stable")
-    return np.sort(order[: params.top_inputs])
+    return np.argsort(-share.max(axis=0), kind="stable")
 
 
 def read_history(schema: dict[str, Any], input_columns: list[str]) -> tuple[int, int]:
