@@ -49,8 +49,31 @@ class Span(msgspec.Struct, omit_defaults=False):
         return self.source in HUMAN_SOURCES
 
 
+class ReviewedRange(msgspec.Struct, omit_defaults=True):
+    """A stretch of a series a trader went through looking for ``labels`` (None: every label they
+    mark): an unmarked candle inside it is a negative of those labels. Outside every reviewed
+    range an unmarked candle may be a pattern nobody looked at (candle_ml/own_labels.py)."""
+
+    pair: str
+    timeframe: str
+    start_time: int
+    end_time: int
+    labels: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.end_time < self.start_time:
+            raise ValueError(f"end_time {self.end_time} is before start_time {self.start_time}")
+        if not self.pair.strip() or not self.timeframe.strip():
+            raise ValueError("pair and timeframe must not be empty")
+
+    def covers(self, label: str) -> bool:
+        return self.labels is None or label in self.labels
+
+
 class AnnotationFile(msgspec.Struct):
     annotations: list[Span]
+    # Optional: the ranges the trader reviewed (exports from the review page carry them).
+    reviewed: list[ReviewedRange] = msgspec.field(default_factory=list)
 
 
 _span_decoder = msgspec.json.Decoder(Span)
@@ -66,6 +89,8 @@ def _where(exc: msgspec.ValidationError) -> str:
         msg += f" (allowed: {', '.join(get_args(Source))})"
     if not path:
         return msg
+    if path.startswith("$.reviewed"):
+        return f"reviewed range {path[len('$.reviewed') :].strip('[]').partition(']')[0]}: {msg}"
     parts = path.replace("$.annotations", "$").lstrip("$")
     if parts.startswith("["):
         idx, _, rest = parts[1:].partition("]")
@@ -74,14 +99,46 @@ def _where(exc: msgspec.ValidationError) -> str:
     return f"{parts.lstrip('.')}: {msg}"
 
 
-def read_annotation_file(path: Path) -> list[Span]:
+def read_annotation_export(path: Path) -> AnnotationFile:
+    """An export: its spans and the ranges it says the trader reviewed (none for a bare list)."""
     try:
         decoded = _file_decoder.decode(Path(path).read_bytes())
     except msgspec.ValidationError as exc:
         raise AnnotationError(f"{path}: {_where(exc)}") from None
     except msgspec.DecodeError as exc:
         raise AnnotationError(f"{path}: not valid JSON ({exc})") from None
-    return decoded.annotations if isinstance(decoded, AnnotationFile) else decoded
+    return decoded if isinstance(decoded, AnnotationFile) else AnnotationFile(decoded)
+
+
+def read_annotation_file(path: Path) -> list[Span]:
+    return read_annotation_export(path).annotations
+
+
+_reviewed_decoder = msgspec.json.Decoder(ReviewedRange)
+
+
+def read_reviewed(human_dir: Path, reviewed_log: Path) -> list[ReviewedRange]:
+    """Every reviewed range: the exports' (sorted by file name), then the review page's log
+    (one range per line; a torn last line, from a crash, is skipped as in the feedback log)."""
+    out: list[ReviewedRange] = []
+    for path in sorted(human_dir.glob("*.json")) if human_dir.is_dir() else []:
+        out += read_annotation_export(path).reviewed
+    if not reviewed_log.exists():
+        return out
+    lines = reviewed_log.read_bytes().split(b"\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            out.append(_reviewed_decoder.decode(line))
+        except msgspec.ValidationError as exc:
+            raise AnnotationError(f"{reviewed_log} line {i + 1}: {exc}") from None
+        except msgspec.DecodeError as exc:
+            if i != last:
+                raise AnnotationError(f"{reviewed_log} line {i + 1}: not valid JSON ({exc})") from None
+            log.warning("%s line %d: incomplete last line skipped (torn write)", reviewed_log, i + 1)
+    return out
 
 
 def read_feedback_log(path: Path) -> tuple[list[Span], int]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from candle_ml.annotations import HUMAN_SOURCES, Annotation
+from candle_ml.annotations import HUMAN_SOURCES, Annotation, ReviewedRange
 from candle_ml.candles import series_key
 from candle_ml.config import DatasetParams, SplitParams
 from candle_ml.errors import DatasetError
@@ -49,6 +49,7 @@ from candle_ml.labels import (
     priority_order,
     snap_to_rules,
 )
+from candle_ml.own_labels import own_labels
 from candle_ml.patterns import NO_PATTERN
 from candle_ml.windows import WindowSpec, build_windows, straddles, window_columns
 
@@ -123,6 +124,7 @@ class DatasetResult:
     metrics: dict
     report: dict
     reference: pl.DataFrame  # every candle: pair, timeframe, time, split, label, label_rule
+    learned_ends: list[dict] = field(default_factory=list)  # marks whose end the dataset learned elsewhere
 
 
 def build_dataset(
@@ -132,6 +134,7 @@ def build_dataset(
     label_priority: list[str],
     params: DatasetParams,
     snap_targets: list[Annotation] | None = None,
+    reviewed: list[ReviewedRange] | None = None,
 ) -> DatasetResult:
     """Pure core: match, snap, merge, paint, split and encode. Deterministic for a given seed.
 
@@ -150,12 +153,32 @@ def build_dataset(
     prog_placed = place_spans(programmatic, by_key, params.min_confidence, skipped)
     targets = prog_placed if snap_targets is None else place_spans(snap_targets, by_key, 0.0, Skipped())
     human_placed, snapped = snap_to_rules(human_placed, targets, params.snap_to_rules)
+    feature_cols = select_features([c for c in series[0].frame.columns if c != "time"], params.features)
+    values_by_key = {s.key: s.frame.select(feature_cols).to_numpy() for s in series}
+    # A trader's own labels: ends learned from imprecise marks, negatives only where it looked.
+    own = own_labels(
+        human_placed,
+        set(label_priority),
+        values_by_key,
+        {k: s.times for k, s in by_key.items()},
+        reviewed or [],
+        params.window_size,
+        params.end_tolerance,
+        params.reviewed_around_marks,
+        params.seed,
+    )
+    human_placed = own.spans
     agreement = agreement_rate(human_placed, prog_placed, n_by_series)
     human_kept, prog_kept, overridden = merge_spans(human_placed, prog_placed, params.merge, n_by_series)
     ordered = priority_order(human_kept, prog_kept, params.merge, label_priority)
 
-    feature_cols = select_features([c for c in series[0].frame.columns if c != "time"], params.features)
-    spec = WindowSpec(params.window_size, params.context, "end" if params.encoding == "end" else "centre")
+    used = [p for p in ordered if p.span.label != NO_PATTERN]
+    lengths = label_lengths(used)
+    spec = WindowSpec(
+        window_for(params, lengths, set(label_priority)),
+        params.context,
+        "end" if params.encoding == "end" else "centre",
+    )
     rng = np.random.default_rng(params.seed)
     rules_only = priority_order([], prog_placed, params.merge, label_priority)
     parts: list[pl.DataFrame] = []
@@ -186,12 +209,12 @@ def build_dataset(
             )
         if params.merge == "both":
             base |= labels_by_source(n, mine, params.encoding)
-        values = s.frame.select(feature_cols).to_numpy()
+        values = values_by_key[s.key]
         if params.encoding == "bio":
             bio = encode_bio(base, labels, sources, mine, values, feature_cols)
             parts.append(bio.filter(pl.col("split") == "train") if s.augmented else bio)
             continue
-        anchors = sample_anchors(labels, codes, params.negative_ratio, rng)
+        anchors = sample_anchors(labels, codes, params.negative_ratio, rng, own.doubtful.get(s.key))
         if s.augmented:
             anchors = anchors[codes[anchors] == 0]
         if params.split.method == "temporal":
@@ -202,6 +225,7 @@ def build_dataset(
             labels, sources, multi = end_rows(labels, sources, mine, anchors)
         else:
             multi = covering_labels(n, mine, anchors)
+        anchors, multi = without_unknown(anchors, multi, sources, own.doubtful.get(s.key))
         parts.append(encode_windows(base, labels, sources, multi, values, feature_cols, anchors, spec))
 
     if not parts:
@@ -213,8 +237,6 @@ def build_dataset(
     ).height
     labels_present = [NO_PATTERN] + [lab for lab in label_priority if lab in set(frame["label"])]
     labels_present += sorted(set(frame["label"]) - set(labels_present))
-    used = [p for p in ordered if p.span.label != NO_PATTERN]
-    lengths = label_lengths(used)
     too_long = {k: v for k, v in lengths.items() if v > spec.before + 1}
     if params.encoding == "end" and too_long:
         log.warning(
@@ -226,6 +248,7 @@ def build_dataset(
     details, metrics = dataset_metrics(frame, used, agreement, skipped, overridden, purged)
     metrics["augmented_rows"] = augmented_rows
     metrics["human_spans_snapped"] = snapped
+    metrics["own_labels"] = own.report  # what was learned of each trader's own label's ends
     # Traders' answers: what the feedback log holds, and the dismissals that became negatives.
     metrics["feedback_spans"] = {
         source: sum(1 for a in human if a.from_feedback and a.span.source == source)
@@ -253,7 +276,32 @@ def build_dataset(
     }
     # Too detailed for `dvc metrics show`; kept beside the dataset.
     report = {"skipped_annotations": dict(skipped.counts), "examples": skipped.examples, **details}
-    return DatasetResult(frame, schema, metrics, report, pl.concat(references, how="vertical"))
+    return DatasetResult(frame, schema, metrics, report, pl.concat(references, how="vertical"), own.moved)
+
+
+def without_unknown(
+    anchors: np.ndarray, multi: list[list[str]], sources: np.ndarray, doubtful: np.ndarray | None
+) -> tuple[np.ndarray, list[list[str]]]:
+    """The anchors less the candles nobody reviewed that look like a trader's own label: such a
+    candle may be one, and its row would teach "not that label" (an augmented copy's above all:
+    nobody marks those). A trader's own rows stay."""
+    if doubtful is None:
+        return anchors, multi
+    marked = np.isin(sources[anchors], sorted(HUMAN_SOURCES))
+    keep = ~(doubtful[anchors] & ~marked)
+    return anchors[keep], [m for m, k in zip(multi, keep, strict=True) if k]
+
+
+def window_for(params: DatasetParams, lengths: dict[str, int], rule_labels: set[str]) -> int:
+    """``dataset.window_size``, widened for the ``end`` encoding to a trader's own label's usual
+    length (the median of its spans), so the model sees a 5- or 8-candle pattern whole. Only
+    labels with spans that long widen it: the default model, on the rules' 1-3 candle patterns,
+    keeps its 3 candles and its speed. Chart patterns (``chart_min_candles`` and longer) are the
+    chart model's."""
+    if params.encoding != "end":
+        return params.window_size
+    own = [n for label, n in lengths.items() if label not in rule_labels and n < params.chart_min_candles]
+    return max([params.window_size, *own])
 
 
 def label_lengths(spans: list[Placed]) -> dict[str, int]:
@@ -284,12 +332,17 @@ def encode_bio(
 
 
 def sample_anchors(
-    labels: np.ndarray, codes: np.ndarray, negative_ratio: float, rng: np.random.Generator
+    labels: np.ndarray,
+    codes: np.ndarray,
+    negative_ratio: float,
+    rng: np.random.Generator,
+    unknown: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Every annotated candle (dismissals included) plus sampled unannotated ones, per split."""
+    """Every annotated candle (dismissals included) plus sampled unannotated ones, per split
+    (never one of the ``unknown`` candles: not a negative of some trader's own label)."""
     annotated = labels != None  # noqa: E711
     positive = annotated & (labels != NO_PATTERN)
-    unlabeled = np.flatnonzero(~annotated)
+    unlabeled = np.flatnonzero(~annotated & (True if unknown is None else ~unknown))
     chosen = [np.flatnonzero(annotated)]
     for code in range(len(SPLITS)):
         pool = unlabeled[codes[unlabeled] == code]

@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -57,9 +58,15 @@ def _cut_torn_tail(fd: int) -> int:
 
 def append_spans(path: Path, spans: list[Span]) -> None:
     """Append spans to the log, one JSON line each, durably (see the module docstring)."""
-    if not spans:
+    append_lines(path, spans)
+
+
+def append_lines(path: Path, items: list[Any]) -> None:
+    """Append msgspec structs as JSON lines, durably: the feedback log's spans, and the reviewed
+    ranges beside it (``data/annotations/reviewed.jsonl``)."""
+    if not items:
         return
-    data = b"".join(encode_line(s) for s in spans)
+    data = b"".join(_encoder.encode(item) + b"\n" for item in items)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
@@ -82,6 +89,11 @@ def append_spans(path: Path, spans: list[Span]) -> None:
         finally:
             os.close(dir_fd)
         _synced_dirs.add(directory)
+
+
+def reviewed_log_for(feedback_log: Path) -> Path:
+    """The reviewed ranges' log: ``reviewed.jsonl`` beside the feedback log."""
+    return Path(feedback_log).with_name("reviewed.jsonl")
 
 
 def human_spans(

@@ -212,8 +212,20 @@ class FeedbackSpan(AnnotationSpan):
     source: Literal["human", "human_correction", "model_confirmed"] = "human"
 
 
+class ReviewedBody(Body):
+    """A range of a stored series the trader went through while answering (the chart's visible
+    candles): an unmarked candle there is not a pattern of ``labels`` (null: of any label)."""
+
+    pair: Annotated[str, SERIES_NAME]
+    timeframe: Annotated[str, TIMEFRAME]
+    start_time: Annotated[int, UNIX_SECONDS]
+    end_time: Annotated[int, UNIX_SECONDS]
+    labels: Annotated[list[Annotated[str, LABEL]], Meta(max_length=100)] | None = None
+
+
 class FeedbackRequest(Body):
     annotations: Annotated[list[FeedbackSpan], Meta(min_length=1, max_length=1000)]
+    reviewed: Annotated[list[ReviewedBody], Meta(max_length=1000)] = msgspec.field(default_factory=list)
 
 
 class FeedbackStored(msgspec.Struct):

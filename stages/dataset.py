@@ -1,11 +1,13 @@
 """Stage ``dataset``: features + programmatic spans + human answers -> ``data/dataset/``.
 
 Reads ``data/features/``, ``data/autolabel/spans.json``, the traders' exports
-``data/annotations/human/*.json`` and the feedback log ``data/annotations/feedback.jsonl``;
+``data/annotations/human/*.json``, the feedback log ``data/annotations/feedback.jsonl`` and the
+ranges traders reviewed ``data/annotations/reviewed.jsonl``;
 writes ``dataset.parquet``, ``reference.parquet`` (every candle's reference label, for
 evaluate), ``chart.parquet`` and ``chart_reference.parquet`` (the chart-pattern model's proposals
 and marked spans), ``schema.json`` (what a model needs to rebuild its inputs), ``report.json``
-(skipped annotations with examples), ``reports/dataset.json`` and ``metrics/dataset.json`` (headline).
+(skipped annotations with examples, and every mark of a trader's own label whose end the dataset
+learned elsewhere: ``learned_ends``), ``reports/dataset.json`` and ``metrics/dataset.json`` (headline).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import polars as pl
 import typer
 
 from candle_ml import paths
-from candle_ml.annotations import Annotation, read_autolabel, read_human_annotations
+from candle_ml.annotations import Annotation, read_autolabel, read_human_annotations, read_reviewed
 from candle_ml.chart_dataset import build_chart_dataset, chart_labels, for_chart_model
 from candle_ml.chart_patterns import ChartRules
 from candle_ml.config import AutolabelParams, DatasetParams, parse_section, read_params
@@ -52,6 +54,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
             [a for a in programmatic if a.span.label not in charts],
             auto.label_priority,
             params,
+            reviewed=read_reviewed(paths.HUMAN_DIR, paths.REVIEWED_LOG),
         )
         chart_rows, chart_reference = build_chart_dataset(
             series, [a for a, c in zip(everything, to_chart, strict=True) if c], params.split, rules
@@ -80,7 +83,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
                 "chart": msgspec.to_builtins(chart_params),  # the proposals' smoothing, for the chart model
             },
         )
-        write_json(paths.DATASET_REPORT, result.report)
+        write_json(paths.DATASET_REPORT, result.report | {"learned_ends": result.learned_ends})
         write_json(paths.report_file("dataset"), metrics)
         write_json(paths.metrics_file("dataset"), dataset_headline(metrics))
         for reason, examples in result.report["examples"].items():

@@ -7,8 +7,9 @@ import logging
 
 import pytest
 
-from candle_ml.annotations import read_annotation_file, read_feedback_log
+from candle_ml.annotations import ReviewedRange, read_annotation_file, read_feedback_log, read_reviewed
 from candle_ml.errors import AnnotationError
+from candle_ml.feedback import append_lines
 
 SPAN = {
     "id": "a1",
@@ -103,3 +104,26 @@ def test_the_example_export_is_valid_and_on_real_candles():
     times = set(bundled_frame("AAPL")["time"].astype(int))
     assert {s.source for s in spans} == {"model_confirmed", "human_correction", "human"}
     assert all(s.start_time in times and s.end_time in times for s in spans)
+
+
+def test_reviewed_ranges_from_exports_and_the_page_log(tmp_path):
+    human = tmp_path / "human"
+    human.mkdir()
+    span = {"pair": "AAPL", "timeframe": "1d", "start_time": 10, "end_time": 20, "label": "my_setup"}
+    ranges = [{"pair": "AAPL", "timeframe": "1d", "start_time": 0, "end_time": 100, "labels": ["my_setup"]}]
+    (human / "a.json").write_text(json.dumps({"annotations": [span], "reviewed": ranges}))
+    (human / "b.json").write_text(json.dumps([span]))  # a bare list says nothing of what was reviewed
+    log = tmp_path / "reviewed.jsonl"
+    append_lines(log, [ReviewedRange("IBM", "1d", 5, 50)])
+    with open(log, "ab") as f:
+        f.write(b'{"pair": "IB')  # torn by a crash: skipped
+    got = read_reviewed(human, log)
+    assert got == [ReviewedRange("AAPL", "1d", 0, 100, ["my_setup"]), ReviewedRange("IBM", "1d", 5, 50)]
+    assert got[0].covers("my_setup") and not got[0].covers("doji") and got[1].covers("doji")
+    (human / "a.json").write_text(
+        json.dumps({"annotations": [span], "reviewed": [{**ranges[0], "end_time": -1}]})
+    )
+    with pytest.raises(
+        AnnotationError, match=r"a.json: reviewed range 0: end_time -1 is before start_time 0"
+    ):
+        read_reviewed(human, log)

@@ -188,3 +188,40 @@ def test_offline_banner_and_an_answer_kept_until_the_server_returns(page, server
     page.wait_for_selector("#loading", state="hidden")
     assert not page.locator("#run-visible").is_disabled()
     shot(page, "back-online")
+
+
+def reviewed_lines(server) -> list[dict]:
+    log = server.feedback_log.with_name("reviewed.jsonl")
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_a_span_marked_in_the_page_records_the_candles_on_screen_as_reviewed(page, server):
+    """A trader's own pattern marked on the chart: the answer carries the range the trader had on
+    screen, so the dataset takes that range's unmarked candles as negatives of the label and
+    nothing beyond it (tests/test_pipeline.py: the next `dvc repro` uses it)."""
+    before = len(reviewed_lines(server))
+    assert before == len(feedback_lines(server)), "every answer so far carried its range"
+    page.click("#mark")
+    on_screen = page.evaluate("chart.timeScale().getVisibleRange()")
+    times = page.evaluate("state.times")
+    inside = [t for t in times if on_screen["from"] <= t <= on_screen["to"]]
+    first, last = inside[len(inside) // 2], inside[len(inside) // 2 + 2]
+    box = page.locator("#chart").bounding_box()
+    for t in (first, last):
+        x = page.evaluate(f"chart.timeScale().timeToCoordinate({t})")
+        page.mouse.click(box["x"] + x, box["y"] + box["height"] / 2)
+    page.fill("#new-label", "My Setup")
+    page.click("#save-span")
+    deadline = time.monotonic() + 10
+    while len(feedback_lines(server)) < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    mark = feedback_lines(server)[-1]
+    assert (mark["label"], mark["source"], mark["start_time"], mark["end_time"]) == (
+        "my_setup",
+        "human",
+        first,
+        last,
+    )
+    seen = reviewed_lines(server)[-1]
+    assert seen == {"pair": "AAPL", "timeframe": "1d", "start_time": inside[0], "end_time": inside[-1]}
+    assert len(inside) > 100 and page.errors == []

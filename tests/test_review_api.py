@@ -138,6 +138,29 @@ def test_bad_feedback_is_a_4xx_naming_field_and_rule_and_nothing_is_written(
     assert not log.exists()
 
 
+def test_answers_carry_the_range_the_trader_reviewed(app_dirs):
+    client, log, _, _ = app_dirs
+    seen = {"pair": "aapl", "timeframe": "1d", "start_time": 1104710400, "end_time": 1107302400}
+    r = client.post("/feedback", json={"annotations": [DOJI_SPAN], "reviewed": [seen]})
+    assert r.status_code == 201, r.text
+    reviewed = log.with_name("reviewed.jsonl")
+    assert [json.loads(line) for line in reviewed.read_text().splitlines()] == [{**seen, "pair": "AAPL"}]
+    for change, rule in (
+        ({"end_time": 1104710399}, "end_time >= start_time"),
+        ({"pair": "EURUSD"}, "stored series"),
+        ({"start_time": 1, "end_time": 2}, "covers a stored candle"),
+    ):
+        bad = client.post("/feedback", json={"annotations": [DOJI_SPAN], "reviewed": [{**seen, **change}]})
+        assert (
+            bad.status_code == 422
+            and bad.json()["rule"] == rule
+            and bad.json()["field"].startswith("reviewed[0].")
+        )
+    assert len(reviewed.read_text().splitlines()) == 1 and len(log.read_text().splitlines()) == 1, (
+        "nothing written"
+    )
+
+
 def test_feedback_size_limits(app_dirs):
     client, log, _, _ = app_dirs
     good = dict(DOJI_SPAN)

@@ -13,9 +13,9 @@ from litestar.params import Body
 from litestar.status_codes import HTTP_201_CREATED
 from msgspec.structs import asdict
 
-from candle_ml.annotations import Span
+from candle_ml.annotations import ReviewedRange, Span
 from candle_ml.errors import AnnotationError, UnknownSeries
-from candle_ml.feedback import append_spans, human_spans
+from candle_ml.feedback import append_lines, append_spans, human_spans, reviewed_log_for
 from candle_ml.patterns import NO_PATTERN
 from serve.routes.series import END, PAIR, START, TIMEFRAME
 from serve.schemas import (
@@ -23,6 +23,7 @@ from serve.schemas import (
     FeedbackRequest,
     FeedbackSpan,
     FeedbackStored,
+    ReviewedBody,
     errors,
     strict_json,
 )
@@ -72,6 +73,29 @@ def check_answer(i: int, span: FeedbackSpan, cache: SeriesCache) -> None:
             )
 
 
+def check_reviewed(i: int, r: ReviewedBody, cache: SeriesCache) -> ReviewedRange:
+    """A reviewed range must lie on a stored series, end after it starts and hold candles."""
+
+    def reject(field: str, message: str, rule: str) -> AnnotationError:
+        return AnnotationError(f"reviewed[{i}].{field}: {message}", field=f"reviewed[{i}].{field}", rule=rule)
+
+    if r.end_time < r.start_time:
+        raise reject(
+            "end_time", f"{r.end_time} is before start_time {r.start_time}", "end_time >= start_time"
+        )
+    try:
+        times = cache.times(r.pair.upper(), r.timeframe)
+    except UnknownSeries as exc:
+        raise reject("pair", str(exc), "stored series") from None
+    if not np.any((times >= r.start_time) & (times <= r.end_time)):
+        raise reject(
+            "start_time",
+            f"no stored {r.pair} {r.timeframe} candle between {r.start_time} and {r.end_time}",
+            "covers a stored candle",
+        )
+    return ReviewedRange(r.pair.upper(), r.timeframe, r.start_time, r.end_time, r.labels)
+
+
 class FeedbackController(Controller):
     path = "/feedback"
     tags = ["feedback"]
@@ -80,7 +104,8 @@ class FeedbackController(Controller):
         responses=errors(
             e400="malformed body, wrong type, unknown field, more than 1,000 spans",
             e422="a span breaks a rule: end before start, a correction without model_prediction, "
-            "a series not stored, a time that is no stored candle",
+            "a series not stored, a time that is no stored candle; a reviewed range ends before it "
+            "starts, is on a series not stored or holds no candle",
         ),
         dto=strict_json(FeedbackRequest),
         return_dto=None,
@@ -88,7 +113,10 @@ class FeedbackController(Controller):
         sync_to_thread=True,
         summary="Store a trader's answers (confirm, correct, dismiss, new); durable before the 201",
         description="Appended to the feedback log under an exclusive lock and fsynced before answering. "
-        "Resending the same id is idempotent: the dataset keeps the latest answer per id.",
+        "Resending the same id is idempotent: the dataset keeps the latest answer per id. `reviewed`: "
+        "the ranges the trader went through while answering (the review page sends the chart's visible "
+        "range), appended to `reviewed.jsonl` beside the log; an unmarked candle inside one is a negative "
+        "of a trader's own label, elsewhere it may be a pattern nobody looked at.",
     )
     def store(
         self,
@@ -98,9 +126,11 @@ class FeedbackController(Controller):
     ) -> FeedbackStored:
         for i, answer in enumerate(data.annotations):
             check_answer(i, answer, series_cache)
+        reviewed = [check_reviewed(i, r, series_cache) for i, r in enumerate(data.reviewed)]
         # Same fields: the answer as sent, with an id where it came without one.
         spans = [Span(**{**asdict(a), "id": a.id or f"fb-{uuid.uuid4().hex[:16]}"}) for a in data.annotations]
         append_spans(feedback_log, spans)
+        append_lines(reviewed_log_for(feedback_log), reviewed)
         return FeedbackStored(len(spans), [s.id for s in spans if s.id is not None])
 
     @get(

@@ -110,9 +110,19 @@ function newId() {
 }
 
 async function answer(span) {
-  // Every answer goes through the pending list first, so a failed send is never lost.
-  savePending([...pending(), { id: newId(), confidence: 1.0, model_prediction: null, ...span }]);
+  // Every answer goes through the pending list first, so a failed send is never lost. It carries
+  // the candles on screen: the trader went through them, so an unmarked one there is no pattern.
+  const seen = visibleRange();
+  const reviewed = seen.start !== undefined ? { start_time: seen.start, end_time: seen.end } : null;
+  savePending([...pending(), { id: newId(), confidence: 1.0, model_prediction: null, ...span, reviewed }]);
   await flushPending();
+}
+
+function feedbackBody(batch) {
+  const annotations = batch.map(({ reviewed, ...span }) => span);
+  const reviewed = batch.filter((s) => s.reviewed)
+    .map((s) => ({ pair: s.pair, timeframe: s.timeframe, ...s.reviewed }));
+  return JSON.stringify(reviewed.length ? { annotations, reviewed } : { annotations });
 }
 
 let flushing = false;
@@ -125,7 +135,7 @@ async function flushPending() {
     while (list.length) {
       const batch = list.slice(0, 500);
       try {
-        await api("/feedback", { method: "POST", body: JSON.stringify({ annotations: batch }) });
+        await api("/feedback", { method: "POST", body: feedbackBody(batch) });
       } catch (err) {
         if (err.status >= 400 && err.status < 500) {
           // The server will never take this answer (e.g. a candle that is not stored): say so, drop it.
