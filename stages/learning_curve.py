@@ -4,7 +4,9 @@ Trains the configured model on spans a simulated trader marked (``learning_curve
 of each label, with human-like errors) and scores each on the test split against the clean rule
 labels: ``reports/learning_curve.csv`` (a DVC plot), ``reports/learning_curve.json`` (per label),
 and the ``learning_curve.headline`` budget's scores in ``metrics/curve.json``; the same for the
-chart-pattern model (``reports/chart_curve.csv``, ``chart_f1`` in ``metrics/curve.json``).
+chart-pattern model (``reports/chart_curve.csv``, ``chart_f1`` in ``metrics/curve.json``); and,
+for ``learning_curve.own_patterns``, each simulated trader's marks of each pattern no rule knows,
+scored against its complete truth (``reports/own_patterns.csv``, ``own_span_f1_worst``).
 An empty ``spans_per_class`` skips the fits and writes empty outputs.
 """
 
@@ -32,6 +34,7 @@ from candle_ml.config import (
 )
 from candle_ml.dataset import load_series
 from candle_ml.learning_curve import CHART_CURVE_COLUMNS, CURVE_COLUMNS, candle_curve, chart_curve
+from candle_ml.own_curve import OWN_CURVE_COLUMNS, own_curve
 from candle_ml.stageio import read_json, require_file, run_stage, write_json
 
 log = logging.getLogger("candle_ml.learning_curve")
@@ -47,10 +50,24 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         chart_params = parse_section(all_params, "autolabel", AutolabelParams, params_file).chart
         rows: list[dict] = []
         chart_rows: list[dict] = []
-        if params.spans_per_class:
+        own_rows: list[dict] = []
+        if params.spans_per_class or params.own_patterns:
             auto = read_autolabel(require_file(paths.AUTOLABEL_SPANS, "autolabel"))
             features_index = read_json(require_file(paths.FEATURES_DIR / paths.INDEX, "featurize"))
             series, _ = load_series(paths.FEATURES_DIR, features_index["series"], auto.coverage)
+        if params.own_patterns:  # a trader's own patterns, marked as people mark them
+            own_rows = own_curve(
+                series,
+                [sp for sp in auto.annotations if sp.label in set(auto.label_priority)],
+                auto.label_priority,
+                features_index,
+                paths.CANDLES_DIR,
+                dataset_params,
+                train_params,
+                params,
+                min_overlap,
+            )
+        if params.spans_per_class:
             reference = pl.read_parquet(require_file(paths.REFERENCE, "dataset"))
             candle_labels, chart_labels = set(auto.label_priority), set(auto.chart_labels)
             candle_spans = [sp for sp in auto.annotations if sp.label in candle_labels]
@@ -89,7 +106,12 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
                     r["reviewed_candles"],
                     r["span_f1_macro"],
                 )
-        write_json(paths.LEARNING_CURVE_REPORT, {"curve": rows, "chart_curve": chart_rows})
+        write_json(
+            paths.LEARNING_CURVE_REPORT, {"curve": rows, "chart_curve": chart_rows, "own_patterns": own_rows}
+        )
+        pl.DataFrame(
+            [{k: r[k] for k in OWN_CURVE_COLUMNS} for r in own_rows], schema=OWN_CURVE_COLUMNS
+        ).write_csv(paths.OWN_CURVE_TABLE)
         pl.DataFrame([{k: r[k] for k in CURVE_COLUMNS} for r in rows], schema=CURVE_COLUMNS).write_csv(
             paths.LEARNING_CURVE_PLOT
         )
@@ -101,6 +123,8 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         candle = next((r for r in rows if r["spans_per_class"] == params.headline), None)
         chart = next((r for r in chart_rows if r["spans_per_class"] == params.headline), None)
         headline = {"span_f1_macro": candle["span_f1_macro"]} if candle else {}
+        if own_rows:  # the worst own pattern x trader cell; the table is reports/own_patterns.csv
+            headline["own_span_f1_worst"] = min(r["span_f1"] for r in own_rows)
         write_json(
             paths.LEARNING_CURVE_METRICS, headline | ({"chart_f1": chart["span_f1_macro"]} if chart else {})
         )

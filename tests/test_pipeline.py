@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
@@ -24,6 +25,7 @@ from litestar.testing import TestClient
 from serve.app import create_app
 from serve.settings import ServeSettings
 
+from . import invented_patterns
 from .conftest import ARTIFACTS, STAGES, commit_all, copy_repo, ran, run, set_param
 
 pytestmark = pytest.mark.integration
@@ -217,7 +219,20 @@ def test_the_review_loop_answers_reach_the_next_model(pipeline):
                 "model_prediction": "bullish_engulfing",
             },
         ]
-        assert client.post("/feedback", json={"annotations": answers}).status_code == 201
+        # A trader's own setup, marked where it went through the chart (the review page sends the
+        # range on screen with each answer): the first 12 inside-bar breakouts of that range.
+        window = pl.read_parquet(repo / "data/candles/AAPL_1d.parquet").slice(400, 1601)
+        ends = np.flatnonzero(invented_patterns.inside_breakout(window))[:12]
+        own = [
+            {
+                **series_of({"start_time": window["time"][e - 2], "end_time": window["time"][e]}),
+                "label": "inside_breakout",
+            }
+            for e in ends.tolist()
+        ]
+        seen = {**series_of({"start_time": train_part["start"], "end_time": train_part["end"]})}
+        body = {"annotations": answers + own, "reviewed": [seen]}
+        assert client.post("/feedback", json=body).status_code == 201
         old_version = client.get("/model/info").json()["version"]
 
         status = run(["dvc", "status", "dataset"], repo)
@@ -225,14 +240,20 @@ def test_the_review_loop_answers_reach_the_next_model(pipeline):
         out = run(["dvc", "repro"], repo)
         assert ran(out) == ["dataset", *DOWNSTREAM]
         metrics = json.loads((repo / "reports/dataset.json").read_text())
-        assert metrics["feedback_spans"] == {"human": 0, "human_correction": 1, "model_confirmed": 1}
+        assert metrics["feedback_spans"] == {"human": 12, "human_correction": 1, "model_confirmed": 1}
         assert metrics["negatives_from_dismissals"] == 2  # this one and the trader export's
         headline = json.loads((repo / "metrics/dataset.json").read_text())
-        assert (headline["answers"], headline["negatives"]) == (2, 2)
+        assert (headline["answers"], headline["negatives"]) == (14, 2)
+        # The own label's negatives came from the range the trader reviewed, not around the marks.
+        learned = metrics["own_labels"]["inside_breakout"]
+        assert learned["marks"] == 12 and learned["reviewed"] == {"AAPL_1d": "ranges"}
+        assert sum(learned["shift_counts"].values()) == 12 and learned["window"] == 3
 
         reload = client.post("/model/reload", json={}).json()
         assert reload["reloaded"] and reload["model"]["version"] != old_version
         after = client.get("/review", params=train_part).json()
+        labels = {x["name"] for x in client.get("/model/labels").json()}
+    assert "inside_breakout" in labels, "the next model learned the trader's own label"
     was, now = conf_at(before, dismissed), conf_at(after, dismissed)
     kept = conf_at(after, confirmed)
     report = {
@@ -397,14 +418,25 @@ def test_the_learning_curve_is_one_param_away(pipeline):
     assert json.loads((repo / "metrics/curve.json").read_text()) == {}
     set_param(repo, r"^(  spans_per_class:) \[\]", r"\1 [10, 25]")
     set_param(repo, r"^(  headline:) 100", r"\1 25")
+    # and a trader's own 3-candle setup, marked with both ends up to 2 candles off
+    set_param(repo, r"^(  own_patterns:) \[\]", r"\1 [tests/invented_patterns.py:inside_breakout]")
+    set_param(repo, r"^(  traders:) \[.*\]", r"\1 [ends_2]")
     assert ran(run(["dvc", "repro"], repo)) == ["learning_curve"]
+    own = pl.read_csv(repo / "reports/own_patterns.csv").row(0, named=True)
+    assert (own["pattern"], own["length"], own["trader"]) == ("inside_breakout", 3, "ends_2")
+    assert own["marked"] == own["occurrences"] > 200 and own["ends_moved"] > 0.5 * own["marked"]
+    assert own["span_f1"] > 0.6 and own["end_distance"] < 0.5 and own["min_history"] <= 30
     curve = pl.read_csv(repo / "reports/learning_curve.csv")
     assert curve["spans_per_class"].to_list() == [10, 25]
     assert curve["spans_marked"][0] < curve["spans_marked"][1] and curve["reviewed_candles"].is_sorted()
     assert all(0 <= f1 <= 1 for f1 in curve["span_f1_macro"]) and curve["span_f1_any_overlap"].min() > 0
     headline = json.loads((repo / "metrics/curve.json").read_text())  # evaluate's column names
     chart = pl.read_csv(repo / "reports/chart_curve.csv")  # the chart-pattern model's curve
-    assert headline == {"span_f1_macro": curve["span_f1_macro"][1], "chart_f1": chart["span_f1_macro"][1]}
+    assert headline == {
+        "span_f1_macro": curve["span_f1_macro"][1],
+        "chart_f1": chart["span_f1_macro"][1],
+        "own_span_f1_worst": own["span_f1"],
+    }
     report = json.loads((repo / "reports/learning_curve.json").read_text())["curve"]
     assert set(report[1]["marked_per_label"]) == set(report[1]["per_class_span"]) - {"O"}
     assert chart["spans_per_class"].to_list() == [10, 25] and chart["span_f1_macro"].max() > 0.2
