@@ -12,15 +12,20 @@ Sources (``holdout.series`` in params.yaml):
   in the ``arch`` package (``arch/data/sp500``, ``arch/data/nasdaq``; University of
   Illinois/NCSA Open Source License). Indices, not stocks, and a later period than the
   training data (2000-2013 stocks).
+- ``FX24H``: a simulated 24-hour market, hourly, what no installed package ships: no gaps (every
+  open at the previous close), a daily volatility cycle (quiet late-night hours, a busy afternoon
+  overlap), fat-tailed moves and bodies small against the candle's range, as FX and crypto print.
+  Generated from a fixed seed (``synthetic_24h``), so the same candles every run.
 """
 
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import io
 from collections import Counter
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,6 +54,9 @@ class Source:
 SOURCES = {
     "SP500": Source("arch", "data/sp500/sp500.csv.gz", "1d", "NCSA (arch)"),
     "NASDAQ": Source("arch", "data/nasdaq/nasdaq.csv.gz", "1d", "NCSA (arch)"),
+    # Hourly EUR/USD, 2017-04-19 .. 2018-02-07, 5,000 candles, in backtesting.py's tests. AGPL-3.0:
+    # not a dependency of candle-ml; `pip install backtesting` to score it (read, never imported).
+    "EURUSD": Source("backtesting", "test/EURUSD.csv", "1h", "AGPL-3.0 (backtesting)"),
 }
 
 
@@ -72,20 +80,58 @@ class HoldoutSeries:
         return int(self.candles["time"][0])
 
 
+SYNTHETIC = {"FX24H": "1h"}
+
+
+def synthetic_24h(hours: int = 8_760, seed: int = 24) -> pd.DataFrame:
+    """A year of a 24-hour market's hourly candles (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    time = 1_577_923_200 + 3_600 * np.arange(hours, dtype=np.int64)  # from 2020-01-02 00:00 UTC
+    hour = (time // 3_600) % 24
+    # Volatility by hour of day: ~0.35x at night, ~1.6x in the afternoon overlap.
+    cycle = 0.35 + 1.25 * np.exp(-0.5 * ((hour - 14) / 3.0) ** 2)
+    sigma = 0.0012 * cycle * np.exp(0.25 * np.sin(2 * np.pi * np.arange(hours) / 500.0))  # slow regimes
+    moves = sigma * rng.standard_t(4, size=hours) / np.sqrt(2.0)
+    close = 1.10 * np.exp(np.cumsum(moves))
+    open_ = np.concatenate([[1.10], close[:-1]])  # no gaps
+    reach = sigma * close * np.abs(rng.normal(size=(2, hours))) * 1.2  # wicks beyond the body
+    return pd.DataFrame(
+        {
+            "time": time.astype(np.float64),
+            "open": open_,
+            "high": np.maximum(open_, close) + reach[0],
+            "low": np.minimum(open_, close) - reach[1],
+            "close": close,
+            "volume": np.round(1_000 * cycle * rng.lognormal(0.0, 0.3, size=hours)),
+        }
+    )
+
+
 def load_holdout(name: str) -> HoldoutSeries:
     """One holdout series, validated like ingest's input (bad rows dropped and counted)."""
+    if name.upper() in SYNTHETIC:
+        validated, _ = validate_candles(synthetic_24h(), "synthetic 24-hour market", "drop")
+        return HoldoutSeries(
+            name.upper(), SYNTHETIC[name.upper()], validated, "simulated (candle_ml/holdout.py)"
+        )
     source = SOURCES.get(name.upper())
     if source is None:
-        raise ConfigError(f"holdout.series: unknown series '{name}' (known: {', '.join(sorted(SOURCES))})")
+        known = ", ".join(sorted([*SOURCES, *SYNTHETIC]))
+        raise ConfigError(f"holdout.series: unknown series '{name}' (known: {known})")
+    # Found without importing the package: only its data file is read.
+    spec = importlib.util.find_spec(source.package)
     try:
-        raw = (resources.files(source.package) / source.path).read_bytes()
-    except (ModuleNotFoundError, FileNotFoundError) as exc:
+        if spec is None or spec.origin is None:
+            raise FileNotFoundError(f"package {source.package} is not installed")
+        raw = (Path(spec.origin).parent / source.path).read_bytes()
+    except FileNotFoundError as exc:
         raise ConfigError(
             f"holdout.series: {name} needs the '{source.package}' package "
-            f"(pip install {source.package}): {exc}"
+            f"(pip install {source.package}; licence {source.licence}): {exc}"
         ) from None
     frame = pd.read_csv(io.BytesIO(gzip.decompress(raw) if source.path.endswith(".gz") else raw))
-    dates = pd.to_datetime(frame["Date"], format="mixed").to_numpy().astype("datetime64[s]")
+    stamps = frame["Date"] if "Date" in frame.columns else frame.iloc[:, 0]  # backtesting: unnamed index
+    dates = pd.to_datetime(stamps, format="mixed").to_numpy().astype("datetime64[s]")
     candles = pd.DataFrame(
         {
             "time": dates.astype(np.int64).astype(np.float64),

@@ -19,8 +19,26 @@ def test_the_packaged_index_series_load_as_validated_daily_candles():
 
 
 def test_unknown_series_name_the_known_ones():
-    with pytest.raises(ConfigError, match="known: NASDAQ, SP500"):
+    with pytest.raises(ConfigError, match="known: EURUSD, FX24H, NASDAQ, SP500"):
+        load_holdout("GBPUSD")
+
+
+def test_a_source_whose_package_is_missing_says_how_to_get_it_and_its_licence(monkeypatch):
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"pip install backtesting; licence AGPL-3.0"):
         load_holdout("EURUSD")
+
+
+def test_the_simulated_24_hour_market_has_no_gaps_a_daily_cycle_and_small_bodies():
+    fx = load_holdout("FX24H")
+    c = fx.candles
+    assert (fx.key, c.height) == ("FX24H_1h", 8_760) and np.all(np.diff(fx.times) == 3_600)
+    assert (c["open"][1:].to_numpy() == c["close"][:-1].to_numpy()).all(), "every open at the previous close"
+    rng = (c["high"] - c["low"]).to_numpy()
+    hour = (fx.times // 3_600) % 24
+    assert rng[hour == 14].mean() > 3 * rng[hour == 2].mean(), "busy afternoons, quiet nights"
+    assert np.median((c["close"] - c["open"]).abs().to_numpy() / rng) < 0.3, "bodies small against the range"
+    assert load_holdout("fx24h").candles.equals(c), "the same candles every run"
 
 
 def test_reference_labels_are_talib_signals_painted_like_the_dataset():
