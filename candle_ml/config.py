@@ -130,6 +130,9 @@ class DatasetParams(Options):
     # (candle_ml.own_labels): the true last candle of a fresh mark is looked for this many candles
     # either side of the marked one (0: ends stay as marked).
     end_tolerance: int = 2
+    # Feature columns (fnmatch patterns) the model also reads when the data has a trader's own
+    # label; the rules' labels never choose them (train.top_inputs ranks the rest for them).
+    own_label_features: list[str] = msgspec.field(default_factory=lambda: ["setup_*"])
     # Without a reviewed range for a series, a trader looked at this many candles either side of
     # each of its marks; unmarked candles there are negatives of its label, further away only
     # those the label's own model finds unlike it.
@@ -204,6 +207,9 @@ class TrainParams(Options):
     # (the next fast columns instead) by 1 % validation loss. Otherwise a pattern that needs no
     # trend would leave a short chart unlabelled. 0: no limit.
     max_history: int = 30
+    # ...plus, for each trader's own label (one no rule knows), this many of the columns telling
+    # most for it alone: with 30 shared by 15 labels, a 5-candle setup got too few.
+    own_inputs: int = 20
     xgboost: XGBoostParams = msgspec.field(default_factory=XGBoostParams)
     xgboost_spark: XGBoostSparkParams = msgspec.field(default_factory=XGBoostSparkParams)
     random_forest: RandomForestParams = msgspec.field(default_factory=RandomForestParams)
@@ -221,6 +227,8 @@ class TrainParams(Options):
             raise ValueError("train.human_weight must be > 0")
         if self.top_inputs < 0:
             raise ValueError("train.top_inputs must be >= 0 (0: every input column)")
+        if self.own_inputs < 0:
+            raise ValueError("train.own_inputs must be >= 0")
         if self.max_history < 0:
             raise ValueError("train.max_history must be >= 0 (0: no limit)")
         for name, value in {"threshold": self.threshold, **self.thresholds}.items():

@@ -49,7 +49,7 @@ from candle_ml.labels import (
     priority_order,
     snap_to_rules,
 )
-from candle_ml.own_labels import own_labels
+from candle_ml.own_labels import own_label_names, own_labels
 from candle_ml.patterns import NO_PATTERN
 from candle_ml.windows import WindowSpec, build_windows, straddles, window_columns
 
@@ -117,6 +117,16 @@ def select_features(columns: list[str], patterns: list[str]) -> list[str]:
     return chosen
 
 
+def model_features(available: list[str], params: DatasetParams, has_own: bool) -> tuple[list[str], list[str]]:
+    """The feature columns the model reads (``dataset.features``, then, when the data has a
+    trader's own label, ``dataset.own_label_features``), and which of them only own labels read."""
+    chosen = select_features(available, params.features)
+    if not has_own or not params.own_label_features:
+        return chosen, []
+    extra = [c for c in select_features(available, params.own_label_features) if c not in chosen]
+    return chosen + extra, extra
+
+
 @dataclass
 class DatasetResult:
     frame: pl.DataFrame
@@ -153,7 +163,9 @@ def build_dataset(
     prog_placed = place_spans(programmatic, by_key, params.min_confidence, skipped)
     targets = prog_placed if snap_targets is None else place_spans(snap_targets, by_key, 0.0, Skipped())
     human_placed, snapped = snap_to_rules(human_placed, targets, params.snap_to_rules)
-    feature_cols = select_features([c for c in series[0].frame.columns if c != "time"], params.features)
+    available = [c for c in series[0].frame.columns if c != "time"]
+    has_own = bool(own_label_names(human_placed, set(label_priority)))
+    feature_cols, own_feature_cols = model_features(available, params, has_own)
     values_by_key = {s.key: s.frame.select(feature_cols).to_numpy() for s in series}
     # A trader's own labels: ends learned from imprecise marks, negatives only where it looked.
     own = own_labels(
@@ -258,6 +270,7 @@ def build_dataset(
     schema = {
         "encoding": params.encoding,
         "feature_columns": feature_cols,
+        "own_label_features": own_feature_cols,  # read for a trader's own labels only
         "input_columns": window_columns(feature_cols, spec) if params.encoding != "bio" else feature_cols,
         "window": {
             "window_size": spec.window_size,

@@ -90,6 +90,12 @@ def candle_arrays(
         return np.divide(num, den, out=np.full(n, default), where=den > 0)
 
     prev_close = prev(c)
+    # TA-Lib's "near" (candle setting Near: 0.2 x the mean range of the 5 candles before the
+    # previous one) decides a hammer's and a hanging man's body against the previous candle's low
+    # and high: those two distances in that unit read the rule itself, not the bundled stocks'
+    # typical candle (the 10-candle scale and the 5-candle one differ where volatility cycles
+    # within a day: a 24-hour market's hanging man 0.70 -> 0.86, hammer 0.82 -> 0.91).
+    near = floored(prev(_prev_mean_of(rng, 5)))
     body_mid = (o + c) / 2
     tiny_body = scale * 0.01  # keeps shadow/body ratios finite for doji-like bodies
     columns = dict(
@@ -126,32 +132,26 @@ def candle_arrays(
         # against the previous candle's extremes (the trend context TA-Lib checks).
         lower_wick_to_body_rel=rel(lower, np.maximum(body, tiny_body)),
         upper_wick_to_body_rel=rel(upper, np.maximum(body, tiny_body)),
-        body_bottom_vs_prev_low_rel=rel(body_bottom - prev(low)),
+        body_bottom_vs_prev_low_rel=rel(body_bottom - prev(low), near),
         body_top_vs_prev_high_rel=rel(body_top - prev(h)),
         # A hanging man's whole body sits at or above the previous high (TA-Lib: within "near").
-        body_bottom_vs_prev_high_rel=rel(body_bottom - prev(h)),
+        body_bottom_vs_prev_high_rel=rel(body_bottom - prev(h), near),
         # Penetration into an earlier body as a share of that body: TA-Lib's piercing/dark
         # cloud (0.5) and star (0.3) thresholds are fixed numbers on exactly this ratio.
         close_into_prev_body_rel=rel(c - prev(c), np.maximum(prev(body), tiny_body)),
         close_into_body_2back_rel=rel(c - prev(c, 2), np.maximum(prev(body, 2), tiny_body)),
     )
-    # TA-Lib's "near" (candle setting Near: 0.2 x the mean range of the 5 candles before the
-    # previous one) decides a hammer's and a hanging man's body against the previous candle's low
-    # and high: the same distances in that unit read the rule itself, not the bundled stocks'
-    # typical candle (where the 10-candle scale and the 5-candle one differ: intraday cycles).
-    near = floored(prev(_prev_mean_of(rng, 5)))
-    columns["body_bottom_vs_prev_low_near_rel"] = rel(body_bottom - prev(low), near)
-    columns["body_bottom_vs_prev_high_near_rel"] = rel(body_bottom - prev(h), near)
-    # Where the close sits against the previous k candles' extremes (Donchian breakouts), and a
-    # range against the narrowest of the previous k (Crabel's NR4/NR7): the relations most
-    # traders' own setups are defined by, readable at the pattern's last candle in one split.
+    # setup_*: where the close sits against the previous k candles' extremes (Donchian
+    # breakouts), and a range against the narrowest of the previous k (Crabel's NR4/NR7): the
+    # relations many traders' own setups are defined by, readable at a setup's last candle in
+    # one split. Scale-free like *_rel, but read only by models of a trader's own labels
+    # (dataset.own_label_features): the rules' labels do not need them, and generalize worse
+    # to other markets with them (a 24-hour market: shooting star 0.0, span F1 0.935 -> 0.863).
     for k in range(1, BREAKOUT_LOOKBACK + 1):
-        columns[f"close_vs_high_{k}_rel"] = rel(c - prev_extreme(h, k, np.max))
-        columns[f"close_vs_low_{k}_rel"] = rel(c - prev_extreme(low, k, np.min))
+        columns[f"setup_close_vs_high_{k}"] = rel(c - prev_extreme(h, k, np.max))
+        columns[f"setup_close_vs_low_{k}"] = rel(c - prev_extreme(low, k, np.min))
     for k in (3, 6):
-        columns[f"range_vs_min_range_{k}_rel"] = rel(
-            rng, np.maximum(prev_extreme(rng, k, np.min), scale * 0.01)
-        )
+        columns[f"setup_range_vs_min_{k}"] = rel(rng, np.maximum(prev_extreme(rng, k, np.min), scale * 0.01))
     return columns
 
 

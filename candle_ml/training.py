@@ -106,9 +106,11 @@ def train(frame: pl.DataFrame, schema: dict[str, Any], params: TrainParams) -> T
     weights = sample_weights(y, params.class_weight, human, params.human_weight)
     started = time.perf_counter()
     if 0 < params.top_inputs < len(inputs):
-        order = rank_inputs(X, y, weights, X_val, y_val, params)
+        share = input_shares(X, y, weights, X_val, y_val, params)
+        own = [i for i, c in enumerate(classes) if c != NO_PATTERN and c not in set(schema["label_priority"])]
+        own_only = np.isin([c.rpartition("@")[0] for c in inputs], schema.get("own_label_features", []))
         kept = fast_unless_slow_wins(
-            order, column_history(schema, inputs), X, y, weights, X_val, y_val, params
+            share, own, own_only, column_history(schema, inputs), X, y, weights, X_val, y_val, params
         )
         log.info("top_inputs: the model reads %d of %d input columns", kept.size, len(inputs))
         X, X_val, inputs = X[:, kept], X_val[:, kept], [inputs[i] for i in kept]
@@ -149,8 +151,27 @@ def column_history(schema: dict[str, Any], inputs: list[str]) -> np.ndarray:
     return np.array([int(by_column.get(c.rpartition("@")[0], 0)) for c in inputs], dtype=np.int64)
 
 
+def choose_inputs(
+    share: np.ndarray, own: list[int], own_only: np.ndarray, params: TrainParams, allowed: np.ndarray
+) -> np.ndarray:
+    """Ascending indices of the ``allowed`` columns a model reads: the ``train.top_inputs`` with
+    the largest share of some label's gain (never an ``own_only`` column), plus each trader's own
+    label's (``own``: class indices) ``train.own_inputs`` best of its own, so a setup the rules do
+    not know is not squeezed out by 14 rule labels competing for 30 columns."""
+    candidates = np.flatnonzero(allowed)
+    shared = candidates[~own_only[candidates]]
+    order = shared[np.argsort(-share[:, shared].max(axis=0), kind="stable")]
+    kept = list(order[: params.top_inputs])
+    for c in own:
+        mine = candidates[np.argsort(-share[c, candidates], kind="stable")]
+        kept += [int(i) for i in mine if i not in set(kept)][: params.own_inputs]
+    return np.sort(np.asarray(kept, dtype=np.int64))
+
+
 def fast_unless_slow_wins(
-    order: np.ndarray,
+    share: np.ndarray,
+    own: list[int],
+    own_only: np.ndarray,
     history: np.ndarray,
     X: np.ndarray,
     y: np.ndarray,
@@ -159,13 +180,12 @@ def fast_unless_slow_wins(
     y_val: np.ndarray,
     params: TrainParams,
 ) -> np.ndarray:
-    """The top ``train.top_inputs`` of ``order``; where they include a slow column (history over
-    ``train.max_history``), only if a quick fit on them beats one on the best fast columns by 1 %
-    validation loss. Ascending indices."""
-    top = np.sort(order[: params.top_inputs])
+    """``choose_inputs``; where they include a slow column (history over ``train.max_history``),
+    only if a quick fit on them beats one on the best fast columns by 1 % validation loss."""
+    top = choose_inputs(share, own, own_only, params, np.ones(share.shape[1], dtype=bool))
     if not params.max_history or not (history[top] > params.max_history).any() or len(X_val) == 0:
         return top
-    fast = np.sort(order[history[order] <= params.max_history][: params.top_inputs])
+    fast = choose_inputs(share, own, own_only, params, history <= params.max_history)
     loss = {}
     for name, cols in (("with", top), ("without", fast)):
         ranker = _ranker(int(y.max()) + 1, params)
@@ -182,7 +202,7 @@ def fast_unless_slow_wins(
     return top if slow_wins else fast
 
 
-def rank_inputs(
+def input_shares(
     X: np.ndarray,
     y: np.ndarray,
     weights: np.ndarray | None,
@@ -190,12 +210,11 @@ def rank_inputs(
     y_val: np.ndarray,
     params: TrainParams,
 ) -> np.ndarray:
-    """Indices of the columns of ``X``, those that matter most to some label first: a quick
-    XGBoost fit (``train.xgboost``'s knobs, a tree per class per round, whatever
-    the model type: a few seconds, where multi-output trees fit ~10x slower) gives each column
-    its share of every class's total split gain, and a column ranks by its largest share. Ranked
-    by overall gain instead, a rare pattern's telling columns lose to the frequent ones'.
-    Columns never split on rank last, in their order."""
+    """Each column's share of each label's total split gain (labels x columns), from a quick
+    XGBoost fit (``train.xgboost``'s knobs, a tree per class per round, whatever the model type:
+    a few seconds, where multi-output trees fit ~10x slower). ``choose_inputs`` ranks a column by
+    its largest share: ranked by overall gain instead, a rare pattern's telling columns lose to
+    the frequent ones'. Columns never split on rank last, in their order."""
     n_classes = int(y.max()) + 1
     ranker = _ranker(n_classes, params)
     ranker.fit(X, y, weights, X_val, y_val)
@@ -207,8 +226,7 @@ def rank_inputs(
         (splits["Tree"].to_numpy() % n_classes, splits["Feature"].str[1:].astype(int).to_numpy()),
         splits["Gain"].to_numpy(),
     )
-    share = gain / np.maximum(gain.sum(axis=1, keepdims=True), 1e-12)
-    return np.argsort(-share.max(axis=0), kind="stable")
+    return gain / np.maximum(gain.sum(axis=1, keepdims=True), 1e-12)
 
 
 def read_history(schema: dict[str, Any], input_columns: list[str]) -> tuple[int, int]:
