@@ -123,7 +123,12 @@ def model_features(available: list[str], params: DatasetParams, has_own: bool) -
     chosen = select_features(available, params.features)
     if not has_own or not params.own_label_features:
         return chosen, []
-    extra = [c for c in select_features(available, params.own_label_features) if c not in chosen]
+    # (none may match: custom features without setup_* columns)
+    extra = [
+        c
+        for c in available
+        if c not in chosen and any(fnmatch.fnmatchcase(c, pat) for pat in params.own_label_features)
+    ]
     return chosen + extra, extra
 
 
@@ -249,14 +254,8 @@ def build_dataset(
     ).height
     labels_present = [NO_PATTERN] + [lab for lab in label_priority if lab in set(frame["label"])]
     labels_present += sorted(set(frame["label"]) - set(labels_present))
-    too_long = {k: v for k, v in lengths.items() if v > spec.before + 1}
-    if params.encoding == "end" and too_long:
-        log.warning(
-            "dataset: label(s) %s span more candles than the model sees (window_size + context = %d); "
-            "raise dataset.window_size so it sees a whole pattern",
-            ", ".join(f"{k} ({v})" for k, v in too_long.items()),
-            spec.before + 1,
-        )
+    if params.encoding == "end":
+        warn_too_long(used, spec.before + 1)
     details, metrics = dataset_metrics(frame, used, agreement, skipped, overridden, purged)
     metrics["augmented_rows"] = augmented_rows
     metrics["human_spans_snapped"] = snapped
@@ -303,6 +302,23 @@ def without_unknown(
     marked = np.isin(sources[anchors], sorted(HUMAN_SOURCES))
     keep = ~(doubtful[anchors] & ~marked)
     return anchors[keep], [m for m, k in zip(multi, keep, strict=True) if k]
+
+
+def warn_too_long(spans: list[Placed], seen: int) -> None:
+    """Warn about labels with spans longer than the ``seen`` candles the model reads."""
+    longest: dict[str, int] = {}
+    for p in spans:
+        longest[p.span.label] = max(longest.get(p.span.label, 0), p.length)
+    too_long = {k: v for k, v in longest.items() if v > seen}
+    if too_long:
+        log.warning(
+            "dataset: label(s) %s have spans longer than the model sees (%d candles, widened to each "
+            "own label's usual length): it learns them from their last %d candles; raise "
+            "dataset.window_size if the whole pattern matters",
+            ", ".join(f"{k} (up to {v})" for k, v in sorted(too_long.items())),
+            seen,
+            seen,
+        )
 
 
 def window_for(params: DatasetParams, lengths: dict[str, int], rule_labels: set[str]) -> int:

@@ -109,7 +109,7 @@ def train(frame: pl.DataFrame, schema: dict[str, Any], params: TrainParams) -> T
         share = input_shares(X, y, weights, X_val, y_val, params)
         own = [i for i, c in enumerate(classes) if c != NO_PATTERN and c not in set(schema["label_priority"])]
         own_only = np.isin([c.rpartition("@")[0] for c in inputs], schema.get("own_label_features", []))
-        kept = fast_unless_slow_wins(
+        kept = choose_inputs(
             share, own, own_only, column_history(schema, inputs), X, y, weights, X_val, y_val, params
         )
         log.info("top_inputs: the model reads %d of %d input columns", kept.size, len(inputs))
@@ -151,24 +151,52 @@ def column_history(schema: dict[str, Any], inputs: list[str]) -> np.ndarray:
     return np.array([int(by_column.get(c.rpartition("@")[0], 0)) for c in inputs], dtype=np.int64)
 
 
-def choose_inputs(
-    share: np.ndarray, own: list[int], own_only: np.ndarray, params: TrainParams, allowed: np.ndarray
+def _top(score: np.ndarray, candidates: np.ndarray, n: int, taken: set[int] | None = None) -> list[int]:
+    """The ``n`` best ``candidates`` by ``score`` (stable order), skipping ``taken``."""
+    ranked = candidates[np.argsort(-score[candidates], kind="stable")]
+    return [int(i) for i in ranked if not taken or int(i) not in taken][:n]
+
+
+def _row_losses(
+    cols: list[int], X, y, weights, X_val, y_val, params: TrainParams, label: int | None
 ) -> np.ndarray:
-    """Ascending indices of the ``allowed`` columns a model reads: the ``train.top_inputs`` with
-    the largest share of some label's gain (never an ``own_only`` column), plus each trader's own
-    label's (``own``: class indices) ``train.own_inputs`` best of its own, so a setup the rules do
-    not know is not squeezed out by 14 rule labels competing for 30 columns."""
-    candidates = np.flatnonzero(allowed)
-    shared = candidates[~own_only[candidates]]
-    order = shared[np.argsort(-share[:, shared].max(axis=0), kind="stable")]
-    kept = list(order[: params.top_inputs])
-    for c in own:
-        mine = candidates[np.argsort(-share[c, candidates], kind="stable")]
-        kept += [int(i) for i in mine if i not in set(kept)][: params.own_inputs]
-    return np.sort(np.asarray(kept, dtype=np.int64))
+    """Each validation row's log loss under a quick fit on ``cols``: of its true label, or
+    (``label``) of that label's own yes/no, so a trader's label is judged on itself and not on
+    the 14 others."""
+    ranker = _ranker(int(y.max()) + 1, params)
+    ranker.fit(X[:, cols], y, weights, X_val[:, cols], y_val)
+    proba = np.clip(ranker.predict_proba(X_val[:, cols]), 1e-7, 1 - 1e-7)
+    if label is None:
+        return -np.log(proba[np.arange(len(y_val)), y_val])
+    p = proba[:, label]
+    return -np.where(y_val == label, np.log(p), np.log(1 - p))
 
 
-def fast_unless_slow_wins(
+def _fast_unless_slow_wins(
+    with_slow: list[int], fast: list[int], slow: np.ndarray, what: str, label: int | None, fit: Any, params
+) -> list[int]:
+    """``with_slow`` if it reads no slow column, or if it beats ``fast`` on validation: a lower
+    mean log loss by more than twice the standard error of the paired per-row differences (a
+    noisy 4 % on a rare label is no win), else ``fast``."""
+    if not slow[with_slow].any():
+        return with_slow
+    loss_with, loss_without = fit(with_slow, label), fit(fast, label)
+    gain = loss_without - loss_with
+    wins = bool(gain.mean() > 2 * gain.std() / np.sqrt(gain.size))
+    log.info(
+        "top_inputs: %s: slow columns (history > %d candles) %s: validation loss %.4f with, %.4f "
+        "without (+-%.4f)",
+        what,
+        params.max_history,
+        "kept" if wins else "left out",
+        loss_with.mean(),
+        loss_without.mean(),
+        2 * gain.std() / np.sqrt(gain.size),
+    )
+    return with_slow if wins else fast
+
+
+def choose_inputs(
     share: np.ndarray,
     own: list[int],
     own_only: np.ndarray,
@@ -180,26 +208,37 @@ def fast_unless_slow_wins(
     y_val: np.ndarray,
     params: TrainParams,
 ) -> np.ndarray:
-    """``choose_inputs``; where they include a slow column (history over ``train.max_history``),
-    only if a quick fit on them beats one on the best fast columns by 1 % validation loss."""
-    top = choose_inputs(share, own, own_only, params, np.ones(share.shape[1], dtype=bool))
-    if not params.max_history or not (history[top] > params.max_history).any() or len(X_val) == 0:
-        return top
-    fast = choose_inputs(share, own, own_only, params, history <= params.max_history)
-    loss = {}
-    for name, cols in (("with", top), ("without", fast)):
-        ranker = _ranker(int(y.max()) + 1, params)
-        ranker.fit(X[:, cols], y, weights, X_val[:, cols], y_val)
-        loss[name] = min(ranker.training_curve(), default=float("inf"))
-    slow_wins = loss["with"] < 0.99 * loss["without"]
-    log.info(
-        "top_inputs: slow columns (history > %d candles) %s: validation loss %.4f with them, %.4f without",
-        params.max_history,
-        "kept" if slow_wins else "left out",
-        loss["with"],
-        loss["without"],
-    )
-    return top if slow_wins else fast
+    """Ascending indices of the columns a model reads: the ``train.top_inputs`` with the largest
+    share of some label's gain (never an ``own_only`` column), plus, for each trader's own label
+    (``own``: class indices), the ``train.own_inputs`` best for it alone, so a setup the rules do
+    not know is not squeezed out by 14 rule labels competing for 30 columns. A slow column
+    (history over ``train.max_history``) stays only where a quick fit with it beats one on the
+    best fast columns on validation (``_fast_unless_slow_wins``): the rules' labels judged
+    together, each own label on its own loss."""
+    everything = np.arange(share.shape[1])
+    slow = history > params.max_history if params.max_history else np.zeros(share.shape[1], dtype=bool)
+    check = len(X_val) > 0
+
+    def fit(cols: list[int], label: int | None) -> np.ndarray:
+        return _row_losses(sorted(cols), X, y, weights, X_val, y_val, params, label)
+
+    shared = everything[~own_only]
+    best = share.max(axis=0)
+    kept = _top(best, shared, params.top_inputs)
+    if check:
+        kept = _fast_unless_slow_wins(
+            kept, _top(best, shared[~slow[shared]], params.top_inputs), slow, "rule labels", None, fit, params
+        )
+    for c in own:
+        taken = set(kept)
+        mine = _top(share[c], everything, params.own_inputs, taken)
+        if check:
+            fast = _top(share[c], everything[~slow], params.own_inputs, taken)
+            mine = _fast_unless_slow_wins(kept + mine, kept + fast, slow, f"own label {c}", c, fit, params)[
+                len(kept) :
+            ]
+        kept += mine
+    return np.sort(np.asarray(kept, dtype=np.int64))
 
 
 def input_shares(

@@ -236,11 +236,18 @@ def test_end_encoding_labels_the_candle_each_pattern_ends_on_and_looks_only_back
     assert [rows(first, time=t(0))[f"pad@{o:+d}"][0] for o in (-2, -1, 0)] == [1, 1, 0]
 
 
-def test_end_encoding_warns_when_a_pattern_is_longer_than_the_window(caplog):
+def test_end_window_widens_to_an_own_labels_length_and_warns_about_longer_spans(caplog):
     human = [span(5, 9, "five_candle_thing"), span(20, 24, "five_candle_thing")]
     res = build_dataset([series()], human, [], PRIORITY, params(encoding="end", context=0))
     assert res.schema["label_lengths"] == {"five_candle_thing": 5}
-    assert "five_candle_thing (5)" in caplog.text and "raise dataset.window_size" in caplog.text
+    assert res.schema["window"]["window_size"] == 5 and "longer than the model sees" not in caplog.text
+    human.append(span(30, 37, "five_candle_thing"))  # one 8-candle mark: the usual length stays 5
+    res = build_dataset([series()], human, [], PRIORITY, params(encoding="end", context=0))
+    assert res.schema["window"]["window_size"] == 5
+    assert "five_candle_thing (up to 8)" in caplog.text and "raise dataset.window_size" in caplog.text
+    # The rules' labels never widen it: the default model keeps its 3 candles.
+    res = build_dataset([series()], [], [prog(5, 9, "doji")], PRIORITY, params(encoding="end", context=0))
+    assert res.schema["window"]["window_size"] == 3 and "doji (up to 5)" in caplog.text
 
 
 def test_bio_tags_for_overlapping_spans():

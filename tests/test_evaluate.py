@@ -33,6 +33,7 @@ def test_perfect_predictions_and_the_baselines():
         "recall": 1.0,
         "f1": 1.0,
         "support": 1,
+        "boundary_distance": 0.0,
     }
     assert m["baselines"]["majority"]["span_f1_macro"] == 0.0
     assert m["baselines"]["talib_rule"]["span_f1_macro"] == 1.0
@@ -84,3 +85,20 @@ def test_the_worst_pattern_and_the_headline_numbers():
     assert m["calibration"] == {"ece": 0.15, "ece_uncalibrated": 0.24}
     table = per_class_table(m)
     assert table.filter(pl.col("label") == "doji")["span_f1"].item() == 1.0
+
+
+def test_boundary_distance_is_how_far_matched_ends_land_and_own_labels_report_it():
+    from candle_ml.evaluation import own_label_scores
+
+    ref = ["O", "setup", "setup", "setup", "O", "O", "O", "doji", "O", "O"]
+    pred = ["O", "O", "setup", "setup", "setup", "O", "O", "doji", "O", "doji"]  # a candle late
+    m = evaluate(frame(ref, pred), 0.3, "O")
+    assert m["per_class_span"]["setup"]["boundary_distance"] == 1.0  # both ends 1 off
+    assert m["per_class_span"]["doji"]["boundary_distance"] == 0.0
+    own = own_label_scores(m["per_class_span"], ["doji"])
+    assert own == {
+        "labels": {"setup": {"span_f1": 1.0, "boundary_distance": 1.0}},
+        "span_f1_macro": 1.0,
+        "boundary_distance": 1.0,
+    }
+    assert own_label_scores(m["per_class_span"], ["doji", "setup"]) == {}
