@@ -210,6 +210,7 @@ def test_a_span_marked_in_the_page_records_the_candles_on_screen_as_reviewed(pag
     for t in (first, last):
         x = page.evaluate(f"chart.timeScale().timeToCoordinate({t})")
         page.mouse.click(box["x"] + x, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(600)  # two quick clicks are a double-click to the chart, as to a person
     page.fill("#new-label", "My Setup")
     page.click("#save-span")
     deadline = time.monotonic() + 10
@@ -225,3 +226,5 @@ def test_a_span_marked_in_the_page_records_the_candles_on_screen_as_reviewed(pag
     seen = reviewed_lines(server)[-1]
     assert seen == {"pair": "AAPL", "timeframe": "1d", "start_time": inside[0], "end_time": inside[-1]}
     assert len(inside) > 100 and page.errors == []
+    img = shot(page, "marked-own-label")
+    assert pixels_near(img[40:760, :1020], UP) > 400, "the chart is still drawn"
