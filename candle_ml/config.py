@@ -204,8 +204,9 @@ class TrainParams(Options):
     top_inputs: int = 0
     # A column whose feature needs more history than this (a slow indicator: ADX ~290 candles) is
     # read only when it wins on validation: a quick fit with it must beat the same fit without it
-    # (the next fast columns instead) by over 2 standard errors of log loss. Otherwise a pattern
-    # that needs no trend would leave a short chart unlabelled. 0: no limit.
+    # (the next fast columns instead): the rules' labels by over 2 standard errors of log loss, a
+    # trader's own label by 0.02 of its own F1. Otherwise a pattern that needs no trend would
+    # leave a short chart unlabelled. 0: no limit.
     max_history: int = 30
     # ...plus, for each trader's own label (one no rule knows), this many of the columns telling
     # most for it alone: with 30 shared by 15 labels, a 5-candle setup got too few.
