@@ -123,6 +123,12 @@ def read_reviewed(human_dir: Path, reviewed_log: Path) -> list[ReviewedRange]:
     out: list[ReviewedRange] = []
     for path in sorted(human_dir.glob("*.json")) if human_dir.is_dir() else []:
         out += read_annotation_export(path).reviewed
+    return out + read_reviewed_log(reviewed_log)
+
+
+def read_reviewed_log(reviewed_log: Path) -> list[ReviewedRange]:
+    """The review page's reviewed ranges, one per line (absent: none)."""
+    out: list[ReviewedRange] = []
     if not reviewed_log.exists():
         return out
     lines = reviewed_log.read_bytes().split(b"\n")

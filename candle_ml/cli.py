@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from candle_ml import paths
-from candle_ml.annotations import read_annotation_file, read_feedback_log
+from candle_ml.annotations import read_annotation_export, read_feedback_log, read_reviewed_log
 from candle_ml.candles import parse_series_filename, read_series_file, validate_candles
 from candle_ml.errors import CandleMLError
 
@@ -63,8 +63,11 @@ def check(
     for path in files:
         try:
             if path.suffix.lower() == ".json":
-                spans = read_annotation_file(path)
-                typer.echo(f"{path}: ok, {len(spans)} annotation(s)")
+                export = read_annotation_export(path)
+                ranges = f", {len(export.reviewed)} reviewed range(s)" if export.reviewed else ""
+                typer.echo(f"{path}: ok, {len(export.annotations)} annotation(s){ranges}")
+            elif path.name == paths.REVIEWED_LOG.name:
+                typer.echo(f"{path}: ok, {len(read_reviewed_log(path))} reviewed range(s)")
             elif path.suffix.lower() == ".jsonl":
                 spans, torn = read_feedback_log(path)
                 typer.echo(
