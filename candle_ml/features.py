@@ -94,7 +94,7 @@ def candle_arrays(
     # previous one) decides a hammer's and a hanging man's body against the previous candle's low
     # and high: those two distances in that unit read the rule itself, not the bundled stocks'
     # typical candle (the 10-candle scale and the 5-candle one differ where volatility cycles
-    # within a day: a 24-hour market's hanging man 0.70 -> 0.86, hammer 0.82 -> 0.91).
+    # within a day: a 24-hour market's hanging man 0.70 -> 0.91, hammer 0.82 -> 0.93).
     near = floored(prev(_prev_mean_of(rng, 5)))
     body_mid = (o + c) / 2
     tiny_body = scale * 0.01  # keeps shadow/body ratios finite for doji-like bodies
