@@ -36,7 +36,9 @@ def test_check_reads_reviewed_ranges_in_exports_and_the_page_log(tmp_path):
     log.write_text(json.dumps(seen) + "\n" + json.dumps({**seen, "end_time": 0}) + "\n")
     result = runner.invoke(app, ["check", str(export), str(log)])
     assert "export.json: ok, 1 annotation(s), 1 reviewed range(s)" in result.output
-    assert result.exit_code == 1 and "reviewed.jsonl line 2: end_time 0 is before start_time 1" in result.output
+    assert (
+        result.exit_code == 1 and "reviewed.jsonl line 2: end_time 0 is before start_time 1" in result.output
+    )
 
 
 def test_patterns_lists_lengths_and_labels():
