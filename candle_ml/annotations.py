@@ -127,24 +127,8 @@ def read_reviewed(human_dir: Path, reviewed_log: Path) -> list[ReviewedRange]:
 
 
 def read_reviewed_log(reviewed_log: Path) -> list[ReviewedRange]:
-    """The review page's reviewed ranges, one per line (absent: none)."""
-    out: list[ReviewedRange] = []
-    if not reviewed_log.exists():
-        return out
-    lines = reviewed_log.read_bytes().split(b"\n")
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            out.append(_reviewed_decoder.decode(line))
-        except msgspec.ValidationError as exc:
-            raise AnnotationError(f"{reviewed_log} line {i + 1}: {exc}") from None
-        except msgspec.DecodeError as exc:
-            if i != last:
-                raise AnnotationError(f"{reviewed_log} line {i + 1}: not valid JSON ({exc})") from None
-            log.warning("%s line %d: incomplete last line skipped (torn write)", reviewed_log, i + 1)
-    return out
+    """The review page's reviewed ranges, one per line (absent: none; a torn last line skipped)."""
+    return _read_jsonl(Path(reviewed_log), _reviewed_decoder, str)[0]
 
 
 def read_feedback_log(path: Path) -> tuple[list[Span], int]:
@@ -153,27 +137,32 @@ def read_feedback_log(path: Path) -> tuple[list[Span], int]:
     A last line that is not valid JSON is a write torn by a crash: skipped with a
     warning. Anything malformed before it is an error naming the line.
     """
-    path = Path(path)
+    return _read_jsonl(Path(path), _span_decoder, _where)
+
+
+def _read_jsonl(path: Path, decoder: Any, describe: Any) -> tuple[list[Any], int]:
+    """One struct per line of an append-only log (the feedback log, the reviewed ranges);
+    returns (items, torn last lines skipped). ``describe`` words a validation error."""
     if not path.exists():
         return [], 0
     lines = path.read_bytes().split(b"\n")
-    spans: list[Span] = []
+    items: list[Any] = []
     torn = 0
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            spans.append(_span_decoder.decode(line))
+            items.append(decoder.decode(line))
         except msgspec.ValidationError as exc:
-            raise AnnotationError(f"{path} line {i + 1}: {_where(exc)}") from None
+            raise AnnotationError(f"{path} line {i + 1}: {describe(exc)}") from None
         except msgspec.DecodeError as exc:
             if i == last:
                 log.warning("%s line %d: incomplete last line skipped (torn write): %s", path, i + 1, exc)
                 torn += 1
                 continue
             raise AnnotationError(f"{path} line {i + 1}: not valid JSON ({exc})") from None
-    return spans, torn
+    return items, torn
 
 
 def write_annotation_file(path: Path, spans: list[Span], **extra: Any) -> None:
