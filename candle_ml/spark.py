@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
+from collections.abc import MutableMapping
 from typing import Any
 
 from candle_ml.errors import CandleMLError
@@ -20,6 +22,15 @@ log = logging.getLogger("candle_ml.spark")
 
 class SparkUnavailable(CandleMLError):
     """pyspark or Java is missing."""
+
+
+def local_worker_python(environ: MutableMapping[str, str]) -> str:
+    """The interpreter local Python workers run: ``PYSPARK_PYTHON`` when the user set it, else this
+    one (the venv with polars and candle-ml). Spark's own default is the ``python3`` on PATH, which
+    need not have them: ``.venv/bin/candle-ml`` without an activated venv failed its workers with
+    ``No module named 'polars'``. pyspark reads the variable when the context starts, so it is set
+    in ``environ``; a cluster's workers keep the cluster's setting."""
+    return environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 def session(master: str = "local[*]", app_name: str = "candle-ml") -> Any:
@@ -48,6 +59,7 @@ def session(master: str = "local[*]", app_name: str = "candle-ml") -> Any:
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.sql.shuffle.partitions", str(2 * n))
         )
+        local_worker_python(os.environ)
     try:
         spark = builder.getOrCreate()
     except Exception as exc:  # typically no Java: Spark's own message says so

@@ -32,8 +32,19 @@ def params_file(tmp_path: Path) -> Path:
     return p
 
 
+def without_venv(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """A shell where the venv is not activated (``.venv/bin/candle-ml`` typed as is): its bin off
+    PATH and no PYSPARK_PYTHON, so the ``python3`` on PATH lacks polars."""
+    venv_bin = Path(sys.executable).parent.resolve()
+    env = {k: v for k, v in environ.items() if k not in ("PYSPARK_PYTHON", "VIRTUAL_ENV")}
+    env["PATH"] = os.pathsep.join(
+        p for p in environ.get("PATH", "").split(os.pathsep) if p and Path(p).resolve() != venv_bin
+    )
+    return env
+
+
 def batch(tmp_path: Path, served_model, out: str, *extra: str, inputs: list[Path] | None = None) -> str:
-    """`candle-ml batch` as a user types it."""
+    """`candle-ml batch` as a user types it, from a shell without the venv activated."""
     bundle_dir, candles_dir = served_model
     done = subprocess.run(
         [
@@ -51,6 +62,7 @@ def batch(tmp_path: Path, served_model, out: str, *extra: str, inputs: list[Path
         capture_output=True,
         text=True,
         timeout=600,
+        env=without_venv(os.environ),
     )
     assert done.returncode == 0, done.stderr
     return done.stderr
@@ -147,9 +159,27 @@ needs_spark = pytest.mark.skipif(
 )
 
 
+def test_local_spark_workers_run_the_drivers_python():
+    from candle_ml.spark import local_worker_python
+
+    env: dict[str, str] = {}
+    assert local_worker_python(env) == sys.executable == env["PYSPARK_PYTHON"]
+    assert local_worker_python({"PYSPARK_PYTHON": "/opt/py/bin/python"}) == "/opt/py/bin/python"
+
+
+def python_on_path_lacks_polars(env: dict[str, str]) -> bool:
+    python = shutil.which("python3", path=env["PATH"])
+    if python is None:
+        return True
+    found = subprocess.run([python, "-c", "import polars"], env=env, capture_output=True, timeout=60)
+    return found.returncode != 0
+
+
 @needs_spark
 @pytest.mark.integration
 def test_spark_blocks_label_as_one_pass(served_model, tmp_path):
+    # the fault this guards against shows only where PATH's python3 lacks polars, as here
+    assert python_on_path_lacks_polars(without_venv(os.environ))
     size = block_size(served_model)
     said = batch(
         tmp_path,
@@ -188,10 +218,14 @@ def test_spark_blocks_label_as_one_pass(served_model, tmp_path):
 
 @needs_spark
 @pytest.mark.integration
-def test_xgboost_trained_on_spark_lands_in_the_same_bundle(tmp_path):
+def test_xgboost_trained_on_spark_lands_in_the_same_bundle(tmp_path, monkeypatch):
     """Both types trained on the same dataset with the same knobs: the Spark one is saved as an
-    ordinary XGBoost booster, loads without Spark and scores within 0.02 F1 of the in-process one."""
+    ordinary XGBoost booster, loads without Spark and scores within 0.02 F1 of the in-process one.
+    Spark's workers are started from a PATH without the venv, as in a shell that never activated it."""
     from sklearn.metrics import f1_score
+
+    monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
+    monkeypatch.setenv("PATH", without_venv(os.environ)["PATH"])
 
     from candle_ml.bundle import save_bundle
     from candle_ml.config import TrainParams, XGBoostParams, XGBoostSparkParams
