@@ -1,9 +1,10 @@
 """One base for every error a user can act on.
 
 A ``CandleMLError`` carries what a person needs to fix the input: a message naming the
-file, row or entry, and where known the ``field`` and ``rule`` that were broken. The
-server turns it into ``{"status_code", "detail", "field", "rule"}`` with ``status``; a
-stage prints it as one line. Anything else is a bug and keeps its traceback.
+file, row or entry, and where known the ``field`` and ``rule`` that were broken. A stage
+prints it as one line; the server maps each kind to an HTTP status in one table
+(``serve/errors.py``), so nothing here knows about HTTP. Anything else is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
@@ -11,9 +12,6 @@ from __future__ import annotations
 
 class CandleMLError(Exception):
     """Bad input, bad config or a missing resource; the message says what and where."""
-
-    status = 400  # the HTTP status the server answers with
-    retry_after: int | None = None  # seconds, sent as Retry-After with a 503
 
     def __init__(self, message: str, *, field: str | None = None, rule: str | None = None):
         super().__init__(message)
@@ -28,8 +26,6 @@ class ConfigError(CandleMLError):
 class CandleError(CandleMLError):
     """Candles break a rule; ``row`` (0-based) is set when one row broke one rule."""
 
-    status = 422
-
     def __init__(
         self, message: str, row: int | None = None, field: str | None = None, rule: str | None = None
     ) -> None:
@@ -39,8 +35,6 @@ class CandleError(CandleMLError):
 
 class AnnotationError(CandleMLError):
     """An annotation file or span breaks the format; the message names file, entry and field."""
-
-    status = 422
 
 
 class FeatureError(CandleMLError):
@@ -62,8 +56,6 @@ class BundleError(CandleMLError):
 class ModelLoadError(CandleMLError):
     """The model could not be loaded; the message says from where and why."""
 
-    status = 409
-
 
 class TrackingError(CandleMLError):
     """The MLflow store is required (``mlflow.required``) but cannot be used."""
@@ -76,44 +68,21 @@ class TalibMissingError(CandleMLError):
 class TooLittleHistory(CandleMLError):
     """No candle has the history the model needs."""
 
-    status = 422
-
-
-class NoHistory(CandleMLError):
-    """The server was started without a prediction history."""
-
-    status = 404
-
 
 class UnknownSeries(CandleMLError):
     """No stored series with that pair and timeframe."""
-
-    status = 404
 
 
 class TooManyCandles(CandleMLError):
     """More candles in one request (or one batch range) than the server predicts per call."""
 
-    status = 413
-
 
 class EmptyRange(CandleMLError):
     """A stored series has no candle between start and end."""
 
-    status = 422
-
 
 class TimeframeError(CandleMLError):
     """A timeframe that is neither stored nor of a form whose candles can be counted."""
-
-    status = 422
-
-
-class NoModel(CandleMLError):
-    """The server has no model loaded."""
-
-    status = 503
-    retry_after = 5  # seconds; a reload may be under way
 
 
 def require_history(n: int, min_history: int, source: str) -> None:

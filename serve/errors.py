@@ -1,7 +1,9 @@
 """Every way a request can be wrong -> a 4xx ``{"status_code", "detail", "field"?, "rule"?}``.
 
 Bodies are decoded by msgspec (400 with the JSON path of the bad field); everything the
-library rejects is a ``CandleMLError`` that carries its own status, field and rule.
+library rejects is a ``CandleMLError`` carrying its field and rule, and ``STATUS`` below is the
+one place that says which HTTP status each kind gets (the library knows nothing of HTTP). The
+errors only a server has (no model loaded, busy, a refused Host) are defined here too.
 """
 
 from __future__ import annotations
@@ -15,9 +17,72 @@ import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from candle_ml.errors import CandleError, CandleMLError
+from candle_ml.errors import (
+    AnnotationError,
+    CandleError,
+    CandleMLError,
+    EmptyRange,
+    ModelLoadError,
+    TimeframeError,
+    TooLittleHistory,
+    TooManyCandles,
+    UnknownSeries,
+)
 
 log = logging.getLogger("candle_ml.serve")
+
+
+class ServerError(CandleMLError):
+    """An error only the server has: the library never raises these."""
+
+
+class Unavailable(ServerError):
+    """Busy, past the time limit, shutting down or without a model: retry after ``retry_after`` s."""
+
+    def __init__(self, message: str, *, rule: str | None = None, retry_after: int = 1):
+        super().__init__(message, rule=rule)
+        self.retry_after = retry_after
+
+
+class NoModel(Unavailable):
+    """The server has no model loaded (a reload may be under way)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retry_after=5)
+
+
+class NoHistory(ServerError):
+    """The server was started without a prediction history."""
+
+
+class BadHost(ServerError):
+    """A Host header outside ``--allowed-host``."""
+
+
+class UnsupportedMediaType(ServerError):
+    """A POST whose body is not JSON."""
+
+
+# Each kind's status (a subclass takes its nearest listed base's); anything else a user can fix is 400.
+STATUS: dict[type[CandleMLError], int] = {
+    BadHost: 400,
+    UnknownSeries: 404,
+    NoHistory: 404,
+    ModelLoadError: 409,
+    TooManyCandles: 413,
+    UnsupportedMediaType: 415,
+    CandleError: 422,
+    AnnotationError: 422,
+    TooLittleHistory: 422,
+    EmptyRange: 422,
+    TimeframeError: 422,
+    Unavailable: 503,
+}
+
+
+def status_of(exc: CandleMLError) -> int:
+    return next((STATUS[kind] for kind in type(exc).__mro__ if kind in STATUS), 400)
+
 
 _AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
@@ -49,9 +114,9 @@ def library_error(_: Request[Any, Any, Any], exc: CandleMLError) -> Response[dic
     field = exc.field
     if isinstance(exc, CandleError):  # a request candle broke a candle rule: point at it
         field = f"candles[{exc.row}].{exc.field}" if exc.row is not None and exc.field else "candles"
-    response = error_response(exc.status, str(exc), field=field, rule=exc.rule)
-    if exc.status == 503:  # busy, shutting down or no model yet: say when to come back
-        response.headers["Retry-After"] = str(exc.retry_after or 1)
+    response = error_response(status_of(exc), str(exc), field=field, rule=exc.rule)
+    if isinstance(exc, Unavailable):  # busy, shutting down or no model yet: say when to come back
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 

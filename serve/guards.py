@@ -16,18 +16,10 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
-from candle_ml.errors import CandleMLError
+from serve.errors import BadHost, UnsupportedMediaType
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARD_ADDRESSES = {"0.0.0.0", "::", ""}
-
-
-class BadHost(CandleMLError):
-    status = 400
-
-
-class UnsupportedMediaType(CandleMLError):
-    status = 415
 
 
 def default_allowed_hosts(bind: str) -> list[str]:

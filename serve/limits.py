@@ -21,20 +21,10 @@ import msgspec
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
-from candle_ml.errors import CandleMLError
 from candle_ml.prediction import Checkpoint
+from serve.errors import Unavailable
 
 T = TypeVar("T")
-
-
-class Unavailable(CandleMLError):
-    """Busy, past the time limit, or shutting down: retry after ``retry_after`` seconds."""
-
-    status = 503
-
-    def __init__(self, message: str, *, rule: str, retry_after: int):
-        super().__init__(message, rule=rule)
-        self.retry_after = retry_after
 
 
 def default_concurrency() -> int:

@@ -11,8 +11,9 @@ import threading
 
 import msgspec
 
-from candle_ml.errors import ModelLoadError, NoModel
+from candle_ml.errors import ModelLoadError
 from candle_ml.loading import LoadedModel, load_model_from, short
+from serve.errors import NoModel
 from serve.schemas import LabelInfo, ModelInfo
 
 log = logging.getLogger("candle_ml.serve")

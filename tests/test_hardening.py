@@ -14,8 +14,9 @@ import pytest
 from litestar.testing import TestClient
 
 from serve.app import create_app
+from serve.errors import Unavailable, status_of
 from serve.guards import default_allowed_hosts, host_name
-from serve.limits import Limits, Unavailable, WorkLimiter
+from serve.limits import Limits, WorkLimiter
 from serve.process import ServerProcess
 from serve.settings import ServeSettings
 
@@ -135,7 +136,9 @@ def test_full_queue_answers_503_at_once_and_late_work_stops_at_its_deadline():
         with pytest.raises(Unavailable) as busy:
             await work.run(lambda check: "third")
         assert time.monotonic() - started < 0.1  # refused without waiting
-        assert busy.value.status == 503 and busy.value.retry_after == 1 and busy.value.rule == "server busy"
+        assert (
+            status_of(busy.value) == 503 and busy.value.retry_after == 1 and busy.value.rule == "server busy"
+        )
         release.set()
         assert await running is True and await waiting == "second"
 

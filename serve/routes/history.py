@@ -8,8 +8,8 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
-from candle_ml.errors import NoHistory
 from candle_ml.history import HistoryWriter, read
+from serve.errors import NoHistory
 from serve.routes.series import PAIR, TIMEFRAME
 from serve.schemas import HistoryResponse, errors
 
