@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from candle_ml.annotations import Span
-from candle_ml.chart_patterns import ChartRules, find_chart_patterns
+from candle_ml.chart.patterns import ChartRules, find_chart_patterns
 from candle_ml.errors import ConfigError
 from candle_ml.patterns import HIKKAKE_CONFIRM_WINDOW, label_for, labels_for, pattern_info
 from candle_ml.talib_api import import_talib, talib_abstract
@@ -92,7 +92,7 @@ def autolabel(candles: pl.DataFrame, patterns: list[str], pair: str, timeframe: 
 def chart_spans(
     candles: pl.DataFrame, labels: list[str], rules: ChartRules, pair: str, timeframe: str
 ) -> list[Span]:
-    """One programmatic span per chart pattern the rules find in the closes (chart_patterns.py)."""
+    """One programmatic span per chart pattern the rules find in the closes (candle_ml/chart/patterns.py)."""
     times = candles["time"].to_numpy()
     return [
         Span(

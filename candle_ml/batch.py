@@ -30,7 +30,7 @@ import polars as pl
 from candle_ml.autolabel import autolabel, lookback
 from candle_ml.bundle import Bundle, load_bundle
 from candle_ml.candles import CANDLE_COLUMNS, parse_series_filename
-from candle_ml.chart_patterns import ChartRules, find_chart_patterns
+from candle_ml.chart.patterns import ChartRules, find_chart_patterns
 from candle_ml.errors import CandleMLError
 
 log = logging.getLogger("candle_ml.batch")

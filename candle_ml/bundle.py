@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from candle_ml.calibration import temper
-from candle_ml.chart_model import ChartModel, ChartSettings, ChartSpanPrediction
+from candle_ml.chart.model import ChartModel, ChartSettings, ChartSpanPrediction
 from candle_ml.config import FeaturizeParams
 from candle_ml.errors import BundleError
 from candle_ml.features import feature_matrix
@@ -114,7 +114,7 @@ class BundleMeta(msgspec.Struct):
     temperature: float = 1.0
     # A pattern label predicted with less confidence than its threshold becomes O (train.thresholds).
     thresholds: dict[str, float] = msgspec.field(default_factory=dict)
-    # The chart-pattern model (candle_ml/chart_model.py) when chart patterns were marked.
+    # The chart-pattern model (candle_ml/chart/model.py) when chart patterns were marked.
     chart: ChartSettings | None = None
     # end: the model names the pattern that ends on each candle (dataset.encoding: end), and the
     # pattern covers label_lengths[label] candles up to it | centre: it labels each candle itself.

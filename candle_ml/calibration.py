@@ -8,18 +8,9 @@ Expected calibration error (ECE) says how far "0.8" is from "right 80 % of the t
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 import polars as pl
 from scipy.optimize import minimize_scalar
-
-from candle_ml.paths import INDEX
-from candle_ml.stageio import read_json
-
-if TYPE_CHECKING:
-    from candle_ml.bundle import Bundle
 
 ECE_BINS = 15
 
@@ -79,30 +70,3 @@ def reliability_table(confidence: np.ndarray, correct: np.ndarray, bins: int = E
     ]
     schema = {"confidence": pl.Float64, "accuracy": pl.Float64, "perfect": pl.Float64, "candles": pl.Int64}
     return pl.DataFrame(rows, schema=schema)
-
-
-def validation_probabilities(
-    bundle: Bundle, candles_dir: Path, reference: pl.DataFrame
-) -> tuple[np.ndarray, np.ndarray]:
-    """Uncalibrated probabilities and reference class of every val-split candle, predicted as served.
-
-    The whole series goes through ``Bundle.predict``, so the candles (every one, not the
-    dataset's sampled windows) have the class balance the server meets.
-    """
-    names = bundle.meta.label_names
-    index = {name: i for i, name in enumerate(names)}
-    val = reference.filter((pl.col("split") == "val") & pl.col("label").is_in(names))
-    probas, classes = [], []
-    for entry in read_json(candles_dir / INDEX)["series"]:
-        rows = val.filter((pl.col("pair") == entry["pair"]) & (pl.col("timeframe") == entry["timeframe"]))
-        if entry.get("augmented_from") or rows.height == 0:
-            continue
-        pred = bundle.predict(pl.read_parquet(candles_dir / entry["file"]), calibrated=False)
-        at = np.searchsorted(pred.time, rows["time"].to_numpy())
-        proba = pred.proba[at]
-        has = ~np.isnan(proba[:, 0])
-        probas.append(proba[has])
-        classes.append(np.array([index[x] for x in rows["label"].to_list()])[has])
-    if not probas:
-        return np.empty((0, len(names))), np.empty(0, dtype=int)
-    return np.concatenate(probas), np.concatenate(classes)

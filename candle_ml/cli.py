@@ -214,7 +214,7 @@ def batch(
 
     from candle_ml.autolabel import check_patterns
     from candle_ml.batch import Rules, run_local, run_spark
-    from candle_ml.chart_patterns import CHART_PATTERNS, ChartRules
+    from candle_ml.chart.patterns import CHART_PATTERNS, ChartRules
     from candle_ml.config import AutolabelParams, parse_section, read_params
 
     try:
@@ -276,7 +276,7 @@ def outcomes(
     import polars as pl
 
     from candle_ml.autolabel import autolabel, check_patterns
-    from candle_ml.chart_patterns import CHART_PATTERNS, ChartRules
+    from candle_ml.chart.patterns import CHART_PATTERNS, ChartRules
     from candle_ml.config import AutolabelParams, OutcomesParams, parse_section, read_params
     from candle_ml.outcomes import OutcomeSeries, SpanEnd, model_ends, outcome_report, rule_ends
     from candle_ml.patterns import PATTERNS
@@ -419,7 +419,8 @@ def promote(
 ) -> None:
     """Compare a registered version with the champion on the current test split; promote it if better.
 
-    Exits 0 when the alias moved, 1 when it did not (the comparison says why)."""
+    Exits 0 when the version is the champion afterwards (moved, or already was), 1 when it is not
+    (the comparison says why)."""
     import polars as pl
 
     from candle_ml.config import EvaluateParams, MlflowParams, parse_section, read_params
@@ -441,12 +442,12 @@ def promote(
             return score_bundle(bundle, paths.CANDLES_DIR, reference, min_overlap)[0]
 
         candidate = load_model_from(f"models:/{cfg.registered_model}/{version}", uri)
-        moved, lines = promote_version(cfg, uri, version, score(candidate.bundle), score, force)
+        champion, lines = promote_version(cfg, uri, version, score(candidate.bundle), score, force)
     except CandleMLError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo("\n".join(lines))
-    raise typer.Exit(0 if moved else 1)
+    raise typer.Exit(0 if champion else 1)
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ class ChartRulesParams(Options):
 class AutolabelParams(Options):
     # TA-Lib CDL* function names; earlier entries win where spans overlap.
     patterns: list[str] = msgspec.field(default_factory=list)
-    # Chart patterns (candle_ml/chart_patterns.py, Lo-Mamaysky-Wang rules) labelled as spans too;
+    # Chart patterns (candle_ml/chart/patterns.py, Lo-Mamaysky-Wang rules) labelled as spans too;
     # the autolabel stage checks the names.
     chart_patterns: list[str] = msgspec.field(default_factory=list)
     chart: ChartRulesParams = msgspec.field(default_factory=ChartRulesParams)
@@ -181,7 +181,7 @@ class RandomForestParams(Options):
 
 
 class ChartModelParams(Options):
-    """The chart-pattern classifier (candle_ml/chart_model.py): XGBoost over proposals."""
+    """The chart-pattern classifier (candle_ml/chart/model.py): XGBoost over proposals."""
 
     n_estimators: int = 400  # upper bound: early stopping on the val split picks the round
     max_depth: int = 4

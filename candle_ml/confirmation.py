@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from candle_ml.chart_patterns import ChartRules, find_chart_patterns
+from candle_ml.chart.patterns import ChartRules, find_chart_patterns
 from candle_ml.patterns import PATTERNS, label_for, labels_for
 from candle_ml.talib_api import import_talib
 from candle_ml.timeframes import Resampled, bucket_ids, bucket_start, parse_timeframe, resample

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 import polars as pl
 
@@ -51,6 +50,7 @@ from candle_ml.labels import (
 )
 from candle_ml.own_labels import own_label_names, own_labels
 from candle_ml.patterns import NO_PATTERN
+from candle_ml.stage_outputs import DatasetSchema, FeatureSeriesEntry, WindowLayout
 from candle_ml.windows import WindowSpec, build_windows, straddles, window_columns
 
 log = logging.getLogger("candle_ml.dataset")
@@ -135,7 +135,7 @@ def model_features(available: list[str], params: DatasetParams, has_own: bool) -
 @dataclass
 class DatasetResult:
     frame: pl.DataFrame
-    schema: dict
+    schema: DatasetSchema
     metrics: dict
     report: dict
     reference: pl.DataFrame  # every candle: pair, timeframe, time, split, label, label_rule
@@ -266,26 +266,19 @@ def build_dataset(
         for source in sorted(HUMAN_SOURCES)
     }
     metrics["negatives_from_dismissals"] = sum(1 for p in human_placed if p.span.label == NO_PATTERN)
-    schema = {
-        "encoding": params.encoding,
-        "feature_columns": feature_cols,
-        "own_label_features": own_feature_cols,  # read for a trader's own labels only
-        "input_columns": window_columns(feature_cols, spec) if params.encoding != "bio" else feature_cols,
-        "window": {
-            "window_size": spec.window_size,
-            "context": spec.context,
-            "anchor": spec.anchor,
-            "before": spec.before,
-            "after": spec.after,
-        },
-        # Candles a predicted pattern covers, ending at the candle it is predicted on (``end``).
-        "label_lengths": lengths,
-        "labels": labels_present,
-        "label_priority": label_priority,
-        "merge": params.merge,
-        "split": msgspec.to_builtins(params.split),
-        "target_columns": ["label_human", "label_programmatic"] if params.merge == "both" else ["label"],
-    }
+    schema = DatasetSchema(
+        encoding=params.encoding,
+        feature_columns=feature_cols,
+        own_label_features=own_feature_cols,
+        input_columns=window_columns(feature_cols, spec) if params.encoding != "bio" else feature_cols,
+        window=WindowLayout(spec.window_size, spec.context, spec.anchor, spec.before, spec.after),
+        label_lengths=lengths,
+        labels=labels_present,
+        label_priority=label_priority,
+        merge=params.merge,
+        split=params.split,
+        target_columns=["label_human", "label_programmatic"] if params.merge == "both" else ["label"],
+    )
     # Too detailed for `dvc metrics show`; kept beside the dataset.
     report = {"skipped_annotations": dict(skipped.counts), "examples": skipped.examples, **details}
     return DatasetResult(frame, schema, metrics, report, pl.concat(references, how="vertical"), own.moved)
@@ -482,42 +475,19 @@ def dataset_metrics(
 
 
 def load_series(
-    features_dir: Path, index: list[dict[str, Any]], coverage: dict[str, dict[str, int | None]]
+    features_dir: Path, index: list[FeatureSeriesEntry], coverage: dict[str, dict[str, int | None]]
 ) -> tuple[list[SeriesFrame], int]:
     """Feature frames per series, trimmed to where programmatic labels are defined; returns rows trimmed."""
     out, trimmed = [], 0
     for e in index:
-        frame = pl.read_parquet(features_dir / e["file"])
-        key = series_key(e["pair"], e["timeframe"])
-        labeled_from = coverage.get(key, {}).get("labeled_from")
+        frame = pl.read_parquet(features_dir / e.file)
+        labeled_from = coverage.get(e.key, {}).get("labeled_from")
         if labeled_from is not None and frame.height:
             keep = frame.filter(pl.col("time") >= labeled_from)
             trimmed += frame.height - keep.height
             frame = keep
-        out.append(
-            SeriesFrame(
-                e["pair"], e["timeframe"], frame, e["candles_first_time"], bool(e.get("augmented_from"))
-            )
-        )
+        out.append(SeriesFrame(e.pair, e.timeframe, frame, e.candles_first_time, not e.is_real))
     return out, trimmed
-
-
-def model_schema(schema: dict[str, Any], warmup: int, features_index: dict[str, Any]) -> dict[str, Any]:
-    """What a model needs to rebuild its inputs from raw candles: the dataset's schema plus, from
-    the featurize stage's index, the featurize config and the history after which features match
-    the whole series, in all and per feature column (``training.bundle_meta`` takes the columns
-    the model reads), and the warm-up."""
-    history = features_index.get("history_candles")
-    per_column: dict[str, Any] = {
-        k: features_index[k] for k in ("history_by_column", "warmup_by_column") if k in features_index
-    }
-    return {
-        **schema,
-        "featurize": msgspec.to_builtins(features_index["config"]),
-        "warmup": warmup,
-        "history": warmup if history is None else history,
-        **per_column,
-    }
 
 
 def dataset_headline(report: dict[str, Any]) -> dict[str, Any]:

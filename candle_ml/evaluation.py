@@ -22,9 +22,8 @@ from sklearn.metrics import accuracy_score, classification_report, precision_rec
 
 from candle_ml.bundle import Bundle
 from candle_ml.calibration import expected_calibration_error, reliability_table
-from candle_ml.paths import INDEX
 from candle_ml.spans import add_span_counts, boundary_distances, group_spans, match_spans, span_table
-from candle_ml.stageio import read_json
+from candle_ml.stage_outputs import read_candles_index
 from candle_ml.tracking import flatten
 
 log = logging.getLogger("candle_ml.evaluate")
@@ -34,18 +33,17 @@ PLOT_ARTIFACTS = ("confusion_matrix.png", "feature_importance.png", "classificat
 
 def predict_series(bundle: Bundle, candles_dir: Path, reference: pl.DataFrame) -> pl.DataFrame:
     """Sliding-window predictions for every candle of every series in ``reference``."""
-    index = read_json(candles_dir / INDEX)["series"]
     wanted = set(reference.select("pair", "timeframe").unique().iter_rows())
     parts = []
-    for e in index:
-        if (e["pair"], e["timeframe"]) not in wanted:
+    for e in read_candles_index(candles_dir).series:
+        if (e.pair, e.timeframe) not in wanted:
             continue
-        pred = bundle.predict(pl.read_parquet(candles_dir / e["file"]))
+        pred = bundle.predict(pl.read_parquet(candles_dir / e.file))
         parts.append(
             pl.DataFrame(
                 {
-                    "pair": [e["pair"]] * len(pred.time),
-                    "timeframe": [e["timeframe"]] * len(pred.time),
+                    "pair": [e.pair] * len(pred.time),
+                    "timeframe": [e.timeframe] * len(pred.time),
                     "time": pred.time,
                     "predicted": pl.Series(list(pred.label), dtype=pl.String),
                     "confidence": pred.confidence,

@@ -36,8 +36,8 @@ from candle_ml.annotations import Annotation
 from candle_ml.autolabel import autolabel, label_priority
 from candle_ml.bundle import Bundle
 from candle_ml.candles import series_key, validate_candles
-from candle_ml.chart_evaluation import chart_counts, summarize
-from candle_ml.chart_patterns import CHART_PATTERNS, find_chart_patterns
+from candle_ml.chart.evaluation import chart_counts, summarize
+from candle_ml.chart.patterns import CHART_PATTERNS, find_chart_patterns
 from candle_ml.errors import ConfigError
 from candle_ml.evaluation import score_predictions
 from candle_ml.labels import Placed, Skipped, or_o, paint, place_spans, priority_order

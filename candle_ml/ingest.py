@@ -25,6 +25,7 @@ from candle_ml.candles import (
 )
 from candle_ml.config import IngestParams
 from candle_ml.errors import CandleError
+from candle_ml.stage_outputs import CandlesIndex, SeriesEntry
 
 RAW_SUFFIXES = (".csv", ".parquet", ".pq")
 MIRROR_SUFFIX = "-MIRROR"
@@ -146,20 +147,22 @@ def augmented(series: list[Series], kinds: list[str]) -> list[Series]:
     return out
 
 
-def series_index(series: list[Series]) -> list[dict[str, Any]]:
-    return [
-        {
-            "pair": s.pair,
-            "timeframe": s.timeframe,
-            "file": f"{s.key}.parquet",
-            "source": s.source,
-            "rows": s.candles.height,
-            "first_time": int(s.candles["time"][0]),
-            "last_time": int(s.candles["time"][-1]),
-            "augmented_from": s.augmented_from,
-        }
-        for s in series
-    ]
+def series_index(series: list[Series]) -> CandlesIndex:
+    return CandlesIndex(
+        [
+            SeriesEntry(
+                pair=s.pair,
+                timeframe=s.timeframe,
+                file=f"{s.key}.parquet",
+                source=s.source,
+                rows=s.candles.height,
+                first_time=int(s.candles["time"][0]),
+                last_time=int(s.candles["time"][-1]),
+                augmented_from=s.augmented_from,
+            )
+            for s in series
+        ]
+    )
 
 
 def ingest_metrics(series: list[Series]) -> dict[str, Any]:

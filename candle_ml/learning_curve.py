@@ -28,14 +28,15 @@ import polars as pl
 from candle_ml.annotations import Annotation, Span
 from candle_ml.bundle import Bundle
 from candle_ml.candles import series_key
-from candle_ml.chart_dataset import MATCH_OVERLAP, build_chart_dataset
-from candle_ml.chart_evaluation import score_chart, summarize
-from candle_ml.chart_model import iou, train_chart_model
-from candle_ml.chart_patterns import ChartRules
+from candle_ml.chart.dataset import MATCH_OVERLAP, build_chart_dataset
+from candle_ml.chart.evaluation import score_chart, summarize
+from candle_ml.chart.model import iou, train_chart_model
+from candle_ml.chart.patterns import ChartRules
 from candle_ml.config import DatasetParams, LearningCurveParams, TrainParams
-from candle_ml.dataset import SeriesFrame, build_dataset, model_schema, split_bounds
+from candle_ml.dataset import SeriesFrame, build_dataset, split_bounds
 from candle_ml.evaluation import score_bundle, span_scores
 from candle_ml.patterns import NO_PATTERN
+from candle_ml.stage_outputs import FeaturesIndex, model_schema
 from candle_ml.training import bundle_meta, train
 
 SIMULATED = "simulated trader"
@@ -226,7 +227,7 @@ def candle_curve(
     series: list[SeriesFrame],
     rule_spans: list[Span],
     label_priority: list[str],
-    features_index: dict[str, Any],
+    features_index: FeaturesIndex,
     candles_dir: Path,
     reference: pl.DataFrame,
     dataset_params: DatasetParams,
@@ -241,7 +242,6 @@ def candle_curve(
     reviewed_only = msgspec.structs.replace(dataset_params, negative_ratio=1e-12)
     clean = reference.with_columns(label=pl.col("label_rule"))  # the rule labels alone
     rule_annotations = [Annotation(sp, "autolabel") for sp in rule_spans]
-    warmup = max((e["warmup_rows_dropped"] for e in features_index["series"]), default=0)
     rows = []
     # Where marks overlap (a doji inside a harami), the label the rules rank first takes the
     # candle, as for the rule spans themselves: lowest priority first, the last one wins.
@@ -256,7 +256,7 @@ def candle_curve(
         dataset = build_dataset(
             sim.real, human, [], label_priority, reviewed_only, snap_targets=rule_annotations
         )
-        schema = model_schema(dataset.schema, warmup, features_index)
+        schema = model_schema(dataset.schema, features_index)
         result = train(dataset.frame, schema, train_params)
         bundle = Bundle(bundle_meta(result, schema, train_params), result.model, candles_dir)
         metrics, test = score_bundle(bundle, candles_dir, clean, min_overlap)

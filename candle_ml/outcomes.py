@@ -43,7 +43,7 @@ import numpy as np
 import polars as pl
 
 from candle_ml.annotations import Span
-from candle_ml.chart_patterns import ChartRules, find_chart_patterns
+from candle_ml.chart.patterns import ChartRules, find_chart_patterns
 from candle_ml.config import OutcomesParams
 from candle_ml.spans import span_bounds
 

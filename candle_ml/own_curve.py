@@ -27,14 +27,13 @@ import polars as pl
 
 from candle_ml.annotations import Annotation, ReviewedRange, Span
 from candle_ml.bundle import Bundle
-from candle_ml.candles import series_key
 from candle_ml.config import DatasetParams, LearningCurveParams, TrainParams
-from candle_ml.dataset import SeriesFrame, build_dataset, model_schema, split_bounds
+from candle_ml.dataset import SeriesFrame, build_dataset, split_bounds
 from candle_ml.errors import ConfigError
 from candle_ml.features import load_custom
 from candle_ml.patterns import NO_PATTERN
 from candle_ml.spans import boundary_distances, group_spans, match_spans
-from candle_ml.stageio import read_json
+from candle_ml.stage_outputs import FeaturesIndex, model_schema, real_series
 from candle_ml.training import bundle_meta, train
 
 log = logging.getLogger("candle_ml.learning_curve")
@@ -213,7 +212,7 @@ def own_curve(
     series: list[SeriesFrame],
     rule_spans: list[Span],
     label_priority: list[str],
-    features_index: dict[str, Any],
+    features_index: FeaturesIndex,
     candles_dir: Path,
     dataset_params: DatasetParams,
     train_params: TrainParams,
@@ -227,11 +226,7 @@ def own_curve(
             f"learning_curve.traders: unknown trader(s) {', '.join(unknown)} (known: {', '.join(TRADERS)})"
         )
     real = [s for s in series if not s.augmented]
-    candles = {
-        series_key(e["pair"], e["timeframe"]): pl.read_parquet(candles_dir / e["file"])
-        for e in read_json(candles_dir / "index.json")["series"]
-        if not e.get("augmented_from")
-    }
+    candles = {e.key: frame for e, frame in real_series(candles_dir)}
     # Feature rows begin after the warm-up: the truth and the marks live on those rows.
     offset = {
         s.key: int(np.searchsorted(candles[s.key]["time"].to_numpy(), s.times[0]))
@@ -244,7 +239,6 @@ def own_curve(
     reviewable = {k: b[1] for k, b in bounds.items()}
     rule_annotations = [Annotation(sp, "autolabel") for sp in rule_spans]
     no_snap = msgspec.structs.replace(dataset_params, snap_to_rules=0)
-    warmup = max((e["warmup_rows_dropped"] for e in features_index["series"]), default=0)
     rows = []
     for entry in params.own_patterns:
         pattern = load_own_pattern(entry)
@@ -267,7 +261,7 @@ def own_curve(
                 no_snap,
                 reviewed=marks.reviewed,
             )
-            schema = model_schema(dataset.schema, warmup, features_index)
+            schema = model_schema(dataset.schema, features_index)
             result = train(dataset.frame, schema, train_params)
             bundle = Bundle(bundle_meta(result, schema, train_params), result.model, candles_dir)
             predicted = {}

@@ -24,7 +24,7 @@ from candle_ml.paths import INDEX
 from candle_ml.patterns import NO_PATTERN
 from candle_ml.review import margins
 from candle_ml.spans import span_bounds
-from candle_ml.stageio import read_json
+from candle_ml.stage_outputs import real_series
 
 DEFAULT_BATCH_SIZE = 5_000  # candles per chunk: ~50 ms of work, with min_history (15-300) carried in
 OFFLINE_BATCH_SIZE = 100_000  # without a deadline: fewer chunks, less history recomputed (~60 MB each)
@@ -307,15 +307,11 @@ def load_stored(candles_dir: Path) -> StoredSeries:
     No index: an empty snapshot (nothing ingested yet). An index whose files are missing or
     unreadable (a rebuild that failed half way) is an error, so a caller can keep what it has.
     """
-    index_file = candles_dir / INDEX
-    if not index_file.is_file():
+    if not (candles_dir / INDEX).is_file():
         return StoredSeries({}, candles_dir)
-    candles: dict[tuple[str, str], pl.DataFrame] = {}
-    try:
-        for e in read_json(index_file)["series"]:
-            if not e.get("augmented_from"):  # the file comes from ingest's index, never from a request
-                candles[(e["pair"], e["timeframe"])] = pl.read_parquet(candles_dir / e["file"])
-    except (OSError, ValueError, KeyError, pl.exceptions.PolarsError) as exc:
+    try:  # each file comes from ingest's index, never from a request
+        candles = {(e.pair, e.timeframe): frame for e, frame in real_series(candles_dir)}
+    except (OSError, CandleMLError, pl.exceptions.PolarsError) as exc:
         raise CandleMLError(
             f"{candles_dir}: cannot read the stored series ({type(exc).__name__}: {exc}); "
             "`dvc checkout` restores the last good ones"

@@ -64,7 +64,8 @@ def promote(
     force: bool = False,
 ) -> tuple[bool, list[str]]:
     """Move ``cfg.champion_alias`` to ``version`` if it beats the champion (or ``force``); returns
-    (moved, the comparison). ``report`` is ``version``'s evaluation on the current test split."""
+    (whether ``version`` is the champion now, the comparison): asking for the version that already
+    is the champion is no failure. ``report`` is ``version``'s evaluation on the current test split."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -74,7 +75,7 @@ def promote(
     except Exception:  # no champion yet (MLflow raises for a missing alias)
         champion = None
     if champion is not None and str(champion.version) == str(version):
-        return False, [f"version {version} already is @{alias}"]
+        return True, [f"version {version} already is @{alias}; nothing to move"]
     if champion is None:
         better, lines = True, [f"no @{alias} yet: version {version} becomes it"]
     else:

@@ -23,15 +23,14 @@ from sklearn.utils.class_weight import compute_sample_weight
 
 from candle_ml.annotations import HUMAN_SOURCES
 from candle_ml.bundle import Bundle, BundleMeta, RunRecord, TrainingInfo, label_colors
-from candle_ml.calibration import fit_temperature, validation_probabilities
+from candle_ml.calibration import fit_temperature
 from candle_ml.candles import CANDLE_COLUMNS
-from candle_ml.config import FeaturizeParams, MlflowParams, TrainParams
+from candle_ml.config import MlflowParams, TrainParams
 from candle_ml.errors import ConfigError, DatasetError
 from candle_ml.models import PatternModel, create_model, model_class
 from candle_ml.models.sklearn_api import pinned
-from candle_ml.paths import INDEX
 from candle_ml.patterns import NO_PATTERN
-from candle_ml.stageio import read_json
+from candle_ml.stage_outputs import ModelSchema, read_candles_index, real_series
 from candle_ml.tracking import dataset_version, flatten, git_commit, queued_experiment, run_tags
 
 log = logging.getLogger("candle_ml.train")
@@ -90,25 +89,25 @@ def sample_weights(
     return base * np.where(human, human_weight, 1.0)
 
 
-def train(frame: pl.DataFrame, schema: dict[str, Any], params: TrainParams) -> TrainResult:
+def train(frame: pl.DataFrame, schema: ModelSchema, params: TrainParams) -> TrainResult:
     """Pure core: fit the configured model on the train split (val for early stopping)."""
     if frame.filter(pl.col("split") == "train").height == 0:
         raise DatasetError("train: the dataset has no train rows (check dataset.split)")
     model_class(params.model_type)  # fail on an unknown type before any work
-    if schema["encoding"] not in ("end", "window"):
+    if schema.encoding not in ("end", "window"):
         raise DatasetError(
-            f"train: {params.model_type} needs dataset.encoding: end or window (got {schema['encoding']})"
+            f"train: {params.model_type} needs dataset.encoding: end or window (got {schema.encoding})"
         )
-    classes = training_classes(frame, schema["labels"])
-    inputs: list[str] = schema["input_columns"]
+    classes = training_classes(frame, schema.labels)
+    inputs = schema.input_columns
     X, y, human = split_xy(frame, inputs, classes, "train")
     X_val, y_val, _ = split_xy(frame, inputs, classes, "val")
     weights = sample_weights(y, params.class_weight, human, params.human_weight)
     started = time.perf_counter()
     if 0 < params.top_inputs < len(inputs):
         share = input_shares(X, y, weights, X_val, y_val, params)
-        own = [i for i, c in enumerate(classes) if c != NO_PATTERN and c not in set(schema["label_priority"])]
-        own_only = np.isin([c.rpartition("@")[0] for c in inputs], schema.get("own_label_features", []))
+        own = [i for i, c in enumerate(classes) if c != NO_PATTERN and c not in set(schema.label_priority)]
+        own_only = np.isin([c.rpartition("@")[0] for c in inputs], schema.own_label_features)
         kept = choose_inputs(
             share, own, own_only, column_history(schema, inputs), X, y, weights, X_val, y_val, params
         )
@@ -144,10 +143,10 @@ def _ranker(n_classes: int, params: TrainParams) -> Any:
     )
 
 
-def column_history(schema: dict[str, Any], inputs: list[str]) -> np.ndarray:
+def column_history(schema: ModelSchema, inputs: list[str]) -> np.ndarray:
     """Candles of history each window column's feature needs to match the whole series (0 for
-    columns of no feature, or a schema from before these numbers were recorded)."""
-    by_column = schema.get("history_by_column") or {}
+    columns of no feature)."""
+    by_column = schema.history_by_column
     return np.array([int(by_column.get(c.rpartition("@")[0], 0)) for c in inputs], dtype=np.int64)
 
 
@@ -297,41 +296,40 @@ def input_shares(
     return gain / np.maximum(gain.sum(axis=1, keepdims=True), 1e-12)
 
 
-def read_history(schema: dict[str, Any], input_columns: list[str]) -> tuple[int, int]:
+def read_history(schema: ModelSchema, input_columns: list[str]) -> tuple[int, int]:
     """The warm-up and converged history of the features behind ``input_columns`` (window
     columns ``feature@offset``): a model that reads no slow indicator (``train.top_inputs``)
     labels from a few candles in, not after the slowest indicator's ~300. A schema without
     per-column numbers (made before they were recorded) gives every feature's."""
-    warmup = int(schema["warmup"])
-    history = int(schema.get("history", warmup))
-    by_column, warmup_by_column = schema.get("history_by_column"), schema.get("warmup_by_column")
+    warmup, history = schema.warmup, schema.history
+    by_column, warmup_by_column = schema.history_by_column, schema.warmup_by_column
     if not by_column or not warmup_by_column:
         return warmup, history
     # (a window's own columns, such as where it is padded, are no feature)
-    read = {c.rpartition("@")[0] for c in input_columns} & set(schema["feature_columns"])
+    read = {c.rpartition("@")[0] for c in input_columns} & set(schema.feature_columns)
     if not read:
         return 0, 0
     return max(warmup_by_column[f] for f in read), max(by_column[f] for f in read)
 
 
-def bundle_meta(result: TrainResult, schema: dict[str, Any], params: TrainParams) -> BundleMeta:
+def bundle_meta(result: TrainResult, schema: ModelSchema, params: TrainParams) -> BundleMeta:
     """The bundle's description: only what the data and params determine, so that the same inputs
     give the same bytes (this run's time, MLflow run and commit go in ``run_record``)."""
     warmup, history = read_history(schema, result.input_columns)
     return BundleMeta(
         model_type=params.model_type,
         labels=label_colors(result.classes),
-        featurize=msgspec.convert(schema["featurize"], FeaturizeParams),
-        window_size=schema["window"]["window_size"],
-        context=schema["window"]["context"],
-        anchor=schema["window"].get("anchor", "centre"),
-        label_lengths={k: v for k, v in schema.get("label_lengths", {}).items() if k in result.classes},
-        feature_columns=schema["feature_columns"],
+        featurize=schema.featurize,
+        window_size=schema.window.window_size,
+        context=schema.window.context,
+        anchor=schema.window.anchor,
+        label_lengths={k: v for k, v in schema.label_lengths.items() if k in result.classes},
+        feature_columns=schema.feature_columns,
         input_columns=result.input_columns,
         warmup=warmup,
         # The leftmost candle of the anchor's window needs converged features.
-        min_history=max(history, warmup) + schema["window"]["before"],
-        label_priority=schema["label_priority"],
+        min_history=max(history, warmup) + schema.window.before,
+        label_priority=schema.label_priority,
         training=TrainingInfo(
             dataset_version=dataset_version(),
             params=msgspec.to_builtins(params),
@@ -349,6 +347,33 @@ def run_record(result: TrainResult, run_id: str | None) -> RunRecord:
         git_commit=git_commit(),
         seconds=round(result.seconds, 2),
     )
+
+
+def validation_probabilities(
+    bundle: Bundle, candles_dir: Path, reference: pl.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """Uncalibrated probabilities and reference class of every val-split candle, predicted as served.
+
+    The whole series goes through ``Bundle.predict``, so the candles (every one, not the
+    dataset's sampled windows) have the class balance the server meets.
+    """
+    names = bundle.meta.label_names
+    index = {name: i for i, name in enumerate(names)}
+    val = reference.filter((pl.col("split") == "val") & pl.col("label").is_in(names))
+    probas, classes = [], []
+    for entry, candles in real_series(candles_dir):
+        rows = val.filter((pl.col("pair") == entry.pair) & (pl.col("timeframe") == entry.timeframe))
+        if rows.height == 0:
+            continue
+        pred = bundle.predict(candles, calibrated=False)
+        at = np.searchsorted(pred.time, rows["time"].to_numpy())
+        proba = pred.proba[at]
+        has = ~np.isnan(proba[:, 0])
+        probas.append(proba[has])
+        classes.append(np.array([index[x] for x in rows["label"].to_list()])[has])
+    if not probas:
+        return np.empty((0, len(names))), np.empty(0, dtype=int)
+    return np.concatenate(probas), np.concatenate(classes)
 
 
 def calibrated(
@@ -375,8 +400,8 @@ def calibrated(
 def candles_example(candles_dir: Path, min_history: int) -> pd.DataFrame:
     """What the raw-candle pyfunc takes: the last ``min_history + 5`` candles of the first stored
     series (real candles; the last 5 get labels), logged as its input example."""
-    entry = next(e for e in read_json(candles_dir / INDEX)["series"] if not e.get("augmented_from"))
-    frame = pl.read_parquet(candles_dir / entry["file"]).tail(min_history + 5)
+    entry = read_candles_index(candles_dir).real()[0]
+    frame = pl.read_parquet(candles_dir / entry.file).tail(min_history + 5)
     return frame.select(CANDLE_COLUMNS).to_pandas()
 
 

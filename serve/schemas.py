@@ -13,6 +13,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Reference, Schema
 from msgspec import Meta
 
+from candle_ml.annotations import Span
 from candle_ml.bundle import Label
 from candle_ml.candles import PAIR_PATTERN, TIMEFRAME_PATTERN, whole
 from candle_ml.history import LabelPrecision, PredictionRecord
@@ -204,6 +205,10 @@ class AnnotationSpan(Body):
     confidence: Annotated[float, Meta(ge=0.0, le=1.0)] = 1.0
     source: Literal["human", "human_correction", "model_confirmed", "programmatic"] = "human"
     model_prediction: str | dict[str, Any] | None = None
+
+
+def to_wire(span: Span) -> AnnotationSpan:
+    return AnnotationSpan(**msgspec.structs.asdict(span))  # the same fields; no re-validation of stored spans
 
 
 class FeedbackSpan(AnnotationSpan):

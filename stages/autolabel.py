@@ -25,10 +25,10 @@ from candle_ml.autolabel import (
     lookback,
     spans_per_label,
 )
-from candle_ml.candles import series_key
-from candle_ml.chart_patterns import ChartRules, check_chart_patterns
+from candle_ml.chart.patterns import ChartRules, check_chart_patterns
 from candle_ml.config import AutolabelParams, load_section
-from candle_ml.stageio import read_json, require_file, run_stage, write_json
+from candle_ml.stage_outputs import read_candles_index
+from candle_ml.stageio import run_stage, write_json
 
 log = logging.getLogger("candle_ml.autolabel")
 
@@ -42,16 +42,16 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         charts = check_chart_patterns(params.chart_patterns)
         rules = ChartRules(**msgspec.to_builtins(params.chart))
         skip = lookback(patterns)
-        index = read_json(require_file(paths.CANDLES_DIR / paths.INDEX, "ingest"))["series"]
+        index = read_candles_index(paths.CANDLES_DIR).series
         shutil.rmtree(paths.AUTOLABEL_DIR, ignore_errors=True)
         paths.AUTOLABEL_DIR.mkdir(parents=True)
         spans: list[Span] = []
         coverage = {}
         for entry in index:
-            candles = pl.read_parquet(paths.CANDLES_DIR / entry["file"])
-            key = series_key(entry["pair"], entry["timeframe"])
-            found = autolabel(candles, patterns, entry["pair"], entry["timeframe"])
-            found_charts = chart_spans(candles, charts, rules, entry["pair"], entry["timeframe"])
+            candles = pl.read_parquet(paths.CANDLES_DIR / entry.file)
+            key = entry.key
+            found = autolabel(candles, patterns, entry.pair, entry.timeframe)
+            found_charts = chart_spans(candles, charts, rules, entry.pair, entry.timeframe)
             spans.extend(found + found_charts)
             coverage[key] = {"labeled_from": int(candles["time"][skip]) if candles.height > skip else None}
             log.info("%s: %d candlestick and %d chart-pattern spans", key, len(found), len(found_charts))

@@ -22,12 +22,13 @@ import typer
 
 from candle_ml import paths
 from candle_ml.annotations import Annotation, read_autolabel, read_human_annotations, read_reviewed
-from candle_ml.chart_dataset import build_chart_dataset, chart_labels, for_chart_model
-from candle_ml.chart_patterns import ChartRules
+from candle_ml.chart.dataset import build_chart_dataset, chart_labels, for_chart_model
+from candle_ml.chart.patterns import ChartRules
 from candle_ml.config import AutolabelParams, DatasetParams, parse_section, read_params
-from candle_ml.dataset import build_dataset, dataset_headline, load_series, model_schema
+from candle_ml.dataset import build_dataset, dataset_headline, load_series
 from candle_ml.patterns import NO_PATTERN
-from candle_ml.stageio import read_json, require_file, run_stage, write_json
+from candle_ml.stage_outputs import model_schema, read_features_index
+from candle_ml.stageio import require_file, run_stage, write_json
 
 log = logging.getLogger("candle_ml.dataset")
 
@@ -39,9 +40,8 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         chart_params = parse_section(all_params, "autolabel", AutolabelParams, params_file).chart
         rules = ChartRules(**msgspec.to_builtins(chart_params))
         auto = read_autolabel(require_file(paths.AUTOLABEL_SPANS, "autolabel"))
-        features_index = read_json(require_file(paths.FEATURES_DIR / paths.INDEX, "featurize"))
-        index = features_index["series"]
-        series, trimmed = load_series(paths.FEATURES_DIR, index, auto.coverage)
+        features_index = read_features_index(paths.FEATURES_DIR)
+        series, trimmed = load_series(paths.FEATURES_DIR, features_index.series, auto.coverage)
         human, torn = read_human_annotations(paths.HUMAN_DIR, paths.FEEDBACK_LOG)
         programmatic = [Annotation(sp, "autolabel") for sp in auto.annotations]
         # Chart patterns (weeks long) go to the chart model; the candle model learns the rest.
@@ -59,10 +59,9 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         chart_rows, chart_reference = build_chart_dataset(
             series, [a for a, c in zip(everything, to_chart, strict=True) if c], params.split, rules
         )
-        warmup = [e["warmup_rows_dropped"] for e in index]
         metrics = {
             **result.metrics,
-            "warmup_rows_dropped": sum(warmup) + trimmed,
+            "warmup_rows_dropped": sum(e.warmup_rows_dropped for e in features_index.series) + trimmed,
             "feedback_torn_lines": torn,
             "human_annotations": len(human),
             "chart_labels": sorted(charts),
@@ -76,13 +75,8 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         result.reference.write_parquet(paths.REFERENCE)
         chart_rows.write_parquet(paths.CHART_DATASET)
         chart_reference.write_parquet(paths.CHART_REFERENCE)
-        write_json(
-            paths.SCHEMA,
-            {
-                **model_schema(result.schema, max(warmup, default=0), features_index),
-                "chart": msgspec.to_builtins(chart_params),  # the proposals' smoothing, for the chart model
-            },
-        )
+        # (the chart rules' settings too: the proposals' smoothing, for the chart model)
+        write_json(paths.SCHEMA, model_schema(result.schema, features_index, chart_params))
         write_json(paths.DATASET_REPORT, result.report | {"learned_ends": result.learned_ends})
         write_json(paths.report_file("dataset"), metrics)
         write_json(paths.metrics_file("dataset"), dataset_headline(metrics))

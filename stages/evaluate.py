@@ -17,7 +17,7 @@ import typer
 
 from candle_ml import paths
 from candle_ml.bundle import load_bundle
-from candle_ml.chart_evaluation import first_test_times, score_chart
+from candle_ml.chart.evaluation import first_test_times, score_chart
 from candle_ml.config import EvaluateParams, MlflowParams, parse_section, read_params
 from candle_ml.evaluation import (
     evaluation_headline,
@@ -29,7 +29,8 @@ from candle_ml.evaluation import (
     write_plots,
 )
 from candle_ml.promotion import Scorer, promote, version_of_run
-from candle_ml.stageio import read_json, require_file, run_stage, write_json
+from candle_ml.stage_outputs import read_model_schema
+from candle_ml.stageio import require_file, run_stage, write_json
 from candle_ml.tracking import connect, guarded, tracking_uri
 
 log = logging.getLogger("candle_ml.evaluate")
@@ -42,7 +43,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         cfg = parse_section(all_params, "mlflow", MlflowParams, params_file)
         bundle = load_bundle(paths.MODEL_DIR)
         reference = pl.read_parquet(require_file(paths.REFERENCE, "dataset"))
-        if read_json(paths.SCHEMA)["split"]["method"] == "random":
+        if read_model_schema(paths.SCHEMA).split.method == "random":
             log.warning(
                 "dataset.split.method=random: test candles are scattered, so span metrics are only indicative"
             )
@@ -122,7 +123,7 @@ def promote_run(cfg: MlflowParams, run_id: str, report: dict[str, Any], score: S
     version = version_of_run(cfg, tracking_uri(), run_id)
     if version is None:
         return
-    moved, lines = promote(cfg, tracking_uri(), version, report, score)
+    _, lines = promote(cfg, tracking_uri(), version, report, score)
     log.info("champion: %s", "\n  ".join(lines))
 
 

@@ -18,7 +18,8 @@ from candle_ml import paths
 from candle_ml.config import FeaturizeParams, load_section
 from candle_ml.convergence import served_history
 from candle_ml.features import drop_warmup, feature_columns, featurize
-from candle_ml.stageio import read_json, require_file, run_stage, write_json
+from candle_ml.stage_outputs import FeatureSeriesEntry, FeaturesIndex, features_entry, read_candles_index
+from candle_ml.stageio import run_stage, write_json
 from candle_ml.timeframes import check_shorter
 
 log = logging.getLogger("candle_ml.featurize")
@@ -27,49 +28,43 @@ log = logging.getLogger("candle_ml.featurize")
 def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params.yaml to read")) -> None:
     def run() -> None:
         cfg = load_section("featurize", FeaturizeParams, params_file)
-        index = read_json(require_file(paths.CANDLES_DIR / paths.INDEX, "ingest"))["series"]
+        index = read_candles_index(paths.CANDLES_DIR).series
         shutil.rmtree(paths.FEATURES_DIR, ignore_errors=True)
         paths.FEATURES_DIR.mkdir(parents=True)
-        out_index, warmup, full = [], {}, {}
+        out_index: list[FeatureSeriesEntry] = []
+        warmup: dict[str, int] = {}
+        full: dict[str, pl.DataFrame] = {}
         columns: list[str] = []
         for entry in index:
-            key = Path(entry["file"]).stem
-            check_shorter(key, entry["timeframe"], cfg.higher_timeframes)
-            frame = full[key] = featurize(pl.read_parquet(paths.CANDLES_DIR / entry["file"]), cfg)
+            key = entry.key
+            check_shorter(key, entry.timeframe, cfg.higher_timeframes)
+            frame = full[key] = featurize(pl.read_parquet(paths.CANDLES_DIR / entry.file), cfg)
             kept, warmup[key] = drop_warmup(frame)
             columns = feature_columns(frame)
             if kept.height == 0:
                 log.warning("%s: all %d candles are warm-up; series skipped", key, frame.height)
-            kept.write_parquet(paths.FEATURES_DIR / entry["file"])
+            kept.write_parquet(paths.FEATURES_DIR / entry.file)
             log.info("%s: %d feature rows, %d warm-up rows dropped", key, kept.height, warmup[key])
-            out_index.append(
-                {
-                    **entry,
-                    "rows": kept.height,
-                    "warmup_rows_dropped": warmup[key],
-                    "candles_first_time": entry["first_time"],
-                    "first_time": int(kept["time"][0]) if kept.height else None,
-                }
-            )
+            out_index.append(features_entry(entry, kept, warmup[key]))
         served = served_history(full, warmup, cfg)
         history = served.candles
         log.log(logging.INFO if served.measured else logging.WARNING, served.how)
         write_json(
             paths.FEATURES_DIR / paths.INDEX,
-            {
-                "series": out_index,
-                "feature_columns": columns,
-                "config": cfg,
-                "history_candles": history,
+            FeaturesIndex(
+                series=out_index,
+                feature_columns=columns,
+                config=cfg,
+                history_candles=history,
                 # per column, so a model reading some features needs only their history
-                "history_by_column": served.by_column,
-                "warmup_by_column": served.warmup_by_column,
-            },
+                history_by_column=served.by_column,
+                warmup_by_column=served.warmup_by_column,
+            ),
         )
         write_json(
             paths.report_file("featurize"),
             {
-                "rows": sum(e["rows"] for e in out_index),
+                "rows": sum(e.rows for e in out_index),
                 "feature_columns": len(columns),
                 "warmup_rows_dropped": sum(warmup.values()),
                 "warmup_rows_dropped_per_series": warmup,

@@ -29,7 +29,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         for s in series:
             s.candles.write_parquet(paths.CANDLES_DIR / f"{s.key}.parquet")
             log.info("%s: %d candles from %s", s.key, s.candles.height, s.source)
-        write_json(paths.CANDLES_DIR / paths.INDEX, {"series": series_index(series)})
+        write_json(paths.CANDLES_DIR / paths.INDEX, series_index(series))
         write_json(paths.report_file("ingest"), ingest_metrics(series))
 
     run_stage(run)

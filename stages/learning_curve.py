@@ -21,8 +21,8 @@ import typer
 
 from candle_ml import paths
 from candle_ml.annotations import read_autolabel
-from candle_ml.chart_evaluation import first_test_times
-from candle_ml.chart_patterns import ChartRules
+from candle_ml.chart.evaluation import first_test_times
+from candle_ml.chart.patterns import ChartRules
 from candle_ml.config import (
     AutolabelParams,
     DatasetParams,
@@ -35,7 +35,8 @@ from candle_ml.config import (
 from candle_ml.dataset import load_series
 from candle_ml.learning_curve import CHART_CURVE_COLUMNS, CURVE_COLUMNS, candle_curve, chart_curve
 from candle_ml.own_curve import OWN_CURVE_COLUMNS, own_curve
-from candle_ml.stageio import read_json, require_file, run_stage, write_json
+from candle_ml.stage_outputs import read_features_index
+from candle_ml.stageio import require_file, run_stage, write_json
 
 log = logging.getLogger("candle_ml.learning_curve")
 
@@ -53,8 +54,8 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         own_rows: list[dict] = []
         if params.spans_per_class or params.own_patterns:
             auto = read_autolabel(require_file(paths.AUTOLABEL_SPANS, "autolabel"))
-            features_index = read_json(require_file(paths.FEATURES_DIR / paths.INDEX, "featurize"))
-            series, _ = load_series(paths.FEATURES_DIR, features_index["series"], auto.coverage)
+            features_index = read_features_index(paths.FEATURES_DIR)
+            series, _ = load_series(paths.FEATURES_DIR, features_index.series, auto.coverage)
         if params.own_patterns:  # a trader's own patterns, marked as people mark them
             own_rows = own_curve(
                 series,

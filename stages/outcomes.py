@@ -19,8 +19,8 @@ import typer
 from candle_ml import paths
 from candle_ml.annotations import read_autolabel
 from candle_ml.bundle import load_bundle
-from candle_ml.chart_evaluation import first_test_times
-from candle_ml.chart_patterns import ChartRules
+from candle_ml.chart.evaluation import first_test_times
+from candle_ml.chart.patterns import ChartRules
 from candle_ml.config import AutolabelParams, OutcomesParams, parse_section, read_params
 from candle_ml.outcomes import (
     OutcomeSeries,
@@ -34,7 +34,8 @@ from candle_ml.outcomes import (
     verdict_text,
     write_distribution_plot,
 )
-from candle_ml.stageio import read_json, require_file, run_stage, write_json
+from candle_ml.stage_outputs import real_series
+from candle_ml.stageio import require_file, run_stage, write_json
 
 log = logging.getLogger("candle_ml.outcomes")
 
@@ -45,9 +46,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         params = parse_section(all_params, "outcomes", OutcomesParams, params_file)
         autolabel = parse_section(all_params, "autolabel", AutolabelParams, params_file)
         bundle = load_bundle(paths.MODEL_DIR)
-        index = read_json(require_file(paths.CANDLES_DIR / paths.INDEX, "ingest"))["series"]
-        real = [e for e in index if e.get("augmented_from") is None]
-        frames = {(e["pair"], e["timeframe"]): pl.read_parquet(paths.CANDLES_DIR / e["file"]) for e in real}
+        frames = {(e.pair, e.timeframe): c for e, c in real_series(paths.CANDLES_DIR)}
         series = [OutcomeSeries.from_frame(p, tf, c) for (p, tf), c in frames.items()]
         rules = read_autolabel(require_file(paths.AUTOLABEL_SPANS, "autolabel"))
         model: list[SpanEnd] = []

@@ -15,10 +15,11 @@ import typer
 
 from candle_ml import paths
 from candle_ml.bundle import save_bundle, with_run
-from candle_ml.chart_model import train_chart_model
+from candle_ml.chart.model import train_chart_model
 from candle_ml.config import MlflowParams, TrainParams, parse_section, read_params
 from candle_ml.models import model_class
-from candle_ml.stageio import read_json, require_file, run_stage
+from candle_ml.stage_outputs import read_model_schema
+from candle_ml.stageio import require_file, run_stage
 from candle_ml.tracking import connect, guarded, run_name
 from candle_ml.training import bundle_meta, calibrated, candles_example, log_to_mlflow, run_record, train
 
@@ -32,7 +33,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         cfg = parse_section(all_params, "mlflow", MlflowParams, params_file)
         model_class(params.model_type)  # an unknown type fails before the dataset is read
         frame = pl.read_parquet(require_file(paths.DATASET, "dataset"))
-        schema = read_json(paths.SCHEMA)
+        schema = read_model_schema(paths.SCHEMA)
         result = train(frame, schema, params)
         log.info(
             "%s trained in %.1f s on %d rows, %d classes (%s)",
@@ -45,7 +46,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         reference = pl.read_parquet(require_file(paths.REFERENCE, "dataset"))
         chart_model, chart_info = train_chart_model(
             pl.read_parquet(require_file(paths.CHART_DATASET, "dataset")),
-            schema["chart"],
+            msgspec.to_builtins(schema.chart),
             params.chart,
             params.seed,
         )

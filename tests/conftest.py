@@ -98,9 +98,10 @@ def bundled_dataset(root: Path, patterns: list[str], human_spans=None, higher_ti
     from candle_ml.autolabel import autolabel, label_priority
     from candle_ml.config import DatasetParams, FeaturizeParams, IngestParams, load_section
     from candle_ml.convergence import served_history
-    from candle_ml.dataset import SeriesFrame, build_dataset, model_schema
-    from candle_ml.features import drop_warmup, featurize
-    from candle_ml.ingest import ingest
+    from candle_ml.dataset import SeriesFrame, build_dataset
+    from candle_ml.features import drop_warmup, feature_columns, featurize
+    from candle_ml.ingest import ingest, series_index
+    from candle_ml.stage_outputs import FeaturesIndex, features_entry, model_schema
 
     repo = Path(__file__).resolve().parent.parent
     cfg = load_section("featurize", FeaturizeParams, repo / "params.yaml")
@@ -119,13 +120,18 @@ def bundled_dataset(root: Path, patterns: list[str], human_spans=None, higher_ti
     dataset_params = load_section("dataset", DatasetParams, repo / "params.yaml")
     dataset = build_dataset(frames, human, programmatic, label_priority(patterns), dataset_params)
     served = served_history(full, warmup, cfg)  # as the featurize stage records it
-    index = {  # what the featurize stage's index.json records
-        "config": cfg,
-        "history_candles": served.candles,
-        "history_by_column": served.by_column,
-        "warmup_by_column": served.warmup_by_column,
-    }
-    schema = model_schema(dataset.schema, max(warmup.values()), index)
+    index = FeaturesIndex(  # what the featurize stage's index.json records
+        series=[
+            features_entry(e, kept, warmup[e.key])
+            for e, kept in zip(series_index(series).series, [f.frame for f in frames], strict=True)
+        ],
+        feature_columns=feature_columns(next(iter(full.values()))),
+        config=cfg,
+        history_candles=served.candles,
+        history_by_column=served.by_column,
+        warmup_by_column=served.warmup_by_column,
+    )
+    schema = model_schema(dataset.schema, index)
     return dataset.frame, schema, series
 
 
@@ -134,9 +140,9 @@ def train_chart_on(series, human_spans=None, labels=None, seed: int = 0):
     spans (``labels``, all by default), plus ``human_spans(series)``. Returns (model, reference)."""
     from candle_ml.annotations import Annotation
     from candle_ml.autolabel import chart_spans
-    from candle_ml.chart_dataset import build_chart_dataset, chart_labels
-    from candle_ml.chart_model import train_chart_model
-    from candle_ml.chart_patterns import CHART_PATTERNS, ChartRules
+    from candle_ml.chart.dataset import build_chart_dataset, chart_labels
+    from candle_ml.chart.model import train_chart_model
+    from candle_ml.chart.patterns import CHART_PATTERNS, ChartRules
     from candle_ml.config import ChartModelParams, SplitParams
     from candle_ml.dataset import SeriesFrame
 
@@ -180,7 +186,7 @@ def served_model(tmp_path_factory):
     candles_dir.mkdir()
     for s in series:
         s.candles.write_parquet(candles_dir / f"{s.key}.parquet")
-    write_json(candles_dir / "index.json", {"series": series_index(series)})
+    write_json(candles_dir / "index.json", series_index(series))
     chart, _ = train_chart_on(series)  # chart patterns served beside the candlestick ones
     bundle_dir = root / "models"
     save_bundle(bundle_dir, result.model, msgspec.structs.replace(meta, chart=chart.settings), chart)

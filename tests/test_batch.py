@@ -19,7 +19,7 @@ import pytest
 from candle_ml.autolabel import autolabel
 from candle_ml.batch import BatchError, Rules, plan, series_files
 from candle_ml.bundle import load_bundle
-from candle_ml.chart_patterns import ChartRules, find_chart_patterns
+from candle_ml.chart.patterns import ChartRules, find_chart_patterns
 
 PATTERNS = ["CDLENGULFING", "CDLHAMMER", "CDLDOJI"]  # the served model's (conftest)
 CHART = ["double_top", "double_bottom", "head_and_shoulders", "inverse_head_and_shoulders"]
@@ -247,6 +247,6 @@ def test_xgboost_trained_on_spark_lands_in_the_same_bundle(tmp_path, monkeypatch
         save_bundle(out, fitted.model, bundle_meta(fitted, schema, params))
         loaded = load_bundle(out)
         assert loaded.meta.model_type == params.model_type and (out / "model.ubj").exists()
-        X, y, _ = split_xy(frame, schema["input_columns"], fitted.classes, "test")
+        X, y, _ = split_xy(frame, schema.input_columns, fitted.classes, "test")
         scores[params.model_type] = f1_score(y, loaded.model.predict_proba(X).argmax(axis=1), average="macro")
     assert abs(scores["xgboost_spark"] - scores["xgboost"]) <= 0.02, scores

@@ -9,8 +9,8 @@ import polars as pl
 
 from candle_ml.annotations import Annotation
 from candle_ml.autolabel import chart_spans
-from candle_ml.chart_model import proposal_labels, propose
-from candle_ml.chart_patterns import CHART_PATTERNS, ChartRules, find_chart_patterns
+from candle_ml.chart.model import proposal_labels, propose
+from candle_ml.chart.patterns import CHART_PATTERNS, ChartRules, find_chart_patterns
 from candle_ml.config import IngestParams
 from candle_ml.ingest import ingest
 
@@ -91,7 +91,7 @@ def test_the_training_table_keeps_each_proposal_inside_one_split(tmp_path):
 
 
 def test_a_dismissed_chart_pattern_removes_the_rule_span_and_stays_out_of_the_candle_rows():
-    from candle_ml.chart_dataset import build_chart_dataset, for_chart_model
+    from candle_ml.chart.dataset import build_chart_dataset, for_chart_model
     from candle_ml.config import SplitParams
     from candle_ml.dataset import SeriesFrame
 
@@ -120,7 +120,7 @@ def test_a_dismissed_chart_pattern_removes_the_rule_span_and_stays_out_of_the_ca
 
 
 def test_overlapping_predictions_keep_the_surest_as_a_pairwise_check_would():
-    from candle_ml.chart_model import ChartSpanPrediction, iou, surest
+    from candle_ml.chart.model import ChartSpanPrediction, iou, surest
 
     rng = np.random.default_rng(2)
     chosen = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from candle_ml.chart_patterns import CHART_PATTERNS, ChartRules, find_chart_patterns
+from candle_ml.chart.patterns import CHART_PATTERNS, ChartRules, find_chart_patterns
 
 
 def path(points: list[tuple[int, float]]) -> np.ndarray:
@@ -75,8 +75,8 @@ def test_short_series_have_no_patterns():
 
 
 def test_a_long_series_smoothed_in_blocks_finds_what_one_pass_finds(monkeypatch):
-    import candle_ml.chart_patterns as cp
-    from candle_ml.chart_model import propose
+    import candle_ml.chart.patterns as cp
+    from candle_ml.chart.model import propose
 
     walk = 100 * np.exp(np.cumsum(np.random.default_rng(11).normal(0, 0.012, 3000)))
     whole = find_chart_patterns(walk, list(CHART_PATTERNS))

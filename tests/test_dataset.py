@@ -10,6 +10,7 @@ from candle_ml.annotations import Annotation, Span
 from candle_ml.config import DatasetParams, SplitParams
 from candle_ml.dataset import SeriesFrame, assign_splits, build_dataset
 from candle_ml.errors import DatasetError
+from candle_ml.stage_outputs import WindowLayout
 from candle_ml.windows import WindowSpec, build_windows, window_columns
 
 from .conftest import DAY, T0
@@ -219,8 +220,8 @@ def test_end_encoding_labels_the_candle_each_pattern_ends_on_and_looks_only_back
     assert [label_at(res, i) for i in (8, 9, 10, 11, 12)] == ["O", "O", "bullish_engulfing", "O", "doji"]
     assert rows(res, time=t(10))["labels"][0].to_list() == ["bullish_engulfing", "doji"]
     assert rows(res, time=t(9))["labels"][0].to_list() == []
-    assert res.schema["label_lengths"] == {"bullish_engulfing": 3, "doji": 1}
-    assert res.schema["window"] == {"window_size": 3, "context": 0, "anchor": "end", "before": 2, "after": 0}
+    assert res.schema.label_lengths == {"bullish_engulfing": 3, "doji": 1}
+    assert res.schema.window == WindowLayout(window_size=3, context=0, anchor="end", before=2, after=0)
     row = rows(res, time=t(10)).row(0, named=True)
     assert [row[f"x_rel@{o:+d}"] for o in (-2, -1, 0)] == [9, 10, 11] and "x_rel@+1" not in row
     both = build_dataset(
@@ -239,15 +240,15 @@ def test_end_encoding_labels_the_candle_each_pattern_ends_on_and_looks_only_back
 def test_end_window_widens_to_an_own_labels_length_and_warns_about_longer_spans(caplog):
     human = [span(5, 9, "five_candle_thing"), span(20, 24, "five_candle_thing")]
     res = build_dataset([series()], human, [], PRIORITY, params(encoding="end", context=0))
-    assert res.schema["label_lengths"] == {"five_candle_thing": 5}
-    assert res.schema["window"]["window_size"] == 5 and "longer than the model sees" not in caplog.text
+    assert res.schema.label_lengths == {"five_candle_thing": 5}
+    assert res.schema.window.window_size == 5 and "longer than the model sees" not in caplog.text
     human.append(span(30, 37, "five_candle_thing"))  # one 8-candle mark: the usual length stays 5
     res = build_dataset([series()], human, [], PRIORITY, params(encoding="end", context=0))
-    assert res.schema["window"]["window_size"] == 5
+    assert res.schema.window.window_size == 5
     assert "five_candle_thing (up to 8)" in caplog.text and "raise dataset.window_size" in caplog.text
     # The rules' labels never widen it: the default model keeps its 3 candles.
     res = build_dataset([series()], [], [prog(5, 9, "doji")], PRIORITY, params(encoding="end", context=0))
-    assert res.schema["window"]["window_size"] == 3 and "doji (up to 5)" in caplog.text
+    assert res.schema.window.window_size == 3 and "doji (up to 5)" in caplog.text
 
 
 def test_bio_tags_for_overlapping_spans():
@@ -303,7 +304,7 @@ def test_feature_selection_errors_name_the_pattern():
     with pytest.raises(DatasetError, match="dataset.features: no pattern matches any feature column"):
         build_dataset([series()], [], [], PRIORITY, params(features=["nope_*"]))
     res = build_dataset([series()], [], [], PRIORITY, params(features=["x_rel", "gone_*"]))
-    assert res.schema["feature_columns"] == ["x_rel"]
+    assert res.schema.feature_columns == ["x_rel"]
 
 
 def test_augmented_series_only_add_training_rows():

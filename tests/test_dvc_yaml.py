@@ -85,14 +85,3 @@ def test_params_has_a_section_per_stage_with_the_fixed_keys():
         assert key in params["dataset"]
     assert {"method", "train", "val", "test"} <= set(params["dataset"]["split"])
     assert params["autolabel"]["patterns"] and params["featurize"]["indicators"]
-
-
-def test_the_library_never_imports_stages_or_the_server():
-    root = ROOT
-    offenders = [
-        f"{path.relative_to(root)}:{i}"
-        for path in (root / "candle_ml").rglob("*.py")
-        for i, line in enumerate(path.read_text().splitlines(), 1)
-        if line.lstrip().startswith(("from stages", "import stages", "from serve", "import serve"))
-    ]
-    assert offenders == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import polars as pl
 import pytest
@@ -174,7 +175,9 @@ def test_history_is_known_per_feature_so_a_model_needs_only_what_it_reads():
     """RSI's Wilder smoothing needs ~200 candles to forget where a request starts; a candle-shape
     feature only its own averaging window. A model reading only shape features (``top_inputs``)
     gets its min_history from them, plus the window's left side."""
+    from candle_ml.config import SplitParams
     from candle_ml.convergence import served_history
+    from candle_ml.stage_outputs import ModelSchema, WindowLayout
     from candle_ml.training import read_history
 
     candles = random_walk(1600)
@@ -194,21 +197,32 @@ def test_history_is_known_per_feature_so_a_model_needs_only_what_it_reads():
         cut = featurize(candles.slice(start - need, need + 50), cfg)[column].to_numpy()[need:]
         np.testing.assert_allclose(cut, full[column].to_numpy()[start : start + 50], rtol=1e-6)
 
-    schema = {
-        "warmup": warmup,
-        "history": served.candles,
-        "feature_columns": feature_columns(full),
-        "history_by_column": served.by_column,
-        "warmup_by_column": served.warmup_by_column,
-    }
+    schema = ModelSchema(
+        encoding="end",
+        feature_columns=feature_columns(full),
+        own_label_features=[],
+        input_columns=[],
+        window=WindowLayout(window_size=1, context=0, anchor="end", before=0, after=0),
+        label_lengths={},
+        labels=[],
+        label_priority=[],
+        merge="human_priority",
+        split=SplitParams(),
+        target_columns=["label"],
+        featurize=cfg,
+        warmup=warmup,
+        history=served.candles,
+        history_by_column=served.by_column,
+        warmup_by_column=served.warmup_by_column,
+    )
     shape_only = ["body_rel@-1", "body_rel@+0", "body_direction@+0", "pad@-1"]
     assert read_history(schema, shape_only) == (
         served.warmup_by_column["body_rel"],
         served.by_column["body_rel"],
     )
     assert read_history(schema, [*shape_only, "rsi_14@+0"]) == (14, served.by_column["rsi_14"])
-    # A schema from before per-column numbers: every feature's.
-    old = {k: v for k, v in schema.items() if not k.endswith("_by_column")}
+    # Without per-column numbers: every feature's.
+    old = msgspec.structs.replace(schema, history_by_column={}, warmup_by_column={})
     assert read_history(old, shape_only) == (warmup, served.candles)
 
 

@@ -22,7 +22,7 @@ def test_a_label_only_traders_use_is_learned_and_served(tmp_path):
         ]
 
     result, schema, series, meta = train_on_bundled(tmp_path, ["CDLDOJI"], exports, n_estimators=60)
-    assert "my_bull_wrap" in schema["labels"] and "my_bull_wrap" in meta.label_names
+    assert "my_bull_wrap" in schema.labels and "my_bull_wrap" in meta.label_names
     assert next(x.color for x in meta.labels if x.name == "my_bull_wrap").startswith("#")
     bundle = Bundle(meta, result.model, tmp_path)
 

@@ -12,10 +12,11 @@ from candle_ml.annotations import Annotation
 from candle_ml.autolabel import autolabel
 from candle_ml.bundle import load_bundle, save_bundle
 from candle_ml.config import FeaturizeParams, RandomForestParams, TrainParams, XGBoostParams
-from candle_ml.dataset import SeriesFrame, build_dataset, model_schema
+from candle_ml.dataset import SeriesFrame, build_dataset
 from candle_ml.errors import BundleError
 from candle_ml.features import drop_warmup, featurize
 from candle_ml.models import UnknownModelType, create_model
+from candle_ml.stage_outputs import FeaturesIndex, SeriesEntry, features_entry, model_schema
 from candle_ml.training import bundle_meta, sample_weights, train
 
 from .conftest import make_candles, quiet_history
@@ -60,7 +61,10 @@ def build_small(encoding: str):
         priority,
         DatasetParams(encoding=encoding, window_size=3, context=1, features=["*_rel"]),
     )
-    schema = model_schema(res.schema, warm, {"config": FeaturizeParams()})
+    first, last = int(candles["time"][0]), int(candles["time"][-1])
+    entry = SeriesEntry("SYN", "1d", "SYN_1d.parquet", "test", candles.height, first, last, None)
+    index = FeaturesIndex([features_entry(entry, kept, warm)], list(kept.columns), cfg, warm, {}, {})
+    schema = model_schema(res.schema, index)
     return candles, res.frame, schema
 
 

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from candle_ml.autolabel import autolabel
-from candle_ml.chart_patterns import CHART_PATTERNS, ChartRules
+from candle_ml.chart.patterns import CHART_PATTERNS, ChartRules
 from candle_ml.config import AutolabelParams, OutcomesParams, load_section
 from candle_ml.outcomes import (
     OutcomeSeries,

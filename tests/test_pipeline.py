@@ -413,6 +413,8 @@ def test_the_champion_only_moves_to_a_better_version(pipeline):
     relaxed.write_text(re.sub(r"(?m)^(  max_pattern_drop:) [0-9.]+", r"\1 1.0", text))
     better = promote("3", "--params", str(relaxed))
     assert better.returncode == 0 and "better" in better.stdout and champion() == 3, better
+    again = promote("3")  # the README's `candle-ml promote N` of the version that already is champion
+    assert again.returncode == 0 and "already is @champion" in again.stdout, again
 
 
 def test_the_learning_curve_is_one_param_away(pipeline):

@@ -296,7 +296,7 @@ def test_the_server_keeps_its_series_through_a_failed_rebuild(served_model, tmp_
         assert len(client.get("/series").json()) == 2
         live.mkdir()  # a half-written rebuild: the index names a file that is not there
         (live / "index.json").write_text(
-            json.dumps({"series": [{"pair": "IBM", "timeframe": "1d", "file": "IBM_1d.parquet"}]})
+            json.dumps({"series": [json.loads((candles_dir / "index.json").read_text())["series"][1]]})
         )
         assert "cannot read the stored series" in client.post("/model/reload", json={}).json()["series_error"]
         assert client.post("/predict/batch", json=batch).json() == before

@@ -17,7 +17,7 @@ from candle_ml.annotations import ReviewedRange, Span
 from candle_ml.errors import AnnotationError, UnknownSeries
 from candle_ml.feedback import append_lines, append_spans, human_spans, reviewed_log_for
 from candle_ml.patterns import NO_PATTERN
-from serve.routes.series import END, PAIR, START, TIMEFRAME
+from serve.queries import END, PAIR, START, TIMEFRAME
 from serve.schemas import (
     AnnotationSpan,
     FeedbackRequest,
@@ -26,6 +26,7 @@ from serve.schemas import (
     ReviewedBody,
     errors,
     strict_json,
+    to_wire,
 )
 from serve.series_cache import SeriesCache
 
@@ -148,7 +149,3 @@ class FeedbackController(Controller):
         end: Annotated[int | None, END] = None,
     ) -> list[AnnotationSpan]:
         return [to_wire(s) for s in human_spans(human_dir, feedback_log, pair, timeframe, start, end)]
-
-
-def to_wire(span: Span) -> AnnotationSpan:
-    return AnnotationSpan(**asdict(span))  # the same fields; no re-validation of stored spans

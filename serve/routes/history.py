@@ -10,7 +10,7 @@ from litestar.params import Parameter
 
 from candle_ml.history import HistoryWriter, read
 from serve.errors import NoHistory
-from serve.routes.series import PAIR, TIMEFRAME
+from serve.queries import PAIR, TIMEFRAME
 from serve.schemas import HistoryResponse, errors
 
 # Candle times are integers within +-2**53 (as everywhere in the API); SQLite takes 64-bit ones.

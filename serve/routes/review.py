@@ -21,8 +21,7 @@ from candle_ml.review import Kind, TimedSpan, disagreements, timeframe_seconds, 
 from candle_ml.spans import group_spans
 from serve.history import remember
 from serve.limits import WorkLimiter, admit
-from serve.routes.feedback import to_wire
-from serve.routes.series import END, PAIR, START, TIMEFRAME
+from serve.queries import END, PAIR, START, TIMEFRAME
 from serve.schemas import (
     BUSY,
     CONFIDENCE,
@@ -36,6 +35,7 @@ from serve.schemas import (
     ReviewResponse,
     errors,
     strict_json,
+    to_wire,
 )
 from serve.series_cache import SeriesCache
 

@@ -6,21 +6,10 @@ from typing import Annotated
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.openapi.spec import Example
-from litestar.params import Parameter
 
-from candle_ml.candles import PAIR_PATTERN, TIMEFRAME_PATTERN, whole
+from serve.queries import END, PAIR, START, TIMEFRAME
 from serve.schemas import CandlesResponse, SeriesInfo, errors
 from serve.series_cache import SeriesCache
-
-PAIR = Parameter(
-    pattern=whole(PAIR_PATTERN), description="series name, e.g. AAPL", examples=[Example(value="AAPL")]
-)
-TIMEFRAME = Parameter(
-    pattern=whole(TIMEFRAME_PATTERN), description="timeframe, e.g. 1d", examples=[Example(value="1d")]
-)
-START = Parameter(description="first candle time included, Unix seconds")
-END = Parameter(description="last candle time included, Unix seconds")
 
 
 class SeriesController(Controller):

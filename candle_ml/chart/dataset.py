@@ -12,8 +12,8 @@ import polars as pl
 
 from candle_ml.annotations import Annotation
 from candle_ml.candles import series_key
-from candle_ml.chart_model import FEATURES, proposal_labels, propose
-from candle_ml.chart_patterns import ChartRules
+from candle_ml.chart.model import FEATURES, proposal_labels, propose
+from candle_ml.chart.patterns import ChartRules
 from candle_ml.config import SplitParams
 from candle_ml.dataset import SeriesFrame, split_bounds
 from candle_ml.patterns import NO_PATTERN

@@ -2,7 +2,7 @@
 
 A per-candle window model cannot see a head-and-shoulders: the pattern is five turns over weeks.
 So chart patterns get a span-proposal model. The proposals are the labeller's own candidates
-(``candle_ml.chart_patterns``): every run of five consecutive turns of the kernel-smoothed close,
+(``candle_ml.chart.patterns``): every run of five consecutive turns of the kernel-smoothed close,
 and every pair of same-kind turns (a first top and the last later top), once the last turn is
 confirmed. Each proposal is described by the shape of its turns, scale-free (prices relative to
 their mean, signed so a bottom reads like a top, the gaps between turns), and a classifier learns
@@ -25,8 +25,8 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from candle_ml import chart_patterns
-from candle_ml.chart_patterns import ChartRules, turns
+from candle_ml.chart import patterns as chart_patterns
+from candle_ml.chart.patterns import ChartRules, turns
 from candle_ml.config import ChartModelParams
 from candle_ml.patterns import NO_PATTERN
 

@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from candle_ml.chart_model import ChartModel
-from candle_ml.paths import INDEX
+from candle_ml.chart.model import ChartModel
 from candle_ml.spans import LabelSpan, add_span_counts, match_spans, span_table
-from candle_ml.stageio import read_json
+from candle_ml.stage_outputs import read_candles_index
 
 
 def chart_counts(
@@ -62,11 +61,11 @@ def score_chart(
     """The chart model on the test split of every real series. ``test_from``: each series' first
     test candle time; ``marked``: the dataset's chart reference spans."""
     totals: dict[str, Counter] = {}
-    for e in read_json(candles_dir / INDEX)["series"]:
-        key = (e["pair"], e["timeframe"])
+    for e in read_candles_index(candles_dir).series:
+        key = (e.pair, e.timeframe)
         if key not in test_from:
             continue
-        candles = pl.read_parquet(candles_dir / e["file"])
+        candles = pl.read_parquet(candles_dir / e.file)
         t = candles["time"].to_numpy()
         mine = marked.filter((pl.col("pair") == key[0]) & (pl.col("timeframe") == key[1]))
         rows = [
