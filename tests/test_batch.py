@@ -40,6 +40,14 @@ def without_venv(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
     env["PATH"] = os.pathsep.join(
         p for p in environ.get("PATH", "").split(os.pathsep) if p and Path(p).resolve() != venv_bin
     )
+    # nor its site-packages on PYTHONPATH (an in-process Spark session of an earlier test adds
+    # the driver's paths there, and a system python3 of the same version would import them)
+    venv = Path(sys.prefix).resolve()
+    kept = [
+        p for p in env.pop("PYTHONPATH", "").split(os.pathsep) if p and venv not in Path(p).resolve().parents
+    ]
+    if kept:
+        env["PYTHONPATH"] = os.pathsep.join(kept)
     return env
 
 
@@ -179,7 +187,11 @@ def python_on_path_lacks_polars(env: dict[str, str]) -> bool:
 @pytest.mark.integration
 def test_spark_blocks_label_as_one_pass(served_model, tmp_path):
     # the fault this guards against shows only where PATH's python3 lacks polars, as here
-    assert python_on_path_lacks_polars(without_venv(os.environ))
+    shell = without_venv(os.environ)
+    assert python_on_path_lacks_polars(shell), (
+        shutil.which("python3", path=shell["PATH"]),
+        shell.get("PYTHONPATH"),
+    )
     size = block_size(served_model)
     said = batch(
         tmp_path,

@@ -108,7 +108,8 @@ def test_the_page_draws_a_series_and_its_predictions(page):
     assert pixels_near(chart, UP) > 400 and pixels_near(chart, DOWN) > 400, "no candles drawn"
     assert page.evaluate("markers.markers().length") > 0
     first = page.evaluate("markers.markers()[0].text")
-    assert re.fullmatch(r"\w+ \(\d+%\)( ✓1w)?", first)  # "{label} ({confidence}%)", confirmed or not
+    # "{label} ({confidence}%)", confirmed or not; a chart pattern's (weeks long) with its length
+    assert re.fullmatch(r"\w+ \(\d+%\)(, \d+ candles| ✓1w)?", first), first
     assert page.locator("#model-version").inner_text().startswith("model: models@sha256:")
     # what followed each label, from the outcome report made for this model: verdict, numbers on hover
     doji = page.locator('#labels label:has(input[data-label="doji"]) .outcome')
