@@ -5,8 +5,10 @@ per call on an ``O_APPEND`` file under an exclusive ``flock`` (several server pr
 write), a torn last line left by a crash cut off first, ``fsync`` (and the directory's on the
 first write) before returning. A span that was acknowledged is therefore on disk, whole.
 
-``human_spans`` reads what traders said about a series: exports plus the log, the latest
-answer per ``id``, as the dataset stage reads them.
+``accept_answers`` holds the rules an answer must meet before it is written (the server's
+``POST /feedback`` and anything else that takes answers call it); ``human_spans`` reads what
+traders said about a series: exports plus the log, the latest answer per ``id``, as the dataset
+stage reads them.
 """
 
 from __future__ import annotations
@@ -14,19 +16,104 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 
-from candle_ml.annotations import Span, read_human_annotations
+from candle_ml.annotations import ReviewedRange, Span, read_human_annotations
+from candle_ml.errors import AnnotationError, UnknownSeries
 from candle_ml.labels import Skipped, latest_by_id
+from candle_ml.patterns import NO_PATTERN
 
 log = logging.getLogger("candle_ml.feedback")
 
 _encoder = msgspec.json.Encoder()
 _TAIL_CHUNK = 64 * 1024
 _synced_dirs: set[Path] = set()
+
+
+# The stored candle times of (pair, timeframe), increasing; raises UnknownSeries when none is stored.
+TimesOf = Callable[[str, str], np.ndarray]
+
+
+def accept_answers(
+    answers: Sequence[Any], reviewed: Sequence[Any], times_of: TimesOf
+) -> tuple[list[Span], list[ReviewedRange]]:
+    """Answers (structs with ``Span``'s fields, ``id`` possibly None) and the ranges reviewed
+    with them, checked against the stored candles, as the log keeps them: an answer without an
+    id gets one. The first broken rule raises, naming the entry, the field and the rule; a
+    series that is not stored is ``UnknownSeries``."""
+    for i, answer in enumerate(answers):
+        _check_answer(f"annotations[{i}]", answer, times_of)
+    ranges = [_check_reviewed(f"reviewed[{i}]", r, times_of) for i, r in enumerate(reviewed)]
+    spans = [
+        Span(**{**msgspec.structs.asdict(a), "id": a.id or f"fb-{uuid.uuid4().hex[:16]}"}) for a in answers
+    ]
+    return spans, ranges
+
+
+def _reject(where: str, field: str, message: str, rule: str) -> AnnotationError:
+    return AnnotationError(f"{where}.{field}: {message}", field=f"{where}.{field}", rule=rule)
+
+
+def _stored_times(where: str, item: Any, times_of: TimesOf) -> np.ndarray:
+    if item.end_time < item.start_time:
+        raise _reject(
+            where,
+            "end_time",
+            f"{item.end_time} is before start_time {item.start_time}",
+            "end_time >= start_time",
+        )
+    try:
+        return times_of(item.pair.upper(), item.timeframe)
+    except UnknownSeries as exc:
+        raise UnknownSeries(f"{where}.pair: {exc}", field=f"{where}.pair", rule="stored series") from None
+
+
+def _check_answer(where: str, span: Any, times_of: TimesOf) -> None:
+    if span.source == "human_correction" and span.model_prediction is None:
+        raise _reject(
+            where,
+            "model_prediction",
+            "a correction or dismissal must name the prediction it answers",
+            "human_correction needs model_prediction",
+        )
+    if span.source == "model_confirmed" and span.label == NO_PATTERN:
+        raise _reject(
+            where,
+            "label",
+            "a confirmed prediction cannot be O; dismiss it with source human_correction",
+            "model_confirmed needs a pattern label",
+        )
+    times = _stored_times(where, span, times_of)
+    for field in ("start_time", "end_time"):
+        t = getattr(span, field)
+        k = int(np.searchsorted(times, t))
+        if k >= times.size or times[k] != t:
+            raise _reject(
+                where,
+                field,
+                f"{t} is not the time of a stored {span.pair} {span.timeframe} candle "
+                f"(stored: {int(times[0])} to {int(times[-1])})",
+                "matches a stored candle",
+            )
+
+
+def _check_reviewed(where: str, r: Any, times_of: TimesOf) -> ReviewedRange:
+    """A reviewed range must lie on a stored series, end after it starts and hold candles."""
+    times = _stored_times(where, r, times_of)
+    if not np.any((times >= r.start_time) & (times <= r.end_time)):
+        raise _reject(
+            where,
+            "start_time",
+            f"no stored {r.pair} {r.timeframe} candle between {r.start_time} and {r.end_time}",
+            "covers a stored candle",
+        )
+    return ReviewedRange(r.pair.upper(), r.timeframe, r.start_time, r.end_time, r.labels)
 
 
 def encode_line(span: Span) -> bytes:

@@ -22,7 +22,10 @@ import numpy as np
 
 from candle_ml.errors import FeatureError
 
-TIMEFRAME = re.compile(r"^(?P<n>\d+)(?P<unit>s|m|min|h|d|w)$", re.IGNORECASE)
+# The one timeframe grammar (file names, params, request fields, the OpenAPI schema): a count
+# from 1 and a unit, case-insensitive. Written without flags, so JSON Schema (ECMA) reads it alike.
+TIMEFRAME_PATTERN = r"0{0,8}[1-9][0-9]{0,5}(?:[sS]|[mM]|[mM][iI][nN]|[hH]|[dD]|[wW])"
+TIMEFRAME = re.compile(r"(?P<n>0{0,8}[1-9][0-9]{0,5})(?P<unit>[sS]|[mM]|[mM][iI][nN]|[hH]|[dD]|[wW])")
 UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 WEEK = 7 * 86400
 WEEK_ORIGIN = 4 * 86400  # 1970-01-01 was a Thursday; Monday 1970-01-05 starts the weeks
@@ -31,8 +34,8 @@ REL_CLIP = 100.0
 
 def parse_timeframe(text: str) -> int | None:
     """``1d`` -> 86400, ``4h`` -> 14400, ``15m`` -> 900; None for any other form."""
-    match = TIMEFRAME.match(text.strip())
-    if not match or int(match["n"]) == 0:
+    match = TIMEFRAME.fullmatch(text)
+    if not match:
         return None
     return int(match["n"]) * UNIT_SECONDS[match["unit"].lower()]
 

@@ -67,6 +67,7 @@ class UnsupportedMediaType(ServerError):
 STATUS: dict[type[CandleMLError], int] = {
     BadHost: 400,
     UnknownSeries: 404,
+    EmptyRange: 404,  # a range of a stored series that holds no candle: nothing there to answer
     NoHistory: 404,
     ModelLoadError: 409,
     TooManyCandles: 413,
@@ -74,7 +75,6 @@ STATUS: dict[type[CandleMLError], int] = {
     CandleError: 422,
     AnnotationError: 422,
     TooLittleHistory: 422,
-    EmptyRange: 422,
     TimeframeError: 422,
     Unavailable: 503,
 }

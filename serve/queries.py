@@ -5,7 +5,8 @@ from __future__ import annotations
 from litestar.openapi.spec import Example
 from litestar.params import Parameter
 
-from candle_ml.candles import PAIR_PATTERN, TIMEFRAME_PATTERN, whole
+from candle_ml.candles import PAIR_PATTERN, whole
+from candle_ml.timeframes import TIMEFRAME_PATTERN
 
 PAIR = Parameter(
     pattern=whole(PAIR_PATTERN), description="series name, e.g. AAPL", examples=[Example(value="AAPL")]

@@ -14,13 +14,14 @@ from litestar.openapi.spec import Reference, Schema
 from msgspec import Meta
 
 from candle_ml.annotations import Span
-from candle_ml.bundle import Label
-from candle_ml.candles import PAIR_PATTERN, TIMEFRAME_PATTERN, whole
+from candle_ml.candles import PAIR_PATTERN, whole
 from candle_ml.history import LabelPrecision, PredictionRecord
+from candle_ml.label_style import Label
 from candle_ml.loading import ModelSummary
 from candle_ml.outcomes import LabelOutcome
 from candle_ml.prediction import CandlePrediction, PredictResponse, SpanPrediction
 from candle_ml.review import Summary
+from candle_ml.timeframes import TIMEFRAME_PATTERN
 
 # The same rule as the series file names ingest accepts (candle_ml.candles).
 SERIES_NAME = Meta(pattern=whole(PAIR_PATTERN), description="series name, e.g. AAPL or EURUSD")
@@ -98,13 +99,19 @@ class Body(msgspec.Struct, forbid_unknown_fields=True):
     """Base of every request body: an unknown field (a typo) is a 400 naming it."""
 
 
+# What the candle rules (candle_ml.candles) refuse per field, said in the schema; a rule across
+# fields (high >= open, close >= low, times increasing) JSON Schema cannot say and stays a 422.
+PRICE = Meta(gt=0.0, description="a finite price > 0")
+VOLUME = Meta(ge=0.0, description="0 where the feed has none")
+
+
 class Candle(Body):
     time: Annotated[int, UNIX_SECONDS]
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float = 0.0  # FX feeds often have none
+    open: Annotated[float, PRICE]
+    high: Annotated[float, PRICE]
+    low: Annotated[float, PRICE]
+    close: Annotated[float, PRICE]
+    volume: Annotated[float, VOLUME] = 0.0  # FX feeds often have none
 
 
 class PredictRequest(Body):

@@ -180,16 +180,16 @@ def bad_requests(aapl: pl.DataFrame, min_history: int):
         "negative price",
         "/predict",
         js(with_row(ok, 123, low=-1.0)),
-        422,
-        "low -1 must be a finite number > 0",
+        400,  # the schema says prices are > 0 (exclusiveMinimum), so the body decoder refuses it
+        "Expected `float` > 0.0",
         "candles[123].low",
     )
     yield (
         "zero price",
         "/predict",
         js(with_row(ok, 123, open=0.0)),
-        422,
-        "open 0 must be a finite number > 0",
+        400,
+        "Expected `float` > 0.0",
         "candles[123].open",
     )
     yield (
@@ -220,8 +220,8 @@ def bad_requests(aapl: pl.DataFrame, min_history: int):
         "negative volume",
         "/predict",
         js(with_row(ok, 123, volume=-5)),
-        422,
-        "rule volume_negative",
+        400,  # volume >= 0 is in the schema
+        "Expected `float` >= 0.0",
         "candles[123].volume",
     )
     yield (
@@ -294,7 +294,7 @@ def bad_requests(aapl: pl.DataFrame, min_history: int):
         "empty range",
         "/predict/batch",
         b'{"pair": "AAPL", "timeframe": "1d", "start": 1900000000}',
-        422,
+        404,
         "no candles of AAPL 1d",
         "start",
     )

@@ -74,9 +74,8 @@ class PredictController(Controller):
         "/predict/batch",
         responses=errors(
             e400="malformed body, wrong type, unknown field, a field breaking its pattern",
-            e404="series not stored",
+            e404="series not stored, or no stored candle between start and end",
             e413="the start..end range holds more candles than --max-candles",
-            e422="no candles in range",
             e503=BUSY,
         ),
         dto=strict_json(BatchRequest),

@@ -72,7 +72,10 @@ class ReviewController(Controller):
 
     @post(
         "/disagreements",
-        responses=errors(e400="malformed body", e422="a series neither stored nor of a known timeframe"),
+        responses=errors(
+            e400="malformed body",
+            e422="spans on a series that is not stored, with no timeframe to count its candles by",
+        ),
         dto=strict_json(DisagreementsRequest),
         return_dto=None,
         status_code=HTTP_200_OK,
@@ -84,7 +87,9 @@ class ReviewController(Controller):
     ) -> DisagreementsResponse:
         pair = data.pair or (data.human[0].pair if data.human else None)
         timeframe = data.timeframe or (data.human[0].timeframe if data.human else None)
-        found, summary = disagreements(data.human, data.predicted, **_grid(pair, timeframe, series_cache))
+        # no span, nothing to count candles of: an empty answer whatever the series
+        grid = _grid(pair, timeframe, series_cache) if data.human or data.predicted else {}
+        found, summary = disagreements(data.human, data.predicted, **grid)
         return DisagreementsResponse(wire(found), summary)
 
     @get(
