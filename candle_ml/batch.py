@@ -165,7 +165,7 @@ def run_local(
     inputs: list[Path], bundle_dir: Path, rules: Rules, out: Path, block_size: int
 ) -> dict[str, Any]:
     """Every series in this process, one after another."""
-    from candle_ml.candles import read_series_file, validate_candles
+    from candle_ml.candles import read_candle_file
 
     files = series_files(inputs)
     bundle = load_bundle(bundle_dir)
@@ -173,8 +173,7 @@ def run_local(
     started, candles_done = time.perf_counter(), 0
     for path in files:  # one series in memory at a time, written as it is done
         pair, timeframe = parse_series_filename(path)
-        frame, raw_times = read_series_file(path)
-        candles, _ = validate_candles(frame, path.name, "error", raw_times)
+        candles, _ = read_candle_file(path)
         p, s = label_series(bundle, rules, candles.select(CANDLE_COLUMNS), blocks, pair, timeframe)
         keys = [pl.lit(pair).alias("pair"), pl.lit(timeframe).alias("timeframe")]
         write_partitioned(p.with_columns(keys), out / "predictions")

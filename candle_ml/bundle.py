@@ -25,6 +25,7 @@ from candle_ml.chart.model import ChartModel, ChartSettings, ChartSpanPrediction
 from candle_ml.config import FeaturizeParams
 from candle_ml.errors import BundleError
 from candle_ml.features import feature_matrix
+from candle_ml.label_style import Label, chart_label_colors
 from candle_ml.models import PatternModel, load_model
 from candle_ml.patterns import NO_PATTERN
 from candle_ml.windows import Anchor, WindowSpec, build_windows, window_columns
@@ -34,18 +35,6 @@ log = logging.getLogger("candle_ml.bundle")
 BUNDLE_FILE = "bundle.json"
 PREDICT_BLOCK = 20_000  # candles whose windows are built and predicted together
 FORMAT_VERSION = 1
-
-# Chart colours: greens for bullish, reds for bearish, blues for the rest; O is grey.
-_BULLISH = ["#26a69a", "#2e7d32", "#66bb6a", "#00897b", "#9ccc65", "#43a047", "#1b5e20", "#80cbc4"]
-_BEARISH = ["#ef5350", "#c62828", "#ff7043", "#ad1457", "#e57373", "#d84315", "#b71c1c", "#f48fb1"]
-_NEUTRAL = ["#42a5f5", "#7e57c2", "#ffca28", "#26c6da", "#5c6bc0", "#ab47bc", "#ffa726", "#8d6e63"]
-
-
-class Label(msgspec.Struct):
-    """A label the model predicts and its chart colour (also the body of ``GET /model/labels``)."""
-
-    name: str
-    color: str
 
 
 class TrainingInfo(msgspec.Struct, omit_defaults=True):
@@ -143,47 +132,6 @@ class BundleMeta(msgspec.Struct):
         """The candle model's labels, then the chart model's (``GET /model/labels``)."""
         chart = [x for x in (self.chart.labels if self.chart else []) if x not in self.label_names]
         return self.labels + chart_label_colors(chart)
-
-
-def label_colors(names: list[str]) -> list[Label]:
-    counters = {"bullish": 0, "bearish": 0, "other": 0}
-    out = []
-    for name in names:
-        if name == NO_PATTERN:
-            out.append(Label(name, "#9e9e9e"))
-            continue
-        kind = (
-            "bullish"
-            if name.startswith("bullish_")
-            else "bearish"
-            if name.startswith("bearish_")
-            else "other"
-        )
-        palette = {"bullish": _BULLISH, "bearish": _BEARISH, "other": _NEUTRAL}[kind]
-        out.append(Label(name, palette[counters[kind] % len(palette)]))
-        counters[kind] += 1
-    return out
-
-
-def chart_label_colors(names: list[str]) -> list[Label]:
-    """Chart patterns that end an uptrend (tops, head-and-shoulders) in bearish reds, those that
-    end a downtrend (bottoms, inverse head-and-shoulders) in bullish greens, the rest in blues."""
-
-    def kind(name: str) -> str:
-        if name.startswith("inverse_") or name.endswith("_bottom"):
-            return "bullish"
-        if name.endswith("_top") or name == "head_and_shoulders":
-            return "bearish"
-        return "other"
-
-    counters = {"bullish": 3, "bearish": 3, "other": 3}  # after the candlestick labels' first shades
-    out = []
-    for name in names:
-        k = kind(name)
-        palette = {"bullish": _BULLISH, "bearish": _BEARISH, "other": _NEUTRAL}[k]
-        out.append(Label(name, palette[counters[k] % len(palette)]))
-        counters[k] += 1
-    return out
 
 
 @dataclass

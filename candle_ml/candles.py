@@ -20,6 +20,7 @@ import pandas as pd
 import polars as pl
 
 from candle_ml.errors import CandleError
+from candle_ml.timeframes import TIMEFRAME_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ COLUMN_ALIASES = {
 # The one rule for series names (file names under data/, request fields of the server):
 # letters, digits, '.' and '-', no leading dot, so '../', '/' and NUL never reach a path.
 PAIR_PATTERN = r"[A-Za-z0-9][A-Za-z0-9.\-]{0,63}"
-TIMEFRAME_PATTERN = r"[A-Za-z0-9]{1,16}"
 SERIES_FILE_RE = re.compile(rf"^(?P<pair>{PAIR_PATTERN})_(?P<timeframe>{TIMEFRAME_PATTERN})$(?!\n)")
 
 
@@ -77,8 +77,8 @@ def parse_series_filename(path: Path) -> tuple[str, str]:
     if not match:
         raise CandleError(
             f"{path.name}: file name must be {{PAIR}}_{{TIMEFRAME}}.csv|parquet "
-            "(PAIR: letters, digits, '.' or '-', not starting with '.'; TIMEFRAME: letters and digits; "
-            "e.g. EURUSD_1h.csv)"
+            "(PAIR: letters, digits, '.' or '-', not starting with '.'; "
+            "TIMEFRAME: a count and a unit s, m, h, d or w; e.g. EURUSD_1h.csv)"
         )
     return match["pair"].upper(), match["timeframe"]
 
@@ -174,6 +174,16 @@ def read_series_file(
     raw = pd.read_csv(path) if _file_type(path) == "csv" else pd.read_parquet(path)
     mapping = canonical_columns([str(c) for c in raw.columns], path.name, time_column)
     return _canonical_frame(raw, mapping, naive_timezone)
+
+
+def read_candle_file(
+    path: Path, naive_timezone: str = "UTC", time_column: str | None = None, on_invalid: str = "error"
+) -> tuple[pl.DataFrame, ValidationReport]:
+    """A user's candle file -> validated canonical candles and the report: the one reader that
+    ingest, ``candle-ml check``, ``predict``, ``outcomes`` and ``batch`` share, so a file one of
+    them accepts the others accept too."""
+    frame, raw_times = read_series_file(path, naive_timezone, time_column)
+    return validate_candles(frame, path.name, on_invalid, raw_times)
 
 
 def iter_series_file(

@@ -8,6 +8,8 @@ code, and the outcome report (do the patterns matter?) on a trader's own series.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +17,7 @@ import typer
 
 from candle_ml import paths
 from candle_ml.annotations import read_annotation_export, read_feedback_log, read_reviewed_log
-from candle_ml.candles import parse_series_filename, read_series_file, validate_candles
+from candle_ml.candles import parse_series_filename, read_candle_file
 from candle_ml.errors import CandleMLError
 
 if TYPE_CHECKING:
@@ -24,6 +26,17 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="candle-ml: candlestick-pattern ML backend (pipeline: `dvc repro`).", no_args_is_help=True
 )
+
+
+@contextmanager
+def user_errors(code: int = 1) -> Iterator[None]:
+    """A user's mistake (bad input or config, a missing file) -> ``error: <what and where>`` on
+    stderr and exit ``code``, never a traceback: every command's epilogue."""
+    try:
+        yield
+    except (CandleMLError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code) from None
 
 
 def _version(show: bool) -> None:
@@ -75,8 +88,7 @@ def check(
                 )
             else:
                 pair, timeframe = parse_series_filename(path)
-                frame, raw_times = read_series_file(path, naive_timezone, time_column)
-                candles, _ = validate_candles(frame, path.name, "error", raw_times)
+                candles, _ = read_candle_file(path, naive_timezone, time_column)
                 typer.echo(f"{path}: ok, {pair} {timeframe}, {candles.height} candles")
         except (CandleMLError, FileNotFoundError) as exc:
             typer.echo(f"error: {exc}", err=True)
@@ -126,7 +138,7 @@ def predict(
     from candle_ml.loading import load_model_from
     from candle_ml.patterns import NO_PATTERN
     from candle_ml.predict_file import predict_file
-    from candle_ml.prediction import above_min_confidence, chart_spans, confirmer, predict_labels, respond
+    from candle_ml.prediction import predict_frame
     from candle_ml.tracking import tracking_uri as default_tracking_uri
 
     suffix = output.suffix.lower() if output else ".csv"
@@ -139,23 +151,11 @@ def predict(
         except CandleMLError:
             named = (None, None)
         pair, timeframe = pair or named[0], timeframe or named[1]
-    try:
+    with user_errors():
         loaded = load_model_from(model, tracking_uri or default_tracking_uri())
         if suffix == ".json":  # the API's response: per-candle predictions, candlestick and chart spans
-            frame, raw_times = read_series_file(input_file, naive_timezone, time_column)
-            candles, _ = validate_candles(frame, input_file.name, "error", raw_times)
-            labels, confidence = predict_labels(
-                loaded, candles, source=input_file.name, batch_size=block_candles
-            )
-            result = respond(
-                loaded,
-                candles["time"].to_numpy(),
-                above_min_confidence(labels, confidence, min_confidence),
-                confidence,
-                min_confidence,
-                chart_spans(loaded, candles),
-                confirmer(loaded, candles),
-            )
+            candles, _ = read_candle_file(input_file, naive_timezone, time_column)
+            result = predict_frame(loaded, candles, min_confidence, input_file.name, batch_size=block_candles)
             assert output is not None
             output.write_bytes(msgspec.json.format(msgspec.json.encode(result), indent=1))
             n = candles.height
@@ -175,9 +175,6 @@ def predict(
             )
             n, labeled, spans = summary.candles, summary.labeled, summary.spans
             kinds = "candlestick spans (chart patterns: -o FILE.json)"
-    except (CandleMLError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
     typer.echo(
         f"{input_file.name}: {n} candles, {labeled} in patterns, {spans} {kinds} "
         f"(model {loaded.name}@{loaded.version})" + (f" -> {output}" if output else ""),
@@ -210,14 +207,13 @@ def batch(
     Long series are cut into blocks that carry the history before them and the lookahead after,
     so every candle gets the label `candle-ml predict` gives it. --engine spark runs each block
     as a Spark task (docs/pipeline.md, "Batch and Spark")."""
-    import msgspec
 
     from candle_ml.autolabel import check_patterns
     from candle_ml.batch import Rules, run_local, run_spark
-    from candle_ml.chart.patterns import CHART_PATTERNS, ChartRules
+    from candle_ml.chart.patterns import CHART_PATTERNS
     from candle_ml.config import AutolabelParams, parse_section, read_params
 
-    try:
+    with user_errors():
         if engine not in ("local", "spark"):
             raise CandleMLError(f"--engine {engine}: local or spark")
         all_params = read_params(params_file) if params_file.is_file() else {}
@@ -225,7 +221,7 @@ def batch(
         rules = Rules(
             check_patterns(labels.patterns),
             labels.chart_patterns if "autolabel" in all_params else list(CHART_PATTERNS),
-            ChartRules(**msgspec.to_builtins(labels.chart)),
+            labels.chart.rules,
         )
         if output.exists() and any(output.iterdir()):
             raise CandleMLError(f"--output {output}: not empty; batch writes a fresh folder")
@@ -235,9 +231,6 @@ def batch(
             done = run_spark(session(master, "candle-ml batch"), inputs, model, rules, output, block_size)
         else:
             done = run_local(inputs, model, rules, output, block_size)
-    except (CandleMLError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
     rate = done["candles"] / max(done["seconds"], 1e-9)
     typer.echo(
         f"{done['candles']} candles in {done['seconds']:.1f} s ({rate:,.0f} candles/s, {engine}) -> "
@@ -272,16 +265,15 @@ def outcomes(
     or insufficient data. Same method as the `outcomes` stage (docs/pipeline.md, "Outcomes")."""
     import json
 
-    import msgspec
     import polars as pl
 
     from candle_ml.autolabel import autolabel, check_patterns
-    from candle_ml.chart.patterns import CHART_PATTERNS, ChartRules
+    from candle_ml.chart.patterns import CHART_PATTERNS
     from candle_ml.config import AutolabelParams, OutcomesParams, parse_section, read_params
     from candle_ml.outcomes import OutcomeSeries, SpanEnd, model_ends, outcome_report, rule_ends
     from candle_ml.patterns import PATTERNS
 
-    try:
+    with user_errors():
         all_params = read_params(params_file) if params_file.is_file() else {}
         params = parse_section(all_params, "outcomes", OutcomesParams, params_file)
         labels = parse_section(all_params, "autolabel", AutolabelParams, params_file)
@@ -297,12 +289,11 @@ def outcomes(
                 pair, timeframe = parse_series_filename(path)
             except CandleMLError:
                 pair, timeframe = path.stem, "?"
-            frame, raw_times = read_series_file(path, naive_timezone, time_column)
-            candles, _ = validate_candles(frame, path.name, "error", raw_times)
+            candles, _ = read_candle_file(path, naive_timezone, time_column)
             frames.append((pair, timeframe, candles))
             series.append(OutcomeSeries.from_frame(pair, timeframe, candles))
         spans = [s for pair, tf, c in frames for s in autolabel(c, patterns, pair, tf)]
-        rules = ChartRules(**msgspec.to_builtins(labels.chart))
+        rules = labels.chart.rules
         sources: dict[str, list[SpanEnd]] = {"rules": rule_ends(spans, series, charts, rules)}
         if model:
             from candle_ml.loading import load_model_from
@@ -311,9 +302,6 @@ def outcomes(
             bundle = load_model_from(model, tracking_uri or default_tracking_uri()).bundle
             sources["model"] = [e for pair, tf, c in frames for e in model_ends(bundle, pair, tf, c)]
         report, _ = outcome_report(series, sources, params)
-    except (CandleMLError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
     for name, grid in report["sources"].items():
         typer.echo(f"{name}: net return {h} candles after entry, minus random entries' (cost {params.cost})")
         typer.echo("\n".join(outcome_lines(grid, h)))
@@ -369,11 +357,8 @@ def report(
     corrected or dismissed, per model version and label."""
     from candle_ml.history import precision_report
 
-    try:
+    with user_errors():
         rows = precision_report(db, feedback_log, model_version)
-    except CandleMLError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
     if not rows:
         typer.echo(f"no predicted spans shown yet ({db})")
         return
@@ -431,7 +416,7 @@ def promote(
     from candle_ml.tracking import fail_fast, tracking_uri
 
     fail_fast()
-    try:
+    with user_errors(2):
         all_params = read_params(params_file)
         cfg = parse_section(all_params, "mlflow", MlflowParams, params_file)
         min_overlap = parse_section(all_params, "evaluate", EvaluateParams, params_file).min_overlap
@@ -443,9 +428,6 @@ def promote(
 
         candidate = load_model_from(f"models:/{cfg.registered_model}/{version}", uri)
         champion, lines = promote_version(cfg, uri, version, score(candidate.bundle), score, force)
-    except CandleMLError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
     typer.echo("\n".join(lines))
     raise typer.Exit(0 if champion else 1)
 

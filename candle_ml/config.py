@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 import yaml
 
+from candle_ml.chart.patterns import ChartRules
 from candle_ml.errors import ConfigError
 from candle_ml.paths import PARAMS as PARAMS_FILE
 from candle_ml.timeframes import parse_timeframe
@@ -75,9 +76,16 @@ class FeaturizeParams(Options):
 
 
 class ChartRulesParams(Options):
-    window: int = 38  # candles each kernel regression sees
-    confirm: int = 3  # candles after a pattern's last turn before it counts as complete
-    bandwidth: float = 1.5  # Gaussian kernel bandwidth, in candles
+    """The chart rules' settings a user may change; their defaults are the rules' own."""
+
+    window: int = ChartRules.window  # candles each kernel regression sees
+    confirm: int = ChartRules.confirm  # candles after a pattern's last turn before it counts as complete
+    bandwidth: float = ChartRules.bandwidth  # Gaussian kernel bandwidth, in candles
+
+    @property
+    def rules(self) -> ChartRules:
+        """The one place params become the rules every stage, the CLI and the batch apply."""
+        return ChartRules(window=self.window, confirm=self.confirm, bandwidth=self.bandwidth)
 
     def __post_init__(self) -> None:
         if self.window < 10 or self.confirm < 1 or self.confirm >= self.window or self.bandwidth <= 0:

@@ -19,7 +19,7 @@ import polars as pl
 from candle_ml.candles import (
     ValidationReport,
     parse_series_filename,
-    read_series_file,
+    read_candle_file,
     series_key,
     validate_candles,
 )
@@ -90,8 +90,7 @@ def ingest(params: IngestParams) -> list[Series]:
         add(Series(symbol.upper(), params.bundled_timeframe, source, candles, report))
     for path in raw_files(Path(params.raw_dir)):
         pair, timeframe = parse_series_filename(path)
-        frame, raw_times = read_series_file(path, params.naive_timezone, params.time_column)
-        candles, report = validate_candles(frame, path.name, params.on_invalid, raw_times)
+        candles, report = read_candle_file(path, params.naive_timezone, params.time_column, params.on_invalid)
         add(Series(pair, timeframe, str(path), candles, report))
     if not out:
         raise CandleError(

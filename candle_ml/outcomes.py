@@ -45,27 +45,19 @@ import polars as pl
 from candle_ml.annotations import Span
 from candle_ml.chart.patterns import ChartRules, find_chart_patterns
 from candle_ml.config import OutcomesParams
+from candle_ml.label_style import direction as label_direction
 from candle_ml.spans import span_bounds
 
 if TYPE_CHECKING:
     from candle_ml.bundle import Bundle
 
-# Chart patterns named for where they turn: a top is bearish, a bottom bullish.
-SHORT_CHART = {"head_and_shoulders", "double_top", "triangle_top", "rectangle_top", "broadening_top"}
-LONG_CHART = {
-    "inverse_head_and_shoulders",
-    "double_bottom",
-    "triangle_bottom",
-    "rectangle_bottom",
-    "broadening_bottom",
-}
 VERDICTS = ("edge", "no detectable edge", "insufficient data")
 SCOPES = ("full", "first_half", "second_half", "test")
 
 
 def direction(label: str) -> int:
-    """+1 long, -1 short: the trade a trader takes on this label."""
-    return -1 if label.startswith("bearish_") or label in SHORT_CHART else 1
+    """+1 long, -1 short: the trade a trader takes on this label (long unless it is bearish)."""
+    return -1 if label_direction(label) == "bearish" else 1
 
 
 @dataclass(frozen=True)

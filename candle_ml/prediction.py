@@ -179,9 +179,11 @@ def predict_frame(
     min_confidence: float = 0.0,
     source: str = "candles",
     checkpoint: Checkpoint = no_deadline,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> PredictResponse:
-    """Validated canonical candles of one series -> the API's prediction response."""
-    labels, confidence = predict_labels(model, candles, source, checkpoint)
+    """Validated canonical candles of one series -> the API's prediction response (``POST
+    /predict``'s and ``candle-ml predict -o FILE.json``'s)."""
+    labels, confidence = predict_labels(model, candles, source, checkpoint, batch_size)
     checkpoint()
     times = candles["time"].to_numpy()
     return respond(

@@ -22,11 +22,12 @@ import polars as pl
 from sklearn.utils.class_weight import compute_sample_weight
 
 from candle_ml.annotations import HUMAN_SOURCES
-from candle_ml.bundle import Bundle, BundleMeta, RunRecord, TrainingInfo, label_colors
+from candle_ml.bundle import Bundle, BundleMeta, RunRecord, TrainingInfo
 from candle_ml.calibration import fit_temperature
 from candle_ml.candles import CANDLE_COLUMNS
 from candle_ml.config import MlflowParams, TrainParams
 from candle_ml.errors import ConfigError, DatasetError
+from candle_ml.label_style import label_colors
 from candle_ml.models import PatternModel, create_model, model_class
 from candle_ml.models.sklearn_api import pinned
 from candle_ml.patterns import NO_PATTERN
@@ -113,8 +114,7 @@ def train(frame: pl.DataFrame, schema: ModelSchema, params: TrainParams) -> Trai
         )
         log.info("top_inputs: the model reads %d of %d input columns", kept.size, len(inputs))
         X, X_val, inputs = X[:, kept], X_val[:, kept], [inputs[i] for i in kept]
-    hyper = getattr(params, params.model_type, None)
-    model = create_model(params.model_type, hyper, len(classes), params.seed, params.device)
+    model = create_model(params, len(classes))
     info = model.fit(X, y, weights, X_val, y_val)
     seconds = time.perf_counter() - started
     counts = {

@@ -11,8 +11,11 @@ import typer
 
 from candle_ml import paths
 from candle_ml.cli import app
+from serve.config import HISTORY_MAX_MB, HISTORY_RETENTION_DAYS, MAX_BODY_MB, Limits, Timeouts
 
 __all__ = ["app"]
+
+LIMITS, TIMEOUTS = Limits(), Timeouts()  # the defaults every option below shows
 
 
 @app.command()
@@ -31,9 +34,11 @@ def serve(
     history: str = typer.Option(
         str(paths.HISTORY_DB), help="SQLite file every answered prediction is appended to ('' keeps none)"
     ),
-    history_retention_days: float = typer.Option(90.0, min=0.0, help="days of prediction history kept"),
+    history_retention_days: float = typer.Option(
+        HISTORY_RETENTION_DAYS, min=0.0, help="days of prediction history kept"
+    ),
     history_max_mb: float = typer.Option(
-        1000.0, min=1.0, help="prediction history size cap, oldest out first"
+        HISTORY_MAX_MB, min=1.0, help="prediction history size cap, oldest out first"
     ),
     human_dir: Path = typer.Option(
         paths.HUMAN_DIR, help="traders' exports (*.json), shown with the feedback"
@@ -49,21 +54,39 @@ def serve(
         help="a Host name the server answers to (400 for others); repeatable; "
         "default: localhost, 127.0.0.1, ::1 and --host; '*' for any",
     ),
-    max_body_mb: float = typer.Option(32.0, help="largest request body accepted (413 beyond)"),
-    max_candles: int = typer.Option(100_000, min=1, help="candles per /predict or /predict/batch call (413)"),
-    min_batch_size: int = typer.Option(1_000, min=1, help="smallest chunk /predict/batch uses"),
-    max_concurrent: int = typer.Option(0, min=0, help="predictions at once (0: one per core)"),
-    max_queue: int = typer.Option(0, min=0, help="requests waiting for a slot (0: 8 per slot); 503 beyond"),
-    queue_timeout: float = typer.Option(2.0, min=0.0, help="seconds a request waits for a slot (503 after)"),
-    request_timeout: float = typer.Option(
-        30.0, min=0.1, help="seconds of prediction per request (503 after)"
+    max_body_mb: float = typer.Option(MAX_BODY_MB, help="largest request body accepted (413 beyond)"),
+    max_candles: int = typer.Option(
+        LIMITS.max_candles, min=1, help="candles per /predict or /predict/batch call (413)"
     ),
-    keep_alive_timeout: float = typer.Option(5.0, min=0.1, help="seconds an idle connection stays open"),
-    header_timeout: float = typer.Option(10.0, min=0.1, help="seconds for a request's headers (408 after)"),
-    body_timeout: float = typer.Option(60.0, min=0.1, help="seconds for a whole request body (408 after)"),
-    body_idle_timeout: float = typer.Option(5.0, min=0.1, help="longest pause inside a body (408 after)"),
+    min_batch_size: int = typer.Option(
+        LIMITS.min_batch_size, min=1, help="smallest chunk /predict/batch uses"
+    ),
+    max_concurrent: int = typer.Option(
+        LIMITS.max_concurrent, min=0, help="predictions at once (0: one per core)"
+    ),
+    max_queue: int = typer.Option(
+        LIMITS.max_queue, min=0, help="requests waiting for a slot (0: 8 per slot); 503 beyond"
+    ),
+    queue_timeout: float = typer.Option(
+        LIMITS.queue_timeout, min=0.0, help="seconds a request waits for a slot (503 after)"
+    ),
+    request_timeout: float = typer.Option(
+        LIMITS.request_timeout, min=0.1, help="seconds of prediction per request (503 after)"
+    ),
+    keep_alive_timeout: float = typer.Option(
+        TIMEOUTS.keep_alive, min=0.1, help="seconds an idle connection stays open"
+    ),
+    header_timeout: float = typer.Option(
+        TIMEOUTS.header, min=0.1, help="seconds for a request's headers (408 after)"
+    ),
+    body_timeout: float = typer.Option(
+        TIMEOUTS.body, min=0.1, help="seconds for a whole request body (408 after)"
+    ),
+    body_idle_timeout: float = typer.Option(
+        TIMEOUTS.body_idle, min=0.1, help="longest pause inside a body (408 after)"
+    ),
     shutdown_grace: float = typer.Option(
-        30.0, min=0.0, help="seconds requests in flight get after SIGTERM (503 past it)"
+        TIMEOUTS.shutdown_grace, min=0.0, help="seconds requests in flight get after SIGTERM (503 past it)"
     ),
     model_threads: int = typer.Option(
         None,
@@ -77,8 +100,7 @@ def serve(
     from candle_ml.stageio import setup_logging
     from serve.app import create_app
     from serve.guards import default_allowed_hosts
-    from serve.limits import Limits
-    from serve.server import Timeouts, run
+    from serve.server import run
     from serve.settings import ServeSettings
 
     setup_logging()  # our loggers (model loads, reloads) next to uvicorn's

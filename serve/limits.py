@@ -17,11 +17,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio.to_thread
-import msgspec
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
 from candle_ml.prediction import Checkpoint
+from serve.config import Limits
 from serve.errors import Unavailable
 
 T = TypeVar("T")
@@ -39,17 +39,6 @@ def threads_per_prediction(work: WorkLimiter) -> int:
     idle threads spin: the same latency for twice the CPU (3.6 vs 7.2 ms per 500-candle request in
     process), and 8-9 % less throughput at 8 concurrent requests (bench/serve.py, 2 cores)."""
     return max(1, (os.cpu_count() or 1) // work.slots)
-
-
-class Limits(msgspec.Struct, forbid_unknown_fields=True):
-    """The bounds on prediction work (``candle-ml serve --help`` names each option)."""
-
-    max_candles: int = 100_000  # per /predict body and per /predict/batch range (413 beyond)
-    min_batch_size: int = 1_000  # /predict/batch chunks are never smaller (each carries min_history)
-    max_concurrent: int = 0  # predictions running at once; 0: default_concurrency()
-    max_queue: int = 0  # requests waiting for a slot; 0: 8 per slot; beyond: 503 at once
-    queue_timeout: float = 2.0  # seconds a request may wait for a slot before its 503
-    request_timeout: float = 30.0  # seconds from arrival to the last chunk; past it: 503
 
 
 class WorkLimiter:

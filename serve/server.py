@@ -21,17 +21,9 @@ import msgspec
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from serve.config import Timeouts
+
 log = logging.getLogger("candle_ml.serve")
-
-
-class Timeouts(msgspec.Struct, forbid_unknown_fields=True):
-    """Seconds (``candle-ml serve --help`` names each option)."""
-
-    keep_alive: float = 5.0  # an idle connection, before its first request or between requests
-    header: float = 10.0  # request line and headers, counted from their first byte
-    body_idle: float = 5.0  # the longest pause inside a body (a Content-Length longer than the body)
-    body: float = 60.0  # the whole body, from the end of its headers
-    shutdown_grace: float = 30.0  # after SIGTERM, for requests in flight to finish
 
 
 def _timeout_response(detail: str, rule: str) -> bytes:

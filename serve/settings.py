@@ -9,10 +9,10 @@ import msgspec
 
 from candle_ml import paths
 from candle_ml.tracking import tracking_uri as default_tracking_uri
+from serve.config import HISTORY_MAX_MB, HISTORY_RETENTION_DAYS, MAX_BODY_MB, Limits
 from serve.guards import LOOPBACK_NAMES
-from serve.limits import Limits
 
-DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024  # ~100,000 candles at up to ~300 bytes each
+DEFAULT_MAX_BODY_BYTES = int(MAX_BODY_MB * 1024 * 1024)
 
 
 class ServeSettings(msgspec.Struct, forbid_unknown_fields=True):
@@ -22,8 +22,8 @@ class ServeSettings(msgspec.Struct, forbid_unknown_fields=True):
     # Every prediction answered (candle_ml.history); "" keeps none (`candle-ml serve` defaults to
     # data/history/predictions.sqlite). Retention: days, then size.
     history: str = ""
-    history_retention_days: float = 90.0
-    history_max_mb: float = 1000.0
+    history_retention_days: float = HISTORY_RETENTION_DAYS
+    history_max_mb: float = HISTORY_MAX_MB
     human_dir: str = str(paths.HUMAN_DIR)  # traders' exports, read by GET /feedback and /review
     tracking_uri: str | None = None  # MLflow store; default MLFLOW_TRACKING_URI, else ./mlflow.db if present
     cors_origins: list[str] = msgspec.field(

@@ -11,7 +11,6 @@ import logging
 import shutil
 from pathlib import Path
 
-import msgspec
 import polars as pl
 import typer
 
@@ -25,7 +24,7 @@ from candle_ml.autolabel import (
     lookback,
     spans_per_label,
 )
-from candle_ml.chart.patterns import ChartRules, check_chart_patterns
+from candle_ml.chart.patterns import check_chart_patterns
 from candle_ml.config import AutolabelParams, load_section
 from candle_ml.stage_outputs import read_candles_index
 from candle_ml.stageio import run_stage, write_json
@@ -40,7 +39,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         params = load_section("autolabel", AutolabelParams, params_file)
         patterns = check_patterns(params.patterns)
         charts = check_chart_patterns(params.chart_patterns)
-        rules = ChartRules(**msgspec.to_builtins(params.chart))
+        rules = params.chart.rules
         skip = lookback(patterns)
         index = read_candles_index(paths.CANDLES_DIR).series
         shutil.rmtree(paths.AUTOLABEL_DIR, ignore_errors=True)

@@ -16,14 +16,12 @@ import logging
 import shutil
 from pathlib import Path
 
-import msgspec
 import polars as pl
 import typer
 
 from candle_ml import paths
 from candle_ml.annotations import Annotation, read_autolabel, read_human_annotations, read_reviewed
 from candle_ml.chart.dataset import build_chart_dataset, chart_labels, for_chart_model
-from candle_ml.chart.patterns import ChartRules
 from candle_ml.config import AutolabelParams, DatasetParams, parse_section, read_params
 from candle_ml.dataset import build_dataset, dataset_headline, load_series
 from candle_ml.patterns import NO_PATTERN
@@ -38,7 +36,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
         all_params = read_params(params_file)
         params = parse_section(all_params, "dataset", DatasetParams, params_file)
         chart_params = parse_section(all_params, "autolabel", AutolabelParams, params_file).chart
-        rules = ChartRules(**msgspec.to_builtins(chart_params))
+        rules = chart_params.rules
         auto = read_autolabel(require_file(paths.AUTOLABEL_SPANS, "autolabel"))
         features_index = read_features_index(paths.FEATURES_DIR)
         series, trimmed = load_series(paths.FEATURES_DIR, features_index.series, auto.coverage)

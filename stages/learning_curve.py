@@ -15,14 +15,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import msgspec
 import polars as pl
 import typer
 
 from candle_ml import paths
 from candle_ml.annotations import read_autolabel
 from candle_ml.chart.evaluation import first_test_times
-from candle_ml.chart.patterns import ChartRules
 from candle_ml.config import (
     AutolabelParams,
     DatasetParams,
@@ -89,7 +87,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
                 chart_rows = chart_curve(
                     series,
                     chart_spans,
-                    ChartRules(**msgspec.to_builtins(chart_params)),
+                    chart_params.rules,
                     paths.CANDLES_DIR,
                     first_test_times(reference),
                     dataset_params,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import msgspec
 import polars as pl
 import typer
 
@@ -20,7 +19,6 @@ from candle_ml import paths
 from candle_ml.annotations import read_autolabel
 from candle_ml.bundle import load_bundle
 from candle_ml.chart.evaluation import first_test_times
-from candle_ml.chart.patterns import ChartRules
 from candle_ml.config import AutolabelParams, OutcomesParams, parse_section, read_params
 from candle_ml.outcomes import (
     OutcomeSeries,
@@ -44,7 +42,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
     def run() -> None:
         all_params = read_params(params_file)
         params = parse_section(all_params, "outcomes", OutcomesParams, params_file)
-        autolabel = parse_section(all_params, "autolabel", AutolabelParams, params_file)
+        chart_rules = parse_section(all_params, "autolabel", AutolabelParams, params_file).chart.rules
         bundle = load_bundle(paths.MODEL_DIR)
         frames = {(e.pair, e.timeframe): c for e, c in real_series(paths.CANDLES_DIR)}
         series = [OutcomeSeries.from_frame(p, tf, c) for (p, tf), c in frames.items()]
@@ -60,7 +58,7 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
                     rules.annotations,
                     series,
                     rules.chart_labels,
-                    ChartRules(**msgspec.to_builtins(autolabel.chart)),
+                    chart_rules,
                 ),
                 "model": model,
             },

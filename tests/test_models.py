@@ -27,7 +27,22 @@ def test_unknown_model_type_lists_the_supported_ones():
         UnknownModelType,
         match="unknown model type 'lstm' \\(supported: xgboost, random_forest, xgboost_spark\\)",
     ):
-        create_model("lstm", None, 3, 0, "cpu")
+        create_model(TrainParams(model_type="lstm"), 3)
+
+
+@pytest.mark.parametrize("model_type", list(models.MODEL_TYPES))
+def test_each_registered_model_type_declares_what_the_registry_needs(model_type):
+    """A model type is its class, its params section in TrainParams (train.<model_type>, of the
+    class's params_type) and every PatternModel member, so a new one that forgets any fails here."""
+    cls = models.MODEL_TYPES[model_type]
+    assert cls.model_type == model_type
+    fields = {f.name: f.type for f in msgspec.structs.fields(TrainParams)}
+    assert fields.get(model_type) is cls.params_type, f"TrainParams needs `{model_type}: {cls.params_type}`"
+    members = [m for m in dir(models.PatternModel) if not m.startswith("_")]
+    members += list(models.PatternModel.__annotations__)
+    assert [m for m in members if not hasattr(cls, m)] == []
+    section = models.hyperparams(TrainParams(model_type=model_type))
+    assert isinstance(section, cls.params_type)
 
 
 def test_balanced_class_weights():
@@ -72,8 +87,8 @@ def test_train_passes_class_weights_to_the_model(small_dataset, monkeypatch):
     _, frame, schema = small_dataset
     seen = {}
 
-    class Recorder:
-        model_type, file_name = "recorder", "x"
+    class Recorder:  # stands in for the xgboost type, with its params section
+        model_type, file_name, params_type = "xgboost", "x", XGBoostParams
 
         def __init__(self, params, n_classes, seed, device):
             pass
@@ -82,8 +97,8 @@ def test_train_passes_class_weights_to_the_model(small_dataset, monkeypatch):
             seen["w"], seen["y"] = sample_weight, y
             return {}
 
-    monkeypatch.setitem(models.MODEL_TYPES, "recorder", Recorder)  # a new type plugs in with one entry
-    train(frame, schema, TrainParams(model_type="recorder", class_weight="balanced"))
+    monkeypatch.setitem(models.MODEL_TYPES, "xgboost", Recorder)
+    train(frame, schema, TrainParams(model_type="xgboost", class_weight="balanced"))
     y, w = seen["y"], seen["w"]
     totals = [w[y == k].sum() for k in np.unique(y)]
     np.testing.assert_allclose(totals, totals[0])  # every class weighs the same in total

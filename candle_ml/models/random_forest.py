@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from candle_ml.config import RandomForestParams
 from candle_ml.models.sklearn_api import SklearnClassifierModel, pinned
@@ -15,8 +15,9 @@ TRUSTED_TYPES = {"sklearn.tree._tree.Tree"}
 
 
 class RandomForestModel(SklearnClassifierModel):
-    model_type = "random_forest"
-    file_name = "model.skops"
+    model_type: ClassVar[str] = "random_forest"
+    params_type: ClassVar[type] = RandomForestParams
+    file_name: ClassVar[str] = "model.skops"
 
     def __init__(
         self, params: RandomForestParams | None, n_classes: int, seed: int = 0, device: str = "cpu", clf=None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import xgboost as xgb
 
@@ -52,8 +52,9 @@ def booster_params(p: XGBoostParams) -> dict[str, Any]:
 
 
 class XGBoostModel(SklearnClassifierModel):
-    model_type = "xgboost"
-    file_name = "model.ubj"  # XGBoost's own format: no pickle, loads across versions
+    model_type: ClassVar[str] = "xgboost"
+    params_type: ClassVar[type] = XGBoostParams
+    file_name: ClassVar[str] = "model.ubj"  # XGBoost's own format: no pickle, loads across versions
     progress_every_s = 5.0  # seconds between progress lines while fitting
 
     def __init__(

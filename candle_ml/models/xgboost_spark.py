@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import xgboost as xgb
@@ -22,7 +22,8 @@ log = logging.getLogger("candle_ml.train")
 
 
 class SparkXGBoostModel(XGBoostModel):
-    model_type = "xgboost_spark"
+    model_type: ClassVar[str] = "xgboost_spark"
+    params_type: ClassVar[type] = XGBoostSparkParams
 
     def __init__(
         self,
