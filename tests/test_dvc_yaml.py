@@ -1,4 +1,5 @@
-"""dvc.yaml lists exactly the code each stage runs, so `dvc repro` reruns what changed and only that."""
+"""dvc.yaml lists exactly the code and the params each stage reads, so `dvc repro` reruns what
+changed and only that."""
 
 from __future__ import annotations
 
@@ -41,15 +42,22 @@ def project_imports(path: Path) -> set[str]:
 
 # Code a stage runs without importing it: train logs this file as the MLflow pyfunc.
 RUNS_BY_PATH = {"train": {"candle_ml/mlflow_pyfunc.py"}}
-# Sections a stage reads besides its own.
-EXTRA_PARAMS = {
-    "train": ["mlflow"],
-    "evaluate": ["mlflow"],
-    "dataset": ["autolabel.chart"],
-    "holdout": ["autolabel.patterns", "evaluate.min_overlap"],
-    "learning_curve": ["dataset", "train", "evaluate.min_overlap", "autolabel.chart"],
-    "outcomes": ["autolabel.chart"],
-}
+SECTION_READERS = {"parse_section": 1, "load_section": 0}  # candle_ml.config: the section name's argument
+
+
+def params_read(path: Path) -> set[str]:
+    """The params.yaml keys a stage reads, from its code: each ``parse_section``/``load_section``
+    call's section, narrowed to ``section.key`` where only that key is taken from it."""
+    tree = ast.parse(path.read_text())
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    read = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in SECTION_READERS:
+            arg = node.args[SECTION_READERS[node.func.id]]  # type: ignore[attr-defined]
+            assert isinstance(arg, ast.Constant), f"{path}: a section name must be a literal"
+            parent = parents.get(node)
+            read.add(f"{arg.value}.{parent.attr}" if isinstance(parent, ast.Attribute) else arg.value)
+    return read
 
 
 def test_stage_code_deps_match_imports():
@@ -76,7 +84,11 @@ def test_stage_code_deps_match_imports():
         assert declared == expected, (
             f"stage {name}: missing {expected - declared}, extra {declared - expected}"
         )
-        assert stage["params"] == [name, *EXTRA_PARAMS.get(name, [])], f"stage {name} reads other params"
+        # the params it declares are the ones its code reads, its own section first
+        read = params_read(ROOT / own)
+        assert stage["params"][0] == name and set(stage["params"]) == read, (
+            f"stage {name}: dvc.yaml params {stage['params']}, the code reads {sorted(read)}"
+        )
 
 
 def test_params_has_a_section_per_stage_with_the_fixed_keys():
