@@ -277,32 +277,15 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
-# The suite runs on every core (pytest-xdist, `-n auto` in pyproject.toml). Tests that share the
-# built pipeline change it in turn, so they stay on one worker, in file order; the learning curve
-# and the clones (S3 remote, team MLflow) only need *a* built pipeline and form a second group,
-# which another worker builds for itself while the first group runs.
-PIPELINE_GROUPS = {
-    "test_pipeline.py::test_the_learning_curve_is_one_param_away": "pipeline-2",
-    "test_remote.py": "pipeline-2",
-    "test_team_mlflow.py": "pipeline-2",
-}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups off the items
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "pipeline" in getattr(item, "fixturenames", ()):
-            where = item.nodeid.split("/")[-1]
-            group = next((g for k, g in PIPELINE_GROUPS.items() if where.startswith(k)), "pipeline")
-            item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory) -> tuple[Path, str]:
     """A copy of the repository after one cold `dvc repro` on the bundled data: (root, its output).
 
-    Built once per test session and shared by every integration test (they run in file order
-    and may change it further: each says what it leaves behind)."""
+    Built once per test session and worker and shared by the integration tests there: the suite
+    runs on every core (pytest-xdist, ``--dist loadfile``: each file's tests on one worker, in
+    file order), so tests/test_pipeline.py's chain of changes stays together, while the learning
+    curve and the clones (S3 remote, team MLflow), in files of their own, may build another on
+    the second worker. Each test says what it leaves behind."""
     repo = copy_repo(tmp_path_factory.mktemp("pipeline"))
     return repo, run(["dvc", "repro"], repo)
 

@@ -175,8 +175,8 @@ def test_a_param_change_reruns_its_stage_never_the_ones_before(pipeline, pattern
 
 
 def test_a_traders_export_rebuilds_the_dataset_and_what_follows(pipeline):
-    """A trader's export file in data/annotations/human/ reruns dataset, and DVC then owes every
-    stage after it; what the export could not place is shown, not lost."""
+    """A trader's export file in data/annotations/human/ reruns dataset and every stage after it;
+    what the export could not place is shown, not lost."""
     repo, _ = pipeline
     spans = json.loads((repo / "data/autolabel/spans.json").read_text())["annotations"]
     engulfing = [s for s in spans if s["label"] == "bullish_engulfing" and s["pair"] == "AAPL"][50]
@@ -187,10 +187,8 @@ def test_a_traders_export_rebuilds_the_dataset_and_what_follows(pipeline):
         {**engulfing, "id": "h3", "source": "human", "start_time": 0, "end_time": 10},  # outside the data
     ]
     (repo / "data/annotations/human/trader.json").write_text(json.dumps({"annotations": human}))
-    # The stages after dataset wait for the review loop's `dvc repro` (the next test): one retrain.
-    out = run(["dvc", "repro", "dataset"], repo)
-    assert ran(out) == ["dataset"]
-    assert "train:" in run(["dvc", "status"], repo)  # owed, with what follows it
+    out = run(["dvc", "repro"], repo)
+    assert ran(out) == ["dataset", *DOWNSTREAM]
     metrics = json.loads((repo / "reports/dataset.json").read_text())
     assert metrics["agreement_rate"] == 0.5 and metrics["human_annotations"] == 3
     assert metrics["skipped_annotations"]["no_matching_candle"] == 1
@@ -419,38 +417,6 @@ def test_the_champion_only_moves_to_a_better_version(pipeline):
     assert better.returncode == 0 and "better" in better.stdout and champion() == 3, better
     again = promote("3")  # the README's `candle-ml promote N` of the version that already is champion
     assert again.returncode == 0 and "already is @champion" in again.stdout, again
-
-
-def test_the_learning_curve_is_one_param_away(pipeline):
-    """Off by default (an empty curve); a budget list draws it as its own stage, and nothing else reruns."""
-    repo, _ = pipeline
-    run(["dvc", "repro"], repo)  # up to date after the tests before (answers, experiments)
-    assert json.loads((repo / "metrics/curve.json").read_text()) == {}
-    set_param(repo, r"^(  spans_per_class:) \[\]", r"\1 [10, 25]")
-    set_param(repo, r"^(  headline:) 100", r"\1 25")
-    # and a trader's own 3-candle setup, marked with both ends up to 2 candles off
-    set_param(repo, r"^(  own_patterns:) \[\]", r"\1 [tests/invented_patterns.py:inside_breakout]")
-    set_param(repo, r"^(  traders:) \[.*\]", r"\1 [ends_2]")
-    assert ran(run(["dvc", "repro"], repo)) == ["learning_curve"]
-    own = pl.read_csv(repo / "reports/own_patterns.csv").row(0, named=True)
-    assert (own["pattern"], own["length"], own["trader"]) == ("inside_breakout", 3, "ends_2")
-    assert own["marked"] == own["occurrences"] > 200 and own["ends_moved"] > 0.5 * own["marked"]
-    assert own["span_f1"] > 0.6 and own["end_distance"] < 0.5 and own["min_history"] <= 30
-    curve = pl.read_csv(repo / "reports/learning_curve.csv")
-    assert curve["spans_per_class"].to_list() == [10, 25]
-    assert curve["spans_marked"][0] < curve["spans_marked"][1] and curve["reviewed_candles"].is_sorted()
-    assert all(0 <= f1 <= 1 for f1 in curve["span_f1_macro"]) and curve["span_f1_any_overlap"].min() > 0
-    headline = json.loads((repo / "metrics/curve.json").read_text())  # evaluate's column names
-    chart = pl.read_csv(repo / "reports/chart_curve.csv")  # the chart-pattern model's curve
-    assert headline == {
-        "span_f1_macro": curve["span_f1_macro"][1],
-        "chart_f1": chart["span_f1_macro"][1],
-        "own_span_f1_worst": own["span_f1"],
-    }
-    report = json.loads((repo / "reports/learning_curve.json").read_text())["curve"]
-    assert set(report[1]["marked_per_label"]) == set(report[1]["per_class_span"]) - {"O"}
-    assert chart["spans_per_class"].to_list() == [10, 25] and chart["span_f1_macro"].max() > 0.2
-    assert "metrics/curve.json" in run(["dvc", "metrics", "show"], repo)  # a row; no new columns
 
 
 def test_retraining_reproduces_the_model_byte_for_byte(pipeline):
