@@ -30,12 +30,13 @@ from candle_ml.bundle import Bundle
 from candle_ml.candles import series_key
 from candle_ml.chart.dataset import MATCH_OVERLAP, build_chart_dataset
 from candle_ml.chart.evaluation import score_chart, summarize
-from candle_ml.chart.model import iou, train_chart_model
+from candle_ml.chart.model import train_chart_model
 from candle_ml.chart.patterns import ChartRules
 from candle_ml.config import DatasetParams, LearningCurveParams, TrainParams
 from candle_ml.dataset import SeriesFrame, build_dataset, split_bounds
 from candle_ml.evaluation import score_bundle, span_scores
 from candle_ml.patterns import NO_PATTERN
+from candle_ml.spans import iou
 from candle_ml.stage_outputs import FeaturesIndex, model_schema
 from candle_ml.training import bundle_meta, train
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from candle_ml.errors import TimeframeError
 from candle_ml.patterns import NO_PATTERN
-from candle_ml.spans import LabelSpan
+from candle_ml.spans import LabelSpan, match_one_to_one
 from candle_ml.timeframes import parse_timeframe
 
 Kind = Literal["missed_by_model", "missed_by_human", "label_mismatch"]
@@ -73,27 +73,6 @@ def candle_range(span: TimedSpan, times: np.ndarray | None, step: int) -> LabelS
     return LabelSpan(span.start_time // step, span.end_time // step, span.label)
 
 
-def match(
-    human: list[LabelSpan], predicted: list[LabelSpan], min_overlap: float = 0.5
-) -> list[tuple[int, int]]:
-    """One-to-one pairs (human index, predicted index) whose overlap exceeds ``min_overlap``, best first."""
-    p_start = np.array([p.start for p in predicted], dtype=np.int64)
-    p_end = np.array([p.end for p in predicted], dtype=np.int64)
-    candidates: list[tuple[float, int, int]] = []
-    for i, h in enumerate(human):
-        inter = np.minimum(p_end, h.end) - np.maximum(p_start, h.start) + 1
-        union = (p_end - p_start + 1) + h.length - inter
-        ratio = np.where(inter > 0, inter / np.maximum(union, 1), 0.0)
-        candidates += [(float(ratio[j]), i, int(j)) for j in np.flatnonzero(ratio > min_overlap)]
-    pairs, used_h, used_p = [], set(), set()
-    for _, i, j in sorted(candidates, key=lambda c: (-c[0], c[1], c[2])):
-        if i not in used_h and j not in used_p:
-            pairs.append((i, j))
-            used_h.add(i)
-            used_p.add(j)
-    return pairs
-
-
 def disagreements(
     human: Sequence[TimedSpan],
     predicted: Sequence[TimedSpan],
@@ -109,7 +88,7 @@ def disagreements(
     predicted = [p for p in predicted if p.label != NO_PATTERN]
     h_ranges = [candle_range(s, times, step) for s in human]
     p_ranges = [candle_range(s, times, step) for s in predicted]
-    pairs = match(h_ranges, p_ranges, min_overlap)
+    pairs = match_one_to_one(h_ranges, p_ranges, min_overlap)
     found: list[tuple[Kind, TimedSpan | None, TimedSpan | None]] = []
     agreements = 0
     for i, j in pairs:
@@ -142,7 +121,7 @@ def unanswered(
     p_ranges = [candle_range(s, times, step) for s in predicted]
     h_ranges = [candle_range(s, times, step) for s in human]
     # Any corresponding human span answers a prediction, whatever its label.
-    answered = {j for _, j in match(h_ranges, p_ranges, min_overlap)}
+    answered = {j for _, j in match_one_to_one(h_ranges, p_ranges, min_overlap)}
     return [j for j in range(len(predicted)) if j not in answered]
 
 

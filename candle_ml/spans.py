@@ -46,12 +46,43 @@ def group_spans(labels: np.ndarray | list[str | None]) -> list[LabelSpan]:
     return [LabelSpan(s, e, arr[s]) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
+def iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """Intersection over union of two inclusive candle ranges ``(first, last)``: the one overlap
+    measure of spans (evaluation, review, the chart model's proposals, the learning curve)."""
+    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
+    return inter / (a[1] - a[0] + b[1] - b[0] + 2 - inter) if inter > 0 else 0.0
+
+
+def iou_with(starts: np.ndarray, ends: np.ndarray, first: int, last: int) -> np.ndarray:
+    """``iou`` of ``(first, last)`` with each range ``(starts[i], ends[i])``, vectorised."""
+    inter = np.minimum(ends, last) - np.maximum(starts, first) + 1
+    union = (ends - starts + 1) + (last - first + 1) - inter
+    return np.where(inter > 0, inter / np.maximum(union, 1), 0.0)
+
+
 def overlap_ratio(a: LabelSpan, b: LabelSpan) -> float:
-    """Intersection over union of two candle ranges."""
-    inter = min(a.end, b.end) - max(a.start, b.start) + 1
-    if inter <= 0:
-        return 0.0
-    return inter / (a.length + b.length - inter)
+    """``iou`` of two spans."""
+    return iou((a.start, a.end), (b.start, b.end))
+
+
+def match_one_to_one(
+    human: list[LabelSpan], predicted: list[LabelSpan], min_overlap: float = 0.5
+) -> list[tuple[int, int]]:
+    """One-to-one pairs (human index, predicted index) whose overlap exceeds ``min_overlap``,
+    best first, whatever their labels (the review's disagreements; ``match_pairs`` matches per label)."""
+    p_start = np.array([p.start for p in predicted], dtype=np.int64)
+    p_end = np.array([p.end for p in predicted], dtype=np.int64)
+    candidates: list[tuple[float, int, int]] = []
+    for i, h in enumerate(human):
+        ratio = iou_with(p_start, p_end, h.start, h.end)
+        candidates += [(float(ratio[j]), i, int(j)) for j in np.flatnonzero(ratio > min_overlap)]
+    pairs, used_h, used_p = [], set(), set()
+    for _, i, j in sorted(candidates, key=lambda c: (-c[0], c[1], c[2])):
+        if i not in used_h and j not in used_p:
+            pairs.append((i, j))
+            used_h.add(i)
+            used_p.add(j)
+    return pairs
 
 
 class SpanScore(NamedTuple):

@@ -120,7 +120,8 @@ def test_a_dismissed_chart_pattern_removes_the_rule_span_and_stays_out_of_the_ca
 
 
 def test_overlapping_predictions_keep_the_surest_as_a_pairwise_check_would():
-    from candle_ml.chart.model import ChartSpanPrediction, iou, surest
+    from candle_ml.chart.model import ChartSpanPrediction, surest
+    from candle_ml.spans import iou
 
     rng = np.random.default_rng(2)
     chosen = []

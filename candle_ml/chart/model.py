@@ -29,6 +29,7 @@ from candle_ml.chart import patterns as chart_patterns
 from candle_ml.chart.patterns import ChartRules, turns
 from candle_ml.config import ChartModelParams
 from candle_ml.patterns import NO_PATTERN
+from candle_ml.spans import iou
 
 PROPOSAL_BLOCK = 50_000  # proposals classified at once
 MIN_PAIR_GAP = 5  # candles between the two turns of a pair proposal (a double top needs > 22)
@@ -237,11 +238,6 @@ def surest(chosen: list[ChartSpanPrediction], min_overlap: float) -> list[ChartS
         kept.append(i)
     kept.sort(key=lambda i: (start[i], end[i], chosen[i].label))
     return [chosen[i] for i in kept]
-
-
-def iou(a: tuple[int, int], b: tuple[int, int]) -> float:
-    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
-    return inter / (a[1] - a[0] + b[1] - b[0] + 2 - inter) if inter > 0 else 0.0
 
 
 def proposal_labels(proposals: Proposals, spans: list[tuple[int, int, str]], min_overlap: float) -> list[str]:
