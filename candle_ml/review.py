@@ -18,14 +18,14 @@ can import it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import msgspec
 import numpy as np
 
 from candle_ml.errors import TimeframeError
 from candle_ml.patterns import NO_PATTERN
-from candle_ml.spans import LabelSpan, match_one_to_one
+from candle_ml.spans import LabelSpan, group_spans, match_one_to_one
 from candle_ml.timeframes import parse_timeframe
 
 Kind = Literal["missed_by_model", "missed_by_human", "label_mismatch"]
@@ -123,6 +123,61 @@ def unanswered(
     # Any corresponding human span answers a prediction, whatever its label.
     answered = {j for _, j in match_one_to_one(h_ranges, p_ranges, min_overlap)}
     return [j for j in range(len(predicted)) if j not in answered]
+
+
+class QueueItem(msgspec.Struct):
+    pair: str
+    timeframe: str
+    start_time: int
+    end_time: int
+    label: str
+    avg_confidence: float
+    candles: int
+    score: float  # mean margin between the two most likely labels over the span: low = unsure
+
+
+class ScoredSeries(Protocol):
+    """A whole series predicted with its margins (``candle_ml.prediction.SeriesPrediction``)."""
+
+    @property
+    def times(self) -> np.ndarray: ...
+    @property
+    def labels(self) -> np.ndarray: ...  # object: label, or None without enough history
+    @property
+    def confidence(self) -> np.ndarray: ...
+    @property
+    def margin(self) -> np.ndarray: ...
+    @property
+    def chart(self) -> list[Any]: ...  # spans with start_time, end_time, label, avg_confidence, candles
+    @property
+    def chart_margin(self) -> list[float]: ...
+
+
+def review_queue(
+    pair: str, timeframe: str, full: ScoredSeries, human: Sequence[TimedSpan]
+) -> list[QueueItem]:
+    """Every unanswered predicted span of one series with its score: the mean margin over its
+    candles, or the chart model's margin for a chart pattern (``GET /review/queue`` ranks them)."""
+    items = [
+        QueueItem(
+            pair,
+            timeframe,
+            int(full.times[s.start]),
+            int(full.times[s.end]),
+            s.label,
+            float(np.mean(full.confidence[s.start : s.end + 1])),
+            s.length,
+            round(float(np.mean(full.margin[s.start : s.end + 1])), 6),
+        )
+        for s in group_spans(full.labels)
+    ]
+    items += [
+        QueueItem(
+            pair, timeframe, c.start_time, c.end_time, c.label, c.avg_confidence, c.candles, round(m, 6)
+        )
+        for c, m in zip(full.chart, full.chart_margin, strict=True)
+    ]
+    return [items[j] for j in unanswered(items, human, full.times)]
 
 
 def margins(proba: np.ndarray) -> np.ndarray:

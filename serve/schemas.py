@@ -20,7 +20,7 @@ from candle_ml.label_style import Label
 from candle_ml.loading import ModelSummary
 from candle_ml.outcomes import LabelOutcome
 from candle_ml.prediction import CandlePrediction, PredictResponse, SpanPrediction
-from candle_ml.review import Summary
+from candle_ml.review import QueueItem, Summary
 from candle_ml.timeframes import TIMEFRAME_PATTERN
 
 # The same rule as the series file names ingest accepts (candle_ml.candles).
@@ -299,17 +299,6 @@ class ReviewResponse(msgspec.Struct):
     disagreements: list[Disagreement]
     summary: Summary
     model_info: ModelSummary
-
-
-class QueueItem(msgspec.Struct):
-    pair: str
-    timeframe: str
-    start_time: int
-    end_time: int
-    label: str
-    avg_confidence: float
-    candles: int
-    score: float  # mean margin between the two most likely labels over the span: low = unsure
 
 
 class QueueResponse(msgspec.Struct):

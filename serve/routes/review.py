@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
-import numpy as np
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import Body, Parameter
@@ -16,9 +15,8 @@ from candle_ml.errors import UnknownSeries
 from candle_ml.feedback import human_spans, select_spans
 from candle_ml.history import HistoryWriter
 from candle_ml.loading import LoadedModel
-from candle_ml.prediction import Checkpoint, SeriesPrediction, respond
-from candle_ml.review import Kind, TimedSpan, disagreements, timeframe_seconds, unanswered
-from candle_ml.spans import group_spans
+from candle_ml.prediction import Checkpoint, respond
+from candle_ml.review import Kind, TimedSpan, disagreements, review_queue, timeframe_seconds
 from serve.history import remember
 from serve.limits import WorkLimiter, admit
 from serve.queries import END, PAIR, START, TIMEFRAME
@@ -199,34 +197,8 @@ class ReviewController(Controller):
             for p, t in series:
                 checkpoint()
                 full = series_cache.get(model, p, t)
-                items += queue_items(p, t, full, select_spans(answered, p, t))
+                items += review_queue(p, t, full, select_spans(answered, p, t))
             items.sort(key=lambda q: (q.score, q.pair, q.start_time))
             return QueueResponse(items[:limit], len(items), model.summary)
 
         return timed("queue", started, await work.run(rank))
-
-
-def queue_items(pair: str, timeframe: str, full: SeriesPrediction, human: list) -> list[QueueItem]:
-    """Every unanswered predicted span of one series with its score: the mean margin over its
-    candles, or the chart model's margin for a chart pattern."""
-    items = [
-        QueueItem(
-            pair,
-            timeframe,
-            int(full.times[s.start]),
-            int(full.times[s.end]),
-            s.label,
-            float(np.mean(full.confidence[s.start : s.end + 1])),
-            s.length,
-            round(float(np.mean(full.margin[s.start : s.end + 1])), 6),
-        )
-        for s in group_spans(full.labels)
-    ]
-    items += [
-        QueueItem(
-            pair, timeframe, c.start_time, c.end_time, c.label, c.avg_confidence, c.candles, round(m, 6)
-        )
-        for c, m in zip(full.chart, full.chart_margin, strict=True)
-    ]
-    predicted = [PredictedSpan(q.start_time, q.end_time, q.label) for q in items]
-    return [items[j] for j in unanswered(predicted, human, full.times)]
