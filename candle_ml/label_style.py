@@ -45,27 +45,26 @@ class Label(msgspec.Struct):
 
 
 def label_colors(names: list[str]) -> list[Label]:
-    counters = {"bullish": 0, "bearish": 0, "other": 0}
-    out = []
-    for name in names:
-        if name == NO_PATTERN:
-            out.append(Label(name, "#9e9e9e"))
-            continue
-        kind = direction(name)
-        palette = {"bullish": _BULLISH, "bearish": _BEARISH, "other": _NEUTRAL}[kind]
-        out.append(Label(name, palette[counters[kind] % len(palette)]))
-        counters[kind] += 1
-    return out
+    """The candle model's labels: ``O`` grey, the rest the next shade of their direction."""
+    shades = iter(_shaded([n for n in names if n != NO_PATTERN], 0))
+    return [Label(n, "#9e9e9e") if n == NO_PATTERN else next(shades) for n in names]
 
 
 def chart_label_colors(names: list[str]) -> list[Label]:
     """Chart patterns that end an uptrend (tops, head-and-shoulders) in bearish reds, those that
-    end a downtrend (bottoms, inverse head-and-shoulders) in bullish greens, the rest in blues."""
-    counters = {"bullish": 3, "bearish": 3, "other": 3}  # after the candlestick labels' first shades
+    end a downtrend (bottoms, inverse head-and-shoulders) in bullish greens, the rest in blues;
+    from each palette's fourth shade, after the candlestick labels' first ones."""
+    return _shaded(names, 3)
+
+
+def _shaded(names: list[str], first: int) -> list[Label]:
+    """Each name the next shade of its direction's palette, from shade ``first``."""
+    palettes = {"bullish": _BULLISH, "bearish": _BEARISH, "other": _NEUTRAL}
+    counters = dict.fromkeys(palettes, first)
     out = []
     for name in names:
-        k = direction(name)
-        palette = {"bullish": _BULLISH, "bearish": _BEARISH, "other": _NEUTRAL}[k]
-        out.append(Label(name, palette[counters[k] % len(palette)]))
-        counters[k] += 1
+        kind = direction(name)
+        palette = palettes[kind]
+        out.append(Label(name, palette[counters[kind] % len(palette)]))
+        counters[kind] += 1
     return out

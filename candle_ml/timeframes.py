@@ -24,8 +24,9 @@ from candle_ml.errors import FeatureError
 
 # The one timeframe grammar (file names, params, request fields, the OpenAPI schema): a count
 # from 1 and a unit, case-insensitive. Written without flags, so JSON Schema (ECMA) reads it alike.
-TIMEFRAME_PATTERN = r"0{0,8}[1-9][0-9]{0,5}(?:[sS]|[mM]|[mM][iI][nN]|[hH]|[dD]|[wW])"
-TIMEFRAME = re.compile(r"(?P<n>0{0,8}[1-9][0-9]{0,5})(?P<unit>[sS]|[mM]|[mM][iI][nN]|[hH]|[dD]|[wW])")
+_COUNT, _UNIT = r"0{0,8}[1-9][0-9]{0,5}", r"[sS]|[mM]|[mM][iI][nN]|[hH]|[dD]|[wW]"
+TIMEFRAME_PATTERN = rf"{_COUNT}(?:{_UNIT})"
+TIMEFRAME = re.compile(rf"(?P<n>{_COUNT})(?P<unit>{_UNIT})")
 UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 WEEK = 7 * 86400
 WEEK_ORIGIN = 4 * 86400  # 1970-01-01 was a Thursday; Monday 1970-01-05 starts the weeks
