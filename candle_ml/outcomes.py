@@ -239,7 +239,9 @@ def adjust(p: np.ndarray, method: str) -> np.ndarray:
     return out
 
 
-def _cell(label: str, h: int, t: _Trades, mask: np.ndarray, params: OutcomesParams, rng) -> dict[str, Any]:
+def _cell(
+    label: str, h: int, t: _Trades, mask: np.ndarray, params: OutcomesParams, rng: np.random.Generator
+) -> dict[str, Any]:
     x = t.excess[mask]
     test = cluster_test(x, t.cluster[mask], params, rng)
     cell: dict[str, Any] = {

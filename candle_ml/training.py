@@ -159,7 +159,15 @@ def _top(score: np.ndarray, candidates: np.ndarray, n: int, taken: set[int] | No
 OWN_F1_MARGIN = 0.02  # an own label keeps a slow column only for this much validation F1 more
 
 
-def _val_proba(cols: list[int], X, y, weights, X_val, y_val, params: TrainParams) -> np.ndarray:
+def _val_proba(
+    cols: list[int],
+    X: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    params: TrainParams,
+) -> np.ndarray:
     """The validation rows' probabilities under a quick fit on ``cols``."""
     ranker = _ranker(int(y.max()) + 1, params)
     ranker.fit(X[:, cols], y, weights, X_val[:, cols], y_val)

@@ -101,6 +101,7 @@ def compose_command() -> list[str] | None:
     return None
 
 
+@pytest.mark.servers
 def test_docker_compose_accepts_it():
     command = compose_command()
     if command is None:

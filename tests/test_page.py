@@ -27,6 +27,8 @@ if not os.environ.get("CANDLE_ML_REQUIRE_BROWSER"):  # CI sets it: there a missi
     pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
+pytestmark = [pytest.mark.browser, pytest.mark.servers]  # chromium against a real uvicorn
+
 UP, DOWN = (0x26, 0xA6, 0x9A), (0xEF, 0x53, 0x50)  # the chart's candle colours
 
 

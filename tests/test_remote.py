@@ -17,7 +17,7 @@ from .conftest import ARTIFACTS, commit_all, run, s3_client
 from .conftest import S3_KEY as KEY
 from .conftest import S3_SECRET as SECRET
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.servers]
 
 boto3 = pytest.importorskip("boto3", reason="the s3 extra (pip install -e '.[s3]') is not installed")
 

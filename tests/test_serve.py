@@ -546,6 +546,7 @@ def test_predict_cli_matches_the_server(served_model, aapl, min_history, tmp_pat
     assert res.exit_code == 1 and f"needs at least {min_history + 1}" in res.output
 
 
+@pytest.mark.servers
 def test_real_server_starts_predicts_reloads_on_sighup_and_stops_on_sigterm(
     served_model, aapl, min_history, tmp_path
 ):

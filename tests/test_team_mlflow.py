@@ -31,7 +31,7 @@ from .conftest import (
     wait_listening,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.servers]
 
 boto3 = pytest.importorskip("boto3", reason="the s3 extra (pip install -e '.[s3]') is not installed")
 pytest.importorskip("psycopg2", reason="the postgres extra (pip install -e '.[postgres]') is not installed")

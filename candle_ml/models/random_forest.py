@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from candle_ml.config import RandomForestParams
 from candle_ml.models.sklearn_api import SklearnClassifierModel, pinned
 
@@ -20,8 +22,13 @@ class RandomForestModel(SklearnClassifierModel):
     file_name: ClassVar[str] = "model.skops"
 
     def __init__(
-        self, params: RandomForestParams | None, n_classes: int, seed: int = 0, device: str = "cpu", clf=None
-    ):
+        self,
+        params: RandomForestParams | None,
+        n_classes: int,
+        seed: int = 0,
+        device: str = "cpu",
+        clf: Any = None,
+    ) -> None:
         from sklearn.ensemble import RandomForestClassifier
 
         if device != "cpu":
@@ -38,7 +45,14 @@ class RandomForestModel(SklearnClassifierModel):
             random_state=seed,
         )
 
-    def fit(self, X, y, sample_weight, X_val, y_val) -> dict[str, Any]:
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        X_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+    ) -> dict[str, Any]:
         # joblib's progress lines while the trees grow (a minute on 2 cores); quiet again for predict.
         self.clf.set_params(verbose=1)
         try:
@@ -66,7 +80,7 @@ class RandomForestModel(SklearnClassifierModel):
         clf = sio.load(path, trusted=untrusted)
         return cls(None, len(clf.classes_), clf=clf)
 
-    def log_native(self, name: str, example):
+    def log_native(self, name: str, example: np.ndarray) -> Any:
         import mlflow.sklearn
 
         return mlflow.sklearn.log_model(

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import xgboost as xgb
 
 from candle_ml.config import XGBoostParams
@@ -58,8 +59,13 @@ class XGBoostModel(SklearnClassifierModel):
     progress_every_s = 5.0  # seconds between progress lines while fitting
 
     def __init__(
-        self, params: XGBoostParams | None, n_classes: int, seed: int = 0, device: str = "cpu", booster=None
-    ):
+        self,
+        params: XGBoostParams | None,
+        n_classes: int,
+        seed: int = 0,
+        device: str = "cpu",
+        booster: Any = None,
+    ) -> None:
         self.params = params or XGBoostParams()
         self.n_classes = n_classes
         self.clf = xgb.XGBClassifier(
@@ -72,7 +78,14 @@ class XGBoostModel(SklearnClassifierModel):
         if booster is not None:
             self.clf = booster
 
-    def fit(self, X, y, sample_weight, X_val, y_val) -> dict[str, Any]:
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        X_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+    ) -> dict[str, Any]:
         has_val = X_val is not None and len(X_val) > 0
         if has_val and self.params.early_stopping_rounds > 0:
             self.clf.set_params(early_stopping_rounds=self.params.early_stopping_rounds)
@@ -110,7 +123,7 @@ class XGBoostModel(SklearnClassifierModel):
         model.clf.set_params(device="cpu")
         return model
 
-    def log_native(self, name: str, example):
+    def log_native(self, name: str, example: np.ndarray) -> Any:
         import mlflow.xgboost
 
         return mlflow.xgboost.log_model(

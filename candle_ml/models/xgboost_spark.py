@@ -36,7 +36,14 @@ class SparkXGBoostModel(XGBoostModel):
         super().__init__(params or XGBoostSparkParams(), n_classes, seed, device, booster)
         self.seed, self.device = seed, device
 
-    def fit(self, X, y, sample_weight, X_val, y_val) -> dict[str, Any]:
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        X_val: np.ndarray | None,
+        y_val: np.ndarray | None,
+    ) -> dict[str, Any]:
         import pandas as pd
         from pyspark.ml.functions import array_to_vector
         from pyspark.sql import functions as sf
@@ -59,7 +66,7 @@ class SparkXGBoostModel(XGBoostModel):
             )
 
         rows = table(X, y, sample_weight, False)
-        if has_val:  # XGBoost early-stops on the rows marked is_val, as in process on X_val
+        if X_val is not None and y_val is not None and len(X_val) > 0:  # early-stops on is_val rows
             rows = pd.concat([rows, table(X_val, y_val, None, True)], ignore_index=True)
         spark = session(p.master, "candle-ml train")
         frame = spark.createDataFrame(rows).withColumn("features", array_to_vector(sf.col("features")))
