@@ -165,7 +165,7 @@ def run_local(
     inputs: list[Path], bundle_dir: Path, rules: Rules, out: Path, block_size: int
 ) -> dict[str, Any]:
     """Every series in this process, one after another."""
-    from candle_ml.candles import read_candle_file
+    from candle_ml.candle_files import read_candle_file
 
     files = series_files(inputs)
     bundle = load_bundle(bundle_dir)

@@ -16,13 +16,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from candle_ml.candles import (
-    ValidationReport,
-    parse_series_filename,
-    read_candle_file,
-    series_key,
-    validate_candles,
-)
+from candle_ml.candle_files import read_candle_file
+from candle_ml.candles import ValidationReport, parse_series_filename, series_key, validate_candles
 from candle_ml.config import IngestParams
 from candle_ml.errors import CandleError
 from candle_ml.stage_outputs import CandlesIndex, SeriesEntry

@@ -33,9 +33,10 @@ from candle_ml.chart.evaluation import score_chart, summarize
 from candle_ml.chart.model import train_chart_model
 from candle_ml.chart.patterns import ChartRules
 from candle_ml.config import DatasetParams, LearningCurveParams, TrainParams
-from candle_ml.dataset import SeriesFrame, build_dataset, split_bounds
+from candle_ml.dataset import SeriesFrame, build_dataset
 from candle_ml.evaluation import score_bundle, span_scores
 from candle_ml.patterns import NO_PATTERN
+from candle_ml.rows import split_bounds
 from candle_ml.spans import iou
 from candle_ml.stage_outputs import FeaturesIndex, model_schema
 from candle_ml.training import bundle_meta, train

@@ -24,7 +24,7 @@ import polars as pl
 
 from candle_ml.bundle import BUNDLE_FILE, Bundle, RunRecord, content_hash, load_bundle, with_run
 from candle_ml.errors import CandleMLError, ModelLoadError
-from candle_ml.outcomes import LabelOutcome, read_label_outcomes
+from candle_ml.outcome_report import LabelOutcome, read_label_outcomes
 from candle_ml.paths import EVALUATE_REPORT, OUTCOMES_REPORT
 from candle_ml.tracking import fail_fast
 

@@ -28,10 +28,11 @@ import polars as pl
 from candle_ml.annotations import Annotation, ReviewedRange, Span
 from candle_ml.bundle import Bundle
 from candle_ml.config import DatasetParams, LearningCurveParams, TrainParams
-from candle_ml.dataset import SeriesFrame, build_dataset, split_bounds
+from candle_ml.dataset import SeriesFrame, build_dataset
 from candle_ml.errors import ConfigError
 from candle_ml.features import load_custom
 from candle_ml.patterns import NO_PATTERN
+from candle_ml.rows import split_bounds
 from candle_ml.spans import boundary_distances, group_spans, match_spans
 from candle_ml.stage_outputs import FeaturesIndex, model_schema, real_series
 from candle_ml.training import bundle_meta, train

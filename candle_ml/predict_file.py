@@ -19,7 +19,8 @@ from typing import IO, Any
 import numpy as np
 import polars as pl
 
-from candle_ml.candles import CANDLE_COLUMNS, iter_series_file, validate_blocks
+from candle_ml.candle_files import iter_series_file
+from candle_ml.candles import CANDLE_COLUMNS, validate_blocks
 from candle_ml.loading import LoadedModel
 from candle_ml.patterns import NO_PATTERN
 from candle_ml.prediction import OFFLINE_BATCH_SIZE, above_min_confidence, predict_blocks

@@ -137,7 +137,7 @@ class QueueItem(msgspec.Struct):
 
 
 class ScoredSeries(Protocol):
-    """A whole series predicted with its margins (``candle_ml.prediction.SeriesPrediction``)."""
+    """A whole series predicted with its margins (``candle_ml.stored_series.SeriesPrediction``)."""
 
     @property
     def times(self) -> np.ndarray: ...

@@ -198,7 +198,8 @@ def write_outcome_report(models: Path, candles_dir: Path, bootstrap: int = 200) 
     looks (``reports/outcomes.json`` beside ``models/``); returns it."""
     from candle_ml.bundle import content_hash, load_bundle
     from candle_ml.config import OutcomesParams
-    from candle_ml.outcomes import OutcomeSeries, label_summary, model_ends, outcome_report
+    from candle_ml.outcome_report import label_summary, model_ends, outcome_report
+    from candle_ml.outcomes import OutcomeSeries
     from candle_ml.stageio import write_json
 
     params = OutcomesParams(bootstrap=bootstrap)

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from candle_ml.candles import parse_series_filename, read_series_file, validate_candles
+from candle_ml.candle_files import read_series_file
+from candle_ml.candles import parse_series_filename, validate_candles
 from candle_ml.errors import CandleError
 
 DAY = 86_400

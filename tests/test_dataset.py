@@ -8,8 +8,9 @@ import pytest
 
 from candle_ml.annotations import Annotation, Span
 from candle_ml.config import DatasetParams, SplitParams
-from candle_ml.dataset import SeriesFrame, assign_splits, build_dataset
+from candle_ml.dataset import SeriesFrame, build_dataset
 from candle_ml.errors import DatasetError
+from candle_ml.rows import assign_splits
 from candle_ml.stage_outputs import WindowLayout
 from candle_ml.windows import WindowSpec, build_windows, window_columns
 

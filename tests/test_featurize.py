@@ -177,8 +177,8 @@ def test_history_is_known_per_feature_so_a_model_needs_only_what_it_reads():
     gets its min_history from them, plus the window's left side."""
     from candle_ml.config import SplitParams
     from candle_ml.convergence import served_history
+    from candle_ml.input_selection import read_history
     from candle_ml.stage_outputs import ModelSchema, WindowLayout
-    from candle_ml.training import read_history
 
     candles = random_walk(1600)
     cfg = FeaturizeParams(indicators=[IndicatorSpec("RSI", {"timeperiod": 14})])

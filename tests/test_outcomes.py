@@ -12,17 +12,8 @@ import pytest
 from candle_ml.autolabel import autolabel
 from candle_ml.chart.patterns import CHART_PATTERNS, ChartRules
 from candle_ml.config import AutolabelParams, OutcomesParams, load_section
-from candle_ml.outcomes import (
-    OutcomeSeries,
-    SpanEnd,
-    adjust,
-    direction,
-    label_summary,
-    occurrences,
-    outcome_grid,
-    rule_ends,
-    verdict_text,
-)
+from candle_ml.outcome_report import label_summary, rule_ends, verdict_text
+from candle_ml.outcomes import OutcomeSeries, SpanEnd, adjust, direction, occurrences, outcome_grid
 
 from .conftest import ROOT, make_candles, write_outcome_report
 

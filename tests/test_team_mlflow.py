@@ -21,15 +21,7 @@ import pytest
 from candle_ml.bundle import load_bundle
 from serve.process import ServerProcess
 
-from .conftest import (
-    ARTIFACTS,
-    S3_KEY,
-    S3_SECRET,
-    free_loopback_port,
-    run,
-    s3_client,
-    wait_listening,
-)
+from .conftest import ARTIFACTS, S3_KEY, S3_SECRET, free_loopback_port, run, s3_client, wait_listening
 
 pytestmark = [pytest.mark.integration, pytest.mark.servers]
 

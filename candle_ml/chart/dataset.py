@@ -15,8 +15,9 @@ from candle_ml.candles import series_key
 from candle_ml.chart.model import FEATURES, proposal_labels, propose
 from candle_ml.chart.patterns import ChartRules
 from candle_ml.config import SplitParams
-from candle_ml.dataset import SeriesFrame, split_bounds
+from candle_ml.dataset import SeriesFrame
 from candle_ml.patterns import NO_PATTERN
+from candle_ml.rows import split_bounds
 
 MATCH_OVERLAP = 0.5  # a marked span teaches its best proposal when their IoU exceeds this
 
