@@ -209,6 +209,25 @@ def score_pattern(
     }
 
 
+@dataclass
+class _Setting:
+    """What every pattern x trader cell shares: the real series on their feature rows."""
+
+    series: list[SeriesFrame]  # real ones first, then the augmented copies
+    real: list[SeriesFrame]
+    candles: dict[str, pl.DataFrame]
+    offset: dict[str, int]  # feature rows begin this many candles in (the warm-up)
+    bounds: dict[str, tuple[int, int]]  # where val and test begin, per series
+    rules: list[Annotation]
+    label_priority: list[str]
+    features_index: FeaturesIndex
+    candles_dir: Path
+    dataset_params: DatasetParams  # with snap_to_rules 0: the marks are scored as made
+    train_params: TrainParams
+    params: LearningCurveParams
+    min_overlap: float
+
+
 def own_curve(
     series: list[SeriesFrame],
     rule_spans: list[Span],
@@ -235,11 +254,21 @@ def own_curve(
         if s.frame.height
     }
     real = [s for s in real if s.key in offset]
-    times = {s.key: s.times for s in real}
-    bounds = {s.key: split_bounds(s.frame.height, dataset_params.split) for s in real}
-    reviewable = {k: b[1] for k, b in bounds.items()}
-    rule_annotations = [Annotation(sp, "autolabel") for sp in rule_spans]
-    no_snap = msgspec.structs.replace(dataset_params, snap_to_rules=0)
+    setting = _Setting(
+        real + [s for s in series if s.augmented],
+        real,
+        candles,
+        offset,
+        {s.key: split_bounds(s.frame.height, dataset_params.split) for s in real},
+        [Annotation(sp, "autolabel") for sp in rule_spans],
+        label_priority,
+        features_index,
+        candles_dir,
+        msgspec.structs.replace(dataset_params, snap_to_rules=0),
+        train_params,
+        params,
+        min_overlap,
+    )
     rows = []
     for entry in params.own_patterns:
         pattern = load_own_pattern(entry)
@@ -249,52 +278,61 @@ def own_curve(
             truth[s.key] = [
                 (a - shift, b - shift) for a, b in occurrences(candles[s.key], pattern) if a >= shift
             ]
-        for name in params.traders:
-            trader = TRADERS[name]
-            rng = np.random.default_rng(params.seed)
-            marks = mark(truth, times, reviewable, pattern, trader, label_priority, params.review_range, rng)
-            human = [Annotation(sp, "simulated trader") for sp in marks.spans]
-            dataset = build_dataset(
-                real + [s for s in series if s.augmented],
-                human,
-                rule_annotations,
-                label_priority,
-                no_snap,
-                reviewed=marks.reviewed,
-            )
-            schema = model_schema(dataset.schema, features_index)
-            result = train(dataset.frame, schema, train_params)
-            bundle = Bundle(bundle_meta(result, schema, train_params), result.model, candles_dir)
-            predicted = {}
-            for s in real:
-                pred = bundle.predict(candles[s.key]).label[offset[s.key] :]
-                predicted[s.key] = np.asarray(pred, dtype=object)
-            test_from = {k: b[1] for k, b in bounds.items()}
-            scores = score_pattern(predicted, truth, test_from, pattern.label, min_overlap)
-            learned = dataset.metrics["own_labels"].get(pattern.label, {})
-            row = {
-                "pattern": pattern.label,
-                "length": pattern.length,
-                "trader": name,
-                "occurrences": marks.occurrences,
-                "marked": marks.marked,
-                "reviewed_ranges": len(marks.reviewed),
-                **scores,
-                "min_history": bundle.meta.min_history,
-                "ends_moved": learned.get("ends_moved", 0),
-                "learned_ends": learned,
-            }
-            log.info(
-                "own pattern %s (%d candles), trader %s: span F1 %.3f (P %.3f R %.3f), end distance %s, "
-                "min_history %d",
-                pattern.label,
-                pattern.length,
-                name,
-                row["span_f1"],
-                row["precision"],
-                row["recall"],
-                row["end_distance"],
-                row["min_history"],
-            )
-            rows.append(row)
+        rows += [_trader_cell(setting, pattern, truth, name) for name in params.traders]
     return rows
+
+
+def _trader_cell(
+    setting: _Setting, pattern: OwnPattern, truth: dict[str, list[tuple[int, int]]], name: str
+) -> dict[str, Any]:
+    """One simulated trader marks ``pattern``; a model trained on those marks is scored on the truth."""
+    params, real = setting.params, setting.real
+    trader = TRADERS[name]
+    rng = np.random.default_rng(params.seed)
+    times = {s.key: s.times for s in real}
+    reviewable = {k: b[1] for k, b in setting.bounds.items()}
+    marks = mark(truth, times, reviewable, pattern, trader, setting.label_priority, params.review_range, rng)
+    human = [Annotation(sp, "simulated trader") for sp in marks.spans]
+    dataset = build_dataset(
+        setting.series,
+        human,
+        setting.rules,
+        setting.label_priority,
+        setting.dataset_params,
+        reviewed=marks.reviewed,
+    )
+    schema = model_schema(dataset.schema, setting.features_index)
+    result = train(dataset.frame, schema, setting.train_params)
+    bundle = Bundle(bundle_meta(result, schema, setting.train_params), result.model, setting.candles_dir)
+    predicted = {}
+    for s in real:
+        pred = bundle.predict(setting.candles[s.key]).label[setting.offset[s.key] :]
+        predicted[s.key] = np.asarray(pred, dtype=object)
+    test_from = {k: b[1] for k, b in setting.bounds.items()}
+    scores = score_pattern(predicted, truth, test_from, pattern.label, setting.min_overlap)
+    learned = dataset.metrics["own_labels"].get(pattern.label, {})
+    row = {
+        "pattern": pattern.label,
+        "length": pattern.length,
+        "trader": name,
+        "occurrences": marks.occurrences,
+        "marked": marks.marked,
+        "reviewed_ranges": len(marks.reviewed),
+        **scores,
+        "min_history": bundle.meta.min_history,
+        "ends_moved": learned.get("ends_moved", 0),
+        "learned_ends": learned,
+    }
+    log.info(
+        "own pattern %s (%d candles), trader %s: span F1 %.3f (P %.3f R %.3f), end distance %s, "
+        "min_history %d",
+        pattern.label,
+        pattern.length,
+        name,
+        row["span_f1"],
+        row["precision"],
+        row["recall"],
+        row["end_distance"],
+        row["min_history"],
+    )
+    return row

@@ -15,10 +15,11 @@ from msgspec import Meta
 
 from candle_ml.annotations import Span
 from candle_ml.candles import PAIR_PATTERN, whole
-from candle_ml.history import LabelPrecision, PredictionRecord
+from candle_ml.history import PredictionRecord
 from candle_ml.label_style import Label
+from candle_ml.live_precision import LabelPrecision
 from candle_ml.loading import ModelSummary
-from candle_ml.outcomes import LabelOutcome
+from candle_ml.outcome_report import LabelOutcome
 from candle_ml.prediction import CandlePrediction, PredictResponse, SpanPrediction
 from candle_ml.review import QueueItem, Summary
 from candle_ml.timeframes import TIMEFRAME_PATTERN

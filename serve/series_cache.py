@@ -22,7 +22,7 @@ import polars as pl
 
 from candle_ml.errors import CandleMLError, require_history
 from candle_ml.loading import LoadedModel
-from candle_ml.prediction import SeriesPrediction, StoredSeries, load_stored, predict_series
+from candle_ml.stored_series import SeriesPrediction, StoredSeries, load_stored, predict_series
 
 log = logging.getLogger("candle_ml.serve")
 

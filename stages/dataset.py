@@ -23,9 +23,10 @@ from candle_ml import paths
 from candle_ml.annotations import Annotation, read_autolabel, read_human_annotations, read_reviewed
 from candle_ml.chart.dataset import build_chart_dataset, chart_labels, for_chart_model
 from candle_ml.config import AutolabelParams, DatasetParams, parse_section, read_params
-from candle_ml.dataset import build_dataset, dataset_headline, load_series
+from candle_ml.dataset import DatasetResult, build_dataset, load_series
+from candle_ml.dataset_report import dataset_headline
 from candle_ml.patterns import NO_PATTERN
-from candle_ml.stage_outputs import model_schema, read_features_index
+from candle_ml.stage_outputs import ModelSchema, model_schema, read_features_index
 from candle_ml.stageio import require_file, run_stage, write_json
 
 log = logging.getLogger("candle_ml.dataset")
@@ -67,42 +68,66 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
             "chart_proposals_marked": chart_rows.filter(pl.col("label") != NO_PATTERN).height,
             "chart_spans_real": chart_reference.height,
         }
-        shutil.rmtree(paths.DATASET_DIR, ignore_errors=True)
-        paths.DATASET_DIR.mkdir(parents=True)
-        result.frame.write_parquet(paths.DATASET)
-        result.reference.write_parquet(paths.REFERENCE)
-        chart_rows.write_parquet(paths.CHART_DATASET)
-        chart_reference.write_parquet(paths.CHART_REFERENCE)
-        # (the chart rules' settings too: the proposals' smoothing, for the chart model)
-        write_json(paths.SCHEMA, model_schema(result.schema, features_index, chart_params))
-        write_json(paths.DATASET_REPORT, result.report | {"learned_ends": result.learned_ends})
-        write_json(paths.report_file("dataset"), metrics)
-        write_json(paths.metrics_file("dataset"), dataset_headline(metrics))
-        for reason, examples in result.report["examples"].items():
-            # TA-Lib spans in the warm-up are expected and nothing a user can act on (counted in the
-            # report); anything touching human work is a warning.
-            level = logging.DEBUG if all(e.startswith("autolabel:") for e in examples) else logging.WARNING
-            log.log(
-                level,
-                "skipped %d annotation(s) (%s), e.g.:\n  %s",
-                result.report["skipped_annotations"][reason],
-                reason,
-                "\n  ".join(examples),
-            )
-        log.info(
-            "chart patterns: %d proposals (%d marked), %d marked spans on real series",
-            chart_rows.height,
-            chart_rows.filter(pl.col("label") != NO_PATTERN).height,
-            chart_reference.height,
+        write_outputs(
+            result,
+            chart_rows,
+            chart_reference,
+            model_schema(result.schema, features_index, chart_params),
+            metrics,
         )
-        log.info(
-            "dataset: %d rows (%s), labels: %s",
-            result.frame.height,
-            ", ".join(f"{k}={v}" for k, v in metrics["split_rows"].items()),
-            metrics["label_counts"],
-        )
+        log_summary(result, chart_rows, chart_reference, metrics)
 
     run_stage(run)
+
+
+def write_outputs(
+    result: DatasetResult,
+    chart_rows: pl.DataFrame,
+    chart_reference: pl.DataFrame,
+    schema: ModelSchema,
+    metrics: dict,
+) -> None:
+    """``data/dataset/`` replaced whole, then the report and the headline."""
+    shutil.rmtree(paths.DATASET_DIR, ignore_errors=True)
+    paths.DATASET_DIR.mkdir(parents=True)
+    result.frame.write_parquet(paths.DATASET)
+    result.reference.write_parquet(paths.REFERENCE)
+    chart_rows.write_parquet(paths.CHART_DATASET)
+    chart_reference.write_parquet(paths.CHART_REFERENCE)
+    # (the chart rules' settings too: the proposals' smoothing, for the chart model)
+    write_json(paths.SCHEMA, schema)
+    write_json(paths.DATASET_REPORT, result.report | {"learned_ends": result.learned_ends})
+    write_json(paths.report_file("dataset"), metrics)
+    write_json(paths.metrics_file("dataset"), dataset_headline(metrics))
+
+
+def log_summary(
+    result: DatasetResult, chart_rows: pl.DataFrame, chart_reference: pl.DataFrame, metrics: dict
+) -> None:
+    """What the stage made, and each kind of skipped annotation with examples."""
+    for reason, examples in result.report["examples"].items():
+        # TA-Lib spans in the warm-up are expected and nothing a user can act on (counted in the
+        # report); anything touching human work is a warning.
+        level = logging.DEBUG if all(e.startswith("autolabel:") for e in examples) else logging.WARNING
+        log.log(
+            level,
+            "skipped %d annotation(s) (%s), e.g.:\n  %s",
+            result.report["skipped_annotations"][reason],
+            reason,
+            "\n  ".join(examples),
+        )
+    log.info(
+        "chart patterns: %d proposals (%d marked), %d marked spans on real series",
+        chart_rows.height,
+        chart_rows.filter(pl.col("label") != NO_PATTERN).height,
+        chart_reference.height,
+    )
+    log.info(
+        "dataset: %d rows (%s), labels: %s",
+        result.frame.height,
+        ", ".join(f"{k}={v}" for k, v in metrics["split_rows"].items()),
+        metrics["label_counts"],
+    )
 
 
 if __name__ == "__main__":

@@ -95,40 +95,47 @@ def main(params_file: Path = typer.Option(paths.PARAMS, "--params", help="params
                     params,
                     min_overlap,
                 )
-        for kind, curve in (("candlestick", rows), ("chart", chart_rows)):
-            for r in curve:
-                log.info(
-                    "%s: %4d spans per label (fewest %d, %d candles reviewed): span_f1_macro %.3f",
-                    kind,
-                    r["spans_per_class"],
-                    r["fewest_marked"],
-                    r["reviewed_candles"],
-                    r["span_f1_macro"],
-                )
-        write_json(
-            paths.LEARNING_CURVE_REPORT, {"curve": rows, "chart_curve": chart_rows, "own_patterns": own_rows}
-        )
-        pl.DataFrame(
-            [{k: r[k] for k in OWN_CURVE_COLUMNS} for r in own_rows], schema=OWN_CURVE_COLUMNS
-        ).write_csv(paths.OWN_CURVE_TABLE)
-        pl.DataFrame([{k: r[k] for k in CURVE_COLUMNS} for r in rows], schema=CURVE_COLUMNS).write_csv(
-            paths.LEARNING_CURVE_PLOT
-        )
-        pl.DataFrame(
-            [{k: r[k] for k in CHART_CURVE_COLUMNS} for r in chart_rows], schema=CHART_CURVE_COLUMNS
-        ).write_csv(paths.CHART_CURVE_PLOT)
-        # The column names of metrics/evaluate.json (span_f1_macro: the candle model, chart_f1: the
-        # chart model), so `dvc metrics show` gains a row, not columns.
-        candle = next((r for r in rows if r["spans_per_class"] == params.headline), None)
-        chart = next((r for r in chart_rows if r["spans_per_class"] == params.headline), None)
-        headline = {"span_f1_macro": candle["span_f1_macro"]} if candle else {}
-        if own_rows:  # the worst own pattern x trader cell; the table is reports/own_patterns.csv
-            headline["own_span_f1_worst"] = min(r["span_f1"] for r in own_rows)
-        write_json(
-            paths.LEARNING_CURVE_METRICS, headline | ({"chart_f1": chart["span_f1_macro"]} if chart else {})
-        )
+        write_outputs(rows, chart_rows, own_rows, params)
 
     run_stage(run)
+
+
+def write_outputs(
+    rows: list[dict], chart_rows: list[dict], own_rows: list[dict], params: LearningCurveParams
+) -> None:
+    """The report, the three tables (empty ones keep their columns) and the headline budget's scores."""
+    for kind, curve in (("candlestick", rows), ("chart", chart_rows)):
+        for r in curve:
+            log.info(
+                "%s: %4d spans per label (fewest %d, %d candles reviewed): span_f1_macro %.3f",
+                kind,
+                r["spans_per_class"],
+                r["fewest_marked"],
+                r["reviewed_candles"],
+                r["span_f1_macro"],
+            )
+    write_json(
+        paths.LEARNING_CURVE_REPORT, {"curve": rows, "chart_curve": chart_rows, "own_patterns": own_rows}
+    )
+    pl.DataFrame(
+        [{k: r[k] for k in OWN_CURVE_COLUMNS} for r in own_rows], schema=OWN_CURVE_COLUMNS
+    ).write_csv(paths.OWN_CURVE_TABLE)
+    pl.DataFrame([{k: r[k] for k in CURVE_COLUMNS} for r in rows], schema=CURVE_COLUMNS).write_csv(
+        paths.LEARNING_CURVE_PLOT
+    )
+    pl.DataFrame(
+        [{k: r[k] for k in CHART_CURVE_COLUMNS} for r in chart_rows], schema=CHART_CURVE_COLUMNS
+    ).write_csv(paths.CHART_CURVE_PLOT)
+    # The column names of metrics/evaluate.json (span_f1_macro: the candle model, chart_f1: the
+    # chart model), so `dvc metrics show` gains a row, not columns.
+    candle = next((r for r in rows if r["spans_per_class"] == params.headline), None)
+    chart = next((r for r in chart_rows if r["spans_per_class"] == params.headline), None)
+    headline = {"span_f1_macro": candle["span_f1_macro"]} if candle else {}
+    if own_rows:  # the worst own pattern x trader cell; the table is reports/own_patterns.csv
+        headline["own_span_f1_worst"] = min(r["span_f1"] for r in own_rows)
+    write_json(
+        paths.LEARNING_CURVE_METRICS, headline | ({"chart_f1": chart["span_f1_macro"]} if chart else {})
+    )
 
 
 if __name__ == "__main__":

@@ -20,9 +20,7 @@ from candle_ml.annotations import read_autolabel
 from candle_ml.bundle import load_bundle
 from candle_ml.chart.evaluation import first_test_times
 from candle_ml.config import AutolabelParams, OutcomesParams, parse_section, read_params
-from candle_ml.outcomes import (
-    OutcomeSeries,
-    SpanEnd,
+from candle_ml.outcome_report import (
     excess_table,
     headline,
     label_summary,
@@ -32,6 +30,7 @@ from candle_ml.outcomes import (
     verdict_text,
     write_distribution_plot,
 )
+from candle_ml.outcomes import OutcomeSeries, SpanEnd
 from candle_ml.stage_outputs import real_series
 from candle_ml.stageio import require_file, run_stage, write_json
 

@@ -12,14 +12,7 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from candle_ml.feedback import accept_answers, append_lines, append_spans, human_spans, reviewed_log_for
 from serve.queries import END, PAIR, START, TIMEFRAME
-from serve.schemas import (
-    AnnotationSpan,
-    FeedbackRequest,
-    FeedbackStored,
-    errors,
-    strict_json,
-    to_wire,
-)
+from serve.schemas import AnnotationSpan, FeedbackRequest, FeedbackStored, errors, strict_json, to_wire
 from serve.series_cache import SeriesCache
 
 

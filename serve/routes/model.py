@@ -13,7 +13,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_409_CONFLICT
 
 from candle_ml.errors import CandleMLError, ModelLoadError
-from candle_ml.history import HistoryWriter, precision_report
+from candle_ml.history import HistoryWriter
+from candle_ml.live_precision import precision_report
 from candle_ml.loading import LoadedModel
 from serve.model_store import ModelStore, label_infos, model_info
 from serve.schemas import LabelInfo, ModelInfo, ReloadRequest, ReloadResult, decode_strictly, errors

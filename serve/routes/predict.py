@@ -15,7 +15,8 @@ from candle_ml.candles import CANDLE_COLUMNS, validate_candles
 from candle_ml.errors import TooManyCandles
 from candle_ml.history import HistoryWriter
 from candle_ml.loading import LoadedModel
-from candle_ml.prediction import PredictResponse, predict_frame, predict_stored
+from candle_ml.prediction import PredictResponse, predict_frame
+from candle_ml.stored_series import predict_stored
 from serve.history import remember
 from serve.limits import WorkLimiter, admit
 from serve.schemas import BUSY, BatchRequest, Candle, PredictRequest, errors, strict_json
