@@ -27,8 +27,10 @@ class IngestParams(Options):
     # Symbols of bokeh_sampledata.stocks to ingest (real daily OHLCV, 2000-2013).
     bundled: list[str] = msgspec.field(default_factory=lambda: ["AAPL", "GOOG", "IBM", "MSFT", "FB"])
     bundled_timeframe: str = "1d"
-    # User files named {PAIR}_{TIMEFRAME}.csv|parquet dropped here are ingested too.
+    # Candle files dropped here are ingested too: any layout candle_ml.candle_formats knows, named
+    # {PAIR}_{TIMEFRAME} or as the platform named it (candle_ml.series_names), or mapped in `names`.
     raw_dir: str = "data/raw"
+    names: dict[str, str] = msgspec.field(default_factory=dict)  # file name -> PAIR_TIMEFRAME
     # Timezone that naive timestamps in raw files are in (aware ones are converted).
     naive_timezone: str = "UTC"
     # The time column of raw files when its name is none of the usual ones (Date, Datetime, ...).

@@ -17,9 +17,10 @@ import pandas as pd
 import polars as pl
 
 from candle_ml.candle_files import read_candle_file
-from candle_ml.candles import ValidationReport, parse_series_filename, series_key, validate_candles
+from candle_ml.candles import ValidationReport, series_key, validate_candles
 from candle_ml.config import IngestParams
 from candle_ml.errors import CandleError
+from candle_ml.series_names import name_series
 from candle_ml.stage_outputs import CandlesIndex, SeriesEntry
 
 RAW_SUFFIXES = (".csv", ".parquet", ".pq")
@@ -68,6 +69,33 @@ def raw_files(raw_dir: Path) -> list[Path]:
     return sorted(p for p in raw_dir.iterdir() if p.is_file() and p.suffix.lower() in RAW_SUFFIXES)
 
 
+def raw_series(params: IngestParams) -> list[Series]:
+    """Every candle file in ``ingest.raw_dir``, read, validated and named; the first bad one is an
+    error naming the file, the row and the rule."""
+    out = []
+    for path in raw_files(Path(params.raw_dir)):
+        candles, report = read_candle_file(path, params.naive_timezone, params.time_column, params.on_invalid)
+        name = name_series(path, candles["time"].to_numpy(), params.names)
+        out.append(Series(name.pair, name.timeframe, str(path), candles, report))
+    return out
+
+
+def check_raw(params: IngestParams) -> dict[str, Any]:
+    """The ``check_raw`` stage's report: each raw file as ingest will store it. Raises before
+    ingest runs (and DVC removes ``data/candles/``) on a file ingest would refuse."""
+    series = raw_series(params)
+    bundled = {series_key(s.upper(), params.bundled_timeframe) for s in params.bundled}
+    seen: dict[str, str] = {}
+    for s in series:
+        if s.key in bundled or s.key in seen:
+            other = seen.get(s.key, f"ingest.bundled ({s.pair})")
+            raise CandleError(f"series {s.key} comes from both {other} and {s.source}; keep one")
+        seen[s.key] = s.source
+    return {
+        "files": [{"file": Path(s.source).name, "series": s.key, "candles": s.candles.height} for s in series]
+    }
+
+
 def ingest(params: IngestParams) -> list[Series]:
     """Read and validate every configured source; pure apart from reading the inputs."""
     out: dict[str, Series] = {}
@@ -83,10 +111,8 @@ def ingest(params: IngestParams) -> list[Series]:
         source = f"bokeh_sampledata.stocks.{symbol.upper()}"
         candles, report = validate_candles(bundled_frame(symbol), source, params.on_invalid)
         add(Series(symbol.upper(), params.bundled_timeframe, source, candles, report))
-    for path in raw_files(Path(params.raw_dir)):
-        pair, timeframe = parse_series_filename(path)
-        candles, report = read_candle_file(path, params.naive_timezone, params.time_column, params.on_invalid)
-        add(Series(pair, timeframe, str(path), candles, report))
+    for series in raw_series(params):
+        add(series)
     if not out:
         raise CandleError(
             f"ingest: no series (ingest.bundled is empty and {params.raw_dir} holds no CSV/Parquet files)"

@@ -220,6 +220,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Screenshots and reports tests leave for a person to look at (git-ignored).
 ARTIFACTS = Path(os.environ.get("CANDLE_ML_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 STAGES = (
+    "check_raw",
     "ingest",
     "featurize",
     "autolabel",

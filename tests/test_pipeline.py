@@ -461,7 +461,37 @@ def test_a_pandas_default_csv_in_data_raw_is_ingested(tmp_path):
     )
     frame.to_csv(repo / "data/raw/MSFTCSV_1d.csv")
     assert (repo / "data/raw/MSFTCSV_1d.csv").read_text().startswith(",Open,High,Low,Close,Volume")
-    assert ran(run(["dvc", "repro", "ingest"], repo)) == ["ingest"]
+    assert ran(run(["dvc", "repro", "ingest"], repo)) == ["check_raw", "ingest"]
     index = json.loads((repo / "data/candles/index.json").read_text())["series"]
     stored = next(s for s in index if s["pair"] == "MSFTCSV")
     assert (stored["rows"], stored["first_time"]) == (300, first_time)
+
+
+def test_a_bad_raw_file_stops_dvc_repro_before_ingest_and_the_stored_series_stay(tmp_path):
+    """A MetaTrader 4 export named as downloaded is ingested; a broken one stops `dvc repro` at
+    check_raw, naming the file, row and rule, and data/candles/ is what it was."""
+    from candle_ml.ingest import bundled_frame
+
+    repo = copy_repo(tmp_path)
+    ibm = bundled_frame("IBM").tail(200)
+    when = pd.to_datetime(ibm["time"], unit="s")
+    good = ibm.assign(date=when.dt.strftime("%Y.%m.%d"), clock="00:00")
+    columns = ["date", "clock", "open", "high", "low", "close", "volume"]
+    good[columns].to_csv(repo / "data/raw/XOM1440.csv", header=False, index=False)  # symbol + minutes
+    assert ran(run(["dvc", "repro", "ingest"], repo)) == ["check_raw", "ingest"]
+    index = json.loads((repo / "data/candles/index.json").read_text())["series"]
+    assert {(s["pair"], s["timeframe"], s["rows"]) for s in index if s["pair"] == "XOM"} == {
+        ("XOM", "1d", 200)
+    }
+    stored = sorted(p.name for p in (repo / "data/candles").iterdir())
+    before = (repo / "data/candles/index.json").read_bytes()
+
+    bad = good.copy()
+    bad.iloc[5, bad.columns.get_loc("high")] = bad["low"].iloc[5] - 1  # high below low
+    bad[columns].to_csv(repo / "data/raw/CVX1440.csv", header=False, index=False)
+    failed = subprocess.run(["dvc", "repro"], cwd=repo, capture_output=True, text=True)
+    assert failed.returncode != 0
+    assert "CVX1440.csv row 6: high" in failed.stdout + failed.stderr, failed.stdout + failed.stderr
+    assert "Running stage 'ingest'" not in failed.stdout
+    assert sorted(p.name for p in (repo / "data/candles").iterdir()) == stored
+    assert (repo / "data/candles/index.json").read_bytes() == before

@@ -6,14 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import typer
 
 from candle_ml import paths
 from candle_ml.annotations import read_annotation_export, read_feedback_log, read_reviewed_log
-from candle_ml.candle_files import read_candle_file
-from candle_ml.candles import parse_series_filename
+from candle_ml.candle_files import file_layout, iter_series_file, read_candle_file
 from candle_ml.cli.common import user_errors
 from candle_ml.errors import CandleMLError
+from candle_ml.series_names import name_series
 
 if TYPE_CHECKING:
     pass
@@ -27,8 +28,12 @@ def check(
     time_column: str = typer.Option(
         None, help="the time column's name when it is none of Date/Datetime/time"
     ),
+    params_file: Path = typer.Option(paths.PARAMS, "--params", help="params.yaml for ingest.names, if any"),
 ) -> None:
-    """Check files before dropping them into data/raw/ or data/annotations/: same rules as the pipeline."""
+    """Check files before dropping them into data/raw/ or data/annotations/: same rules as the
+    pipeline. For a candle file: the series it is, and what was detected (format, columns used
+    and ignored, timezone)."""
+    names = _ingest_names(params_file)
     failed = False
     for path in files:
         try:
@@ -44,13 +49,26 @@ def check(
                     f"{path}: ok, {len(spans)} annotation(s)" + (f", {torn} torn last line" if torn else "")
                 )
             else:
-                pair, timeframe = parse_series_filename(path)
+                layout = file_layout(path, time_column)
                 candles, _ = read_candle_file(path, naive_timezone, time_column)
-                typer.echo(f"{path}: ok, {pair} {timeframe}, {candles.height} candles")
+                name = name_series(path, candles["time"].to_numpy(), names)
+                typer.echo(f"{path}: ok, {name.pair} {name.timeframe}, {candles.height} candles")
+                typer.echo(f"  series: named by {name.how}")
+                for line in layout.describe(naive_timezone):
+                    typer.echo(f"  {line}")
         except (CandleMLError, FileNotFoundError) as exc:
             typer.echo(f"error: {exc}", err=True)
             failed = True
     raise typer.Exit(1 if failed else 0)
+
+
+def _ingest_names(params_file: Path) -> dict[str, str]:
+    """``ingest.names`` of params.yaml (none without the file), so check names a file as ingest does."""
+    if not params_file.is_file():
+        return {}
+    from candle_ml.config import IngestParams, parse_section, read_params
+
+    return parse_section(read_params(params_file), "ingest", IngestParams, params_file).names
 
 
 def patterns() -> None:
@@ -100,13 +118,12 @@ def predict(
     if suffix not in (".csv", ".parquet", ".json"):
         typer.echo(f"error: {output}: unsupported output type (use .csv, .parquet or .json)", err=True)
         raise typer.Exit(1)
-    if pair is None or timeframe is None:
-        try:
-            named = parse_series_filename(input_file)
-        except CandleMLError:
-            named = (None, None)
-        pair, timeframe = pair or named[0], timeframe or named[1]
     with user_errors():
+        if pair is None or timeframe is None:  # named as ingest and check name it
+            first = next(iter_series_file(input_file, naive_timezone, time_column, 1_000), None)
+            times = np.asarray(first[0]["time"].dropna()) if first is not None else np.empty(0)
+            name = name_series(input_file, times, _ingest_names(paths.PARAMS))
+            pair, timeframe = pair or name.pair, timeframe or name.timeframe
         loaded = load_model_from(model, tracking_uri or default_tracking_uri())
         if suffix == ".json":  # the API's response: per-candle predictions, candlestick and chart spans
             candles, _ = read_candle_file(input_file, naive_timezone, time_column)
