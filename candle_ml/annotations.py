@@ -49,6 +49,16 @@ class Span(msgspec.Struct, omit_defaults=False):
         return self.source in HUMAN_SOURCES
 
 
+class Tombstone(msgspec.Struct, forbid_unknown_fields=True):
+    """A feedback-log line that takes back the latest answer with id ``undo`` (the review page's
+    Undo, Label Studio's deleted annotation): readers drop that answer, and an earlier answer
+    with the same id, if any, stands again."""
+
+    undo: str
+    pair: str
+    timeframe: str
+
+
 class ReviewedRange(msgspec.Struct, omit_defaults=True):
     """A stretch of a series a trader went through looking for ``labels`` (None: every label they
     mark): an unmarked candle inside it is a negative of those labels. Outside every reviewed
@@ -132,12 +142,41 @@ def read_reviewed_log(reviewed_log: Path) -> list[ReviewedRange]:
 
 
 def read_feedback_log(path: Path) -> tuple[list[Span], int]:
-    """Read the append-only feedback log; returns (spans, torn_lines_skipped).
+    """Read the append-only feedback log; returns (spans, torn_lines_skipped), with every answer a
+    tombstone took back left out (``Tombstone``: the latest earlier answer with its id).
 
     A last line that is not valid JSON is a write torn by a crash: skipped with a
     warning. Anything malformed before it is an error naming the line.
     """
-    return _read_jsonl(Path(path), _span_decoder, _where)
+    entries, torn = _read_jsonl(Path(path), _FeedbackLine(), _where)
+    return undone_applied(entries), torn
+
+
+def undone_applied(entries: list[Span | Tombstone]) -> list[Span]:
+    """The answers in log order, each tombstone having removed the latest earlier answer with its id."""
+    spans: list[Span | None] = []
+    latest: dict[str, list[int]] = {}  # id -> positions in spans, oldest first
+    for entry in entries:
+        if isinstance(entry, Tombstone):
+            stack = latest.get(entry.undo)
+            if stack:
+                spans[stack.pop()] = None
+            continue
+        if entry.id is not None:
+            latest.setdefault(entry.id, []).append(len(spans))
+        spans.append(entry)
+    return [s for s in spans if s is not None]
+
+
+class _FeedbackLine:
+    """Decodes a feedback-log line: an answer (a Span) or a tombstone (``{"undo": id, ...}``)."""
+
+    _tombstone = msgspec.json.Decoder(Tombstone)
+
+    def decode(self, line: bytes) -> Span | Tombstone:
+        if b'"undo"' in line and b'"start_time"' not in line:
+            return self._tombstone.decode(line)
+        return _span_decoder.decode(line)
 
 
 def _read_jsonl(path: Path, decoder: Any, describe: Any) -> tuple[list[Any], int]:

@@ -73,6 +73,10 @@ class UnknownSeries(CandleMLError):
     """No stored series with that pair and timeframe."""
 
 
+class UnknownAnswer(CandleMLError):
+    """No answer in the feedback log with that id (or every one was undone already)."""
+
+
 class TooManyCandles(CandleMLError):
     """More candles in one request (or one batch range) than the server predicts per call."""
 

@@ -24,8 +24,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from candle_ml.annotations import ReviewedRange, Span, read_human_annotations
-from candle_ml.errors import AnnotationError, UnknownSeries
+from candle_ml.annotations import ReviewedRange, Span, Tombstone, read_feedback_log, read_human_annotations
+from candle_ml.errors import AnnotationError, UnknownAnswer, UnknownSeries
 from candle_ml.labels import Skipped, latest_by_id
 from candle_ml.patterns import NO_PATTERN
 
@@ -153,8 +153,32 @@ def append_lines(path: Path, items: list[Any]) -> None:
     ranges beside it (``data/annotations/reviewed.jsonl``)."""
     if not items:
         return
-    data = b"".join(_encoder.encode(item) + b"\n" for item in items)
-    path = Path(path)
+    _locked_append(Path(path), lambda: items)
+
+
+def undo_answer(path: Path, answer_id: str) -> tuple[Span, Span | None]:
+    """Take back the latest answer with ``answer_id``: a tombstone appended durably (read and
+    written under the log's lock, so two undos never take back one answer twice). Returns the
+    answer taken back and the earlier answer with that id that stands again, if any."""
+    found: list[Span] = []  # the answers with that id, the one taken back last
+
+    def tombstone() -> list[Any]:
+        answers, _ = read_feedback_log(path)
+        same = [s for s in answers if s.id == answer_id]
+        if not same:
+            raise UnknownAnswer(
+                f"no answer with id '{answer_id}' in the feedback log (or it was undone already)",
+                field="id",
+            )
+        found.extend(same)
+        return [Tombstone(answer_id, same[-1].pair, same[-1].timeframe)]
+
+    _locked_append(Path(path), tombstone)
+    return found[-1], (found[-2] if len(found) > 1 else None)
+
+
+def _locked_append(path: Path, lines: Callable[[], list[Any]]) -> None:
+    """Append what ``lines()`` returns (called with the log locked) as JSON lines, durably."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -162,7 +186,7 @@ def append_lines(path: Path, items: list[Any]) -> None:
         cut = _cut_torn_tail(fd)
         if cut:
             log.warning("%s: cut a torn last line of %d bytes (a write interrupted by a crash)", path, cut)
-        view = memoryview(data)
+        view = memoryview(b"".join(_encoder.encode(item) + b"\n" for item in lines()))
         while view:  # a regular file takes it in one write; loop in case it does not
             view = view[os.write(fd, view) :]
         os.fsync(fd)

@@ -10,7 +10,7 @@ from pathlib import Path
 PARAMS = Path("params.yaml")
 DVC_LOCK = Path("dvc.lock")
 
-RAW_DIR = Path("data/raw")  # user candle files: {PAIR}_{TIMEFRAME}.csv|parquet
+RAW_DIR = Path("data/raw")  # user candle files, any layout candle_ml.candle_formats reads
 CANDLES_DIR = Path("data/candles")  # ingest: one Parquet file per series + index.json
 FEATURES_DIR = Path("data/features")  # featurize
 AUTOLABEL_DIR = Path("data/autolabel")  # autolabel
@@ -19,6 +19,7 @@ ANNOTATIONS_DIR = Path("data/annotations")
 HUMAN_DIR = ANNOTATIONS_DIR / "human"  # trader exports, *.json
 FEEDBACK_LOG = ANNOTATIONS_DIR / "feedback.jsonl"  # answers the server appends
 REVIEWED_LOG = ANNOTATIONS_DIR / "reviewed.jsonl"  # the chart ranges traders answered on
+CHARTS_DIR = Path("data/charts")  # charts opened in the review page (git-ignored; answered ones go to raw)
 HISTORY_DB = Path("data/history/predictions.sqlite")  # every prediction the server answered (git-ignored)
 DATASET_DIR = Path("data/dataset")
 DATASET = DATASET_DIR / "dataset.parquet"

@@ -159,7 +159,11 @@ def create_app(settings: ServeSettings | None = None) -> Litestar:
                     settings.store_uri(),
                     settings.model_threads or threads_per_prediction(work),
                 ),
-                "series_cache": SeriesCache(Path(settings.candles_dir)),
+                "series_cache": SeriesCache(
+                    Path(settings.candles_dir),
+                    Path(settings.charts_dir) if settings.charts_dir else None,
+                    Path(settings.raw_dir) if settings.raw_dir else None,
+                ),
                 "work": work,
                 "history": HistoryWriter(
                     Path(settings.history), settings.history_retention_days, settings.history_max_mb
@@ -171,7 +175,9 @@ def create_app(settings: ServeSettings | None = None) -> Litestar:
         guards=[allowed_hosts_guard(settings.allowed_hosts), require_json],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        cors_config=CORSConfig(allow_origins=origins, allow_methods=["GET", "POST"]) if origins else None,
+        cors_config=CORSConfig(allow_origins=origins, allow_methods=["GET", "POST", "DELETE"])
+        if origins
+        else None,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="candle-ml",

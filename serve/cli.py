@@ -31,6 +31,10 @@ def serve(
     feedback_log: Path = typer.Option(
         paths.FEEDBACK_LOG, help="where POST /feedback appends traders' answers"
     ),
+    charts_dir: str = typer.Option(
+        str(paths.CHARTS_DIR), help="where charts opened in the page are kept ('' keeps none)"
+    ),
+    raw_dir: Path = typer.Option(paths.RAW_DIR, help="where answers on an opened chart keep its candles"),
     history: str = typer.Option(
         str(paths.HISTORY_DB), help="SQLite file every answered prediction is appended to ('' keeps none)"
     ),
@@ -112,6 +116,8 @@ def serve(
         history_retention_days=history_retention_days,
         history_max_mb=history_max_mb,
         human_dir=str(human_dir),
+        charts_dir=charts_dir,
+        raw_dir=str(raw_dir),
         tracking_uri=tracking_uri,
         cors_origins=list(cors_origin),
         max_body_bytes=int(max_body_mb * 1024 * 1024),

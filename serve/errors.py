@@ -26,8 +26,10 @@ from candle_ml.errors import (
     TimeframeError,
     TooLittleHistory,
     TooManyCandles,
+    UnknownAnswer,
     UnknownSeries,
 )
+from candle_ml.opened_charts import ChartConflict, ChartFileError
 
 log = logging.getLogger("candle_ml.serve")
 
@@ -67,6 +69,9 @@ class UnsupportedMediaType(ServerError):
 STATUS: dict[type[CandleMLError], int] = {
     BadHost: 400,
     UnknownSeries: 404,
+    UnknownAnswer: 404,
+    ChartConflict: 409,  # a chart's name taken by other candles: nothing overwritten
+    ChartFileError: 422,  # DELETE /feedback/{id} of an answer the log does not hold
     EmptyRange: 404,  # a range of a stored series that holds no candle: nothing there to answer
     NoHistory: 404,
     ModelLoadError: 409,

@@ -53,12 +53,16 @@ class ServerProcess:
 
     ``options`` are the command line after ``serve`` (``--model``, ``--feedback-log``, ...);
     its output goes to ``log`` (appended, so restarts keep the earlier runs' lines), and its
-    prediction history beside it unless ``--history`` says where.
+    prediction history, opened charts and the candles answers keep beside it unless told where.
     """
 
     def __init__(self, *options: str, log: Path, port: int | None = None):
         self.port = port or free_port()
         history = [] if "--history" in options else ["--history", str(log.with_name("history.sqlite"))]
+        # opened charts and the candles answers keep: beside the log too, never in the repository
+        for option, name in (("--charts-dir", "charts"), ("--raw-dir", "raw")):
+            if option not in options:
+                history += [option, str(log.with_name(name))]
         self.cmd = [
             str(Path(sys.executable).with_name("candle-ml")),
             "serve",

@@ -246,6 +246,40 @@ class FeedbackStored(msgspec.Struct):
     ids: list[str]
 
 
+# A file's own name: no folder, no control character, not hidden
+FILE_NAME = whole(r"[^\x00-\x1f/\\.][^\x00-\x1f/\\]{0,254}")
+# Standard base64, padded: what the schema promises the server decodes
+BASE64 = whole(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
+class ChartUpload(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /charts``: a candle file as the trader has it (any layout ``candle-ml check`` reads)."""
+
+    name: Annotated[str, msgspec.Meta(pattern=FILE_NAME, description="the file's own name: EURUSD_H1.csv")]
+    content: Annotated[str, msgspec.Meta(pattern=BASE64, description="the file's bytes, base64")]
+    naive_timezone: str = "UTC"  # of times that carry no offset (MetaTrader's: the broker's server time)
+
+
+class ChartOpened(msgspec.Struct):
+    pair: str
+    timeframe: str
+    candles: int
+    first_time: int
+    last_time: int
+    format: str  # what was detected: metatrader5, binance, csv, ...
+    detected: list[str]  # candle-ml check's lines: format, columns used and ignored, timezone
+    named_by: str
+    opened: bool  # false: that chart (the same candles) was open already
+
+
+class AnswerUndone(msgspec.Struct):
+    """``DELETE /feedback/{id}``: the answer taken back, and the earlier answer with that id that
+    stands again (null: none; the candles are unanswered again)."""
+
+    undone: AnnotationSpan
+    restored: AnnotationSpan | None
+
+
 class SeriesInfo(msgspec.Struct):
     pair: str
     timeframe: str

@@ -22,6 +22,7 @@ import polars as pl
 
 from candle_ml.errors import CandleMLError, require_history
 from candle_ml.loading import LoadedModel
+from candle_ml.opened_charts import ChartStore, OpenedChart, keep_for_training
 from candle_ml.stored_series import SeriesPrediction, StoredSeries, load_stored, predict_series
 
 log = logging.getLogger("candle_ml.serve")
@@ -30,9 +31,14 @@ MAX_ENTRIES = 16
 
 
 class SeriesCache:
-    def __init__(self, candles_dir: Path):
+    def __init__(self, candles_dir: Path, charts_dir: Path | None = None, raw_dir: Path | None = None):
         self.candles_dir = candles_dir
-        self.stored = StoredSeries({}, candles_dir)
+        # Charts opened in the page (candle_ml.opened_charts), served beside the ingested series;
+        # answers on one keep its candles in raw_dir for the next `dvc repro`.
+        self.charts = ChartStore(charts_dir) if charts_dir is not None else None
+        self.raw_dir = raw_dir
+        self.opened: dict[tuple[str, str], pl.DataFrame] = self.charts.load() if self.charts else {}
+        self.stored = StoredSeries(dict(self.opened), candles_dir)
         self.generation = 0  # bumped by every snapshot swap: part of the prediction cache key
         self.last_error: str | None = None
         self._entries: OrderedDict[tuple[str, int, str, str], SeriesPrediction] = OrderedDict()
@@ -55,10 +61,34 @@ class SeriesCache:
             )
             raise
         with self._lock:
-            self.stored, self.generation, self.last_error = fresh, self.generation + 1, None
+            merged = StoredSeries({**self.opened, **fresh.candles}, fresh.source)  # ingested ones win
+            self.stored, self.generation, self.last_error = merged, self.generation + 1, None
             self._entries.clear()
         log.info("serving %d stored series from %s", len(fresh.candles), self.candles_dir)
         return fresh
+
+    def open_chart(self, chart: OpenedChart) -> bool:
+        """Serve an opened chart beside the stored series (False: it was open already)."""
+        if self.charts is None:
+            raise CandleMLError("this server keeps no opened charts (candle-ml serve --charts-dir)")
+        with self._lock:
+            added = self.charts.add(chart, self.stored.candles)
+            if added:
+                self.opened[(chart.pair, chart.timeframe)] = chart.candles
+                candles = {**self.stored.candles, (chart.pair, chart.timeframe): chart.candles}
+                self.stored = StoredSeries(candles, self.stored.source)
+        return added
+
+    def keep_answered(self, series: set[tuple[str, str]]) -> list[Path]:
+        """The opened charts among ``series`` (answered, about to be acknowledged) written to
+        ``data/raw/`` with their candles, unless ingest stored that series already."""
+        kept = []
+        for pair, timeframe in sorted(series):
+            candles = self.opened.get((pair, timeframe))
+            ingested = self.stored.candles.get((pair, timeframe)) is not candles
+            if candles is not None and not ingested and self.raw_dir is not None:
+                kept.append(keep_for_training(self.raw_dir, pair, timeframe, candles))
+        return kept
 
     def series(self, pair: str, timeframe: str) -> pl.DataFrame:
         """Every candle of a stored series (404 for one ingest did not store)."""

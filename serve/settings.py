@@ -25,6 +25,10 @@ class ServeSettings(msgspec.Struct, forbid_unknown_fields=True):
     history_retention_days: float = HISTORY_RETENTION_DAYS
     history_max_mb: float = HISTORY_MAX_MB
     human_dir: str = str(paths.HUMAN_DIR)  # traders' exports, read by GET /feedback and /review
+    # Charts opened in the page (POST /charts), kept across restarts; "" keeps none (`candle-ml
+    # serve` defaults to data/charts). Answers on one write its candles into raw_dir ("": nowhere).
+    charts_dir: str = ""
+    raw_dir: str = ""
     tracking_uri: str | None = None  # MLflow store; default MLFLOW_TRACKING_URI, else ./mlflow.db if present
     cors_origins: list[str] = msgspec.field(
         default_factory=list

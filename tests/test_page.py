@@ -13,6 +13,7 @@ import shutil
 import time
 
 import numpy as np
+import polars as pl
 import pytest
 from PIL import Image
 
@@ -51,6 +52,7 @@ def server(served_model, tmp_path_factory):
         log=root / "server.log",
     )
     srv.feedback_log = root / "feedback.jsonl"
+    srv.candles_dir = candles_dir
     yield srv.start()
     srv.stop()
 
@@ -120,6 +122,9 @@ def test_the_page_draws_a_series_and_its_predictions(page):
     assert page.locator("#labels .outcome[data-verdict]").count() == page.locator("#labels label").count()
     assert page.locator("#queue li").count() == 20
     assert not page.locator("#banner").is_visible() and page.errors == []
+    assert "Reconnected" not in page.locator("#status").inner_text()  # nothing was lost on a first load
+    assert not page.evaluate("chart.options().timeScale.timeVisible")  # a daily chart: dates only
+    assert page.locator("#undo").is_disabled()  # nothing answered yet
 
 
 def test_only_confirmed_keeps_the_spans_the_weekly_chart_confirms(page):
@@ -147,11 +152,10 @@ def test_a_dismiss_in_the_page_lands_in_the_feedback_log(page, server):
     while not feedback_lines(server) and time.monotonic() < deadline:
         time.sleep(0.1)
     [line] = feedback_lines(server)
-    assert (
-        line["label"] == "O"
-        and line["source"] == "human_correction"
-        and line["model_prediction"] == span["label"]
-    )
+    prediction = line["model_prediction"]  # the prediction answered: label, confidence, model
+    assert line["label"] == "O" and line["source"] == "human_correction"
+    assert prediction["label"] == span["label"] and prediction["confidence"] == span["avg_confidence"]
+    assert prediction["model_version"] == page.evaluate("state.model.version") and prediction["model"]
     assert (line["pair"], line["start_time"], line["end_time"]) == (
         "AAPL",
         span["start_time"],
@@ -167,6 +171,12 @@ def test_a_dismiss_in_the_page_lands_in_the_feedback_log(page, server):
     live = page.locator(f'#labels label:has(input[data-label="{span["label"]}"]) .live')
     live.filter(has_text="live 0/1").wait_for(timeout=10_000)
     assert "0 confirmed, 0 corrected, 1 dismissed" in live.get_attribute("title")
+    # Undo takes it back: a tombstone in the log, and the mismatch is gone from the chart.
+    page.click("#undo")
+    page.locator("#status").filter(has_text="Undid O.").wait_for(timeout=10_000)
+    assert feedback_lines(server)[-1] == {"undo": line["id"], "pair": "AAPL", "timeframe": "1d"}
+    page.wait_for_function("state.review && !state.review.summary.by_kind.label_mismatch", timeout=10_000)
+    assert page.locator("#undo").is_disabled() and page.errors == []
 
 
 def test_offline_banner_and_an_answer_kept_until_the_server_returns(page, server):
@@ -181,13 +191,13 @@ def test_offline_banner_and_an_answer_kept_until_the_server_returns(page, server
     assert page.locator("#pending").inner_text() == "1 answer waiting"
     img = shot(page, "offline")
     assert pixels_near(img[40:90], (0xC6, 0x28, 0x28)) > 2000  # the red banner
-    assert len(feedback_lines(server)) == 1
+    assert len(feedback_lines(server)) == 2  # the earlier test's dismissal and its undo
     server.start()
     page.wait_for_selector("#pending", state="hidden", timeout=20_000)
     lines = feedback_lines(server)
-    assert len(lines) == 2 and lines[1]["label"] == "doji" and lines[1]["start_time"] == span["start_time"]
+    assert len(lines) == 3 and lines[2]["label"] == "doji" and lines[2]["start_time"] == span["start_time"]
     page.wait_for_selector("#banner", state="hidden", timeout=10_000)
-    page.wait_for_function("state.review && state.review.summary.human === 2", timeout=10_000)
+    page.wait_for_function("state.review && state.review.summary.human === 1", timeout=10_000)
     page.wait_for_selector("#loading", state="hidden")
     assert not page.locator("#run-visible").is_disabled()
     shot(page, "back-online")
@@ -203,7 +213,8 @@ def test_a_span_marked_in_the_page_records_the_candles_on_screen_as_reviewed(pag
     screen, so the dataset takes that range's unmarked candles as negatives of the label and
     nothing beyond it (tests/test_pipeline.py: the next `dvc repro` uses it)."""
     before = len(reviewed_lines(server))
-    assert before == len(feedback_lines(server)), "every answer so far carried its range"
+    answers = [line for line in feedback_lines(server) if "undo" not in line]  # tombstones carry none
+    assert before == len(answers), "every answer so far carried its range"
     page.click("#mark")
     on_screen = page.evaluate("chart.timeScale().getVisibleRange()")
     times = page.evaluate("state.times")
@@ -217,7 +228,10 @@ def test_a_span_marked_in_the_page_records_the_candles_on_screen_as_reviewed(pag
     page.fill("#new-label", "My Setup")
     page.click("#save-span")
     deadline = time.monotonic() + 10
-    while len(feedback_lines(server)) < before + 1 and time.monotonic() < deadline:
+    while (
+        len([x for x in feedback_lines(server) if "undo" not in x]) < before + 1
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.1)
     mark = feedback_lines(server)[-1]
     assert (mark["label"], mark["source"], mark["start_time"], mark["end_time"]) == (
@@ -231,3 +245,31 @@ def test_a_span_marked_in_the_page_records_the_candles_on_screen_as_reviewed(pag
     assert len(inside) > 100 and page.errors == []
     img = shot(page, "marked-own-label")
     assert pixels_near(img[40:760, :1020], UP) > 400, "the chart is still drawn"
+
+
+def test_a_chart_opened_from_a_file_is_drawn_and_a_broken_one_says_why(page, server, tmp_path):
+    """A trader opens a MetaTrader 5 export they just made: the page draws it with the model's
+    predictions; a broken export shows the row and the rule where the file was chosen."""
+    from .test_candle_formats import hourly, mt5
+
+    candles = hourly(pl.read_parquet(server.candles_dir / "IBM_1d.parquet").slice(1000, 400))
+    export = tmp_path / "ACME_H1.csv"
+    export.write_text(mt5(candles), encoding="utf-16")
+    page.set_input_files("#open-file", str(export))
+    page.wait_for_function("state.pair === 'ACME' && state.timeframe === '1h'", timeout=20_000)
+    page.wait_for_function("state.review && state.review.predictions.length > 0", timeout=30_000)
+    assert page.locator("#series").input_value() == "ACME|1h"
+    assert page.evaluate("chart.options().timeScale.timeVisible")  # an hourly chart shows the time of day
+    assert "Opened ACME_H1.csv: ACME 1h, 400 candles (metatrader5)" in page.locator("#status").inner_text()
+    img = shot(page, "opened-chart")
+    assert pixels_near(img[40:760, :1020], UP) > 400 and pixels_near(img[40:760, :1020], DOWN) > 400
+    broken = tmp_path / "BROKEN_H1.csv"
+    broken.write_text(mt5(candles).replace("\t", ";", 1), encoding="utf-16")  # a header cell run together
+    page.set_input_files("#open-file", str(broken))
+    page.locator("#chart-error").wait_for(state="visible", timeout=10_000)
+    error = page.locator("#chart-error").inner_text()
+    assert (
+        error.startswith("BROKEN_H1.csv: missing required column(s)") and error.count("BROKEN_H1.csv:") == 1
+    )
+    shot(page, "opened-chart-error")
+    assert page.errors == []

@@ -43,7 +43,8 @@ EXP_SHOW_COLUMNS = [
 
 def test_the_pipeline_builds_every_stage_on_the_bundled_data(pipeline):
     repo, out = pipeline
-    assert ran(out) == list(STAGES)
+    # check_raw's report is committed and data/raw/ holds no file: up to date, it does not run
+    assert ran(out) == [s for s in STAGES if s != "check_raw"]
 
     index = json.loads((repo / "data/candles/index.json").read_text())["series"]
     real = {(s["pair"], s["rows"]) for s in index if not s["augmented_from"]}

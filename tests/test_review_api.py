@@ -102,6 +102,40 @@ def test_feedback_is_stored_exactly_as_sent_and_read_back_latest_per_id(app_dirs
     assert len(read_feedback_log(log)[0]) == 3
 
 
+def test_an_answer_can_be_undone_and_training_reads_the_log_without_it(app_dirs):
+    """Undo takes back the latest answer with an id (a tombstone in the log, durable before the 200);
+    an earlier answer with that id stands again; the dataset's reader honours it; a second undo
+    takes back the earlier one, a third is a 404."""
+    client, log, human_dir, _ = app_dirs
+    first = {**DOJI_SPAN, "id": "u1", "source": "human"}
+    corrected = {
+        **first,
+        "label": "bullish_engulfing",
+        "source": "human_correction",
+        "model_prediction": "doji",
+    }
+    assert client.post("/feedback", json={"annotations": [first]}).status_code == 201
+    assert client.post("/feedback", json={"annotations": [corrected]}).status_code == 201
+    undone = client.delete("/feedback/u1")
+    assert undone.status_code == 200, undone.text
+    body = undone.json()
+    assert body["undone"]["label"] == "bullish_engulfing" and body["restored"]["label"] == "doji"
+    assert json.loads(log.read_text().splitlines()[-1]) == {"undo": "u1", "pair": "AAPL", "timeframe": "1d"}
+    shown = client.get("/feedback", params={"pair": "AAPL", "timeframe": "1d"}).json()
+    assert [(g["id"], g["label"]) for g in shown] == [("u1", "doji")]
+    from candle_ml.annotations import read_human_annotations
+
+    answers, _ = read_human_annotations(human_dir, log)  # what the dataset stage reads
+    assert [(a.span.id, a.span.label) for a in answers] == [("u1", "doji")]
+    second = client.delete("/feedback/u1").json()
+    assert second["undone"]["label"] == "doji" and second["restored"] is None
+    assert client.get("/feedback", params={"pair": "AAPL", "timeframe": "1d"}).json() == []
+    gone = client.delete("/feedback/u1")
+    assert gone.status_code == 404 and gone.json()["field"] == "id", gone.text
+    assert client.delete("/feedback/never-sent").status_code == 404
+    assert len(log.read_text().splitlines()) == 4  # two answers, two tombstones: the 404s wrote nothing
+
+
 @pytest.mark.parametrize(
     ("change", "status", "field", "rule"),
     [

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from serve.routes.charts import ChartsController
 from serve.routes.feedback import FeedbackController
 from serve.routes.health import HealthController
 from serve.routes.history import HistoryController
@@ -16,6 +17,7 @@ ROUTES: list[Any] = [
     ModelController,
     HealthController,
     SeriesController,
+    ChartsController,
     FeedbackController,
     ReviewController,
     HistoryController,

@@ -1,18 +1,34 @@
-"""``POST /feedback`` (a trader's answers, appended durably) and ``GET /feedback`` (what traders marked)."""
+"""``POST /feedback`` (a trader's answers, appended durably), ``DELETE /feedback/{id}`` (undo one:
+a tombstone) and ``GET /feedback`` (what traders marked)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import Body
-from litestar.status_codes import HTTP_201_CREATED
+from litestar.params import Body, FromPath
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from candle_ml.feedback import accept_answers, append_lines, append_spans, human_spans, reviewed_log_for
+from candle_ml.feedback import (
+    accept_answers,
+    append_lines,
+    append_spans,
+    human_spans,
+    reviewed_log_for,
+    undo_answer,
+)
 from serve.queries import END, PAIR, START, TIMEFRAME
-from serve.schemas import AnnotationSpan, FeedbackRequest, FeedbackStored, errors, strict_json, to_wire
+from serve.schemas import (
+    AnnotationSpan,
+    AnswerUndone,
+    FeedbackRequest,
+    FeedbackStored,
+    errors,
+    strict_json,
+    to_wire,
+)
 from serve.series_cache import SeriesCache
 
 
@@ -45,9 +61,27 @@ class FeedbackController(Controller):
         feedback_log: NamedDependency[Path],
     ) -> FeedbackStored:
         spans, reviewed = accept_answers(data.annotations, data.reviewed, series_cache.times)
+        # an opened chart's candles go to data/raw/ before its answers are acknowledged
+        series_cache.keep_answered(
+            {(s.pair, s.timeframe) for s in spans} | {(r.pair, r.timeframe) for r in reviewed}
+        )
         append_spans(feedback_log, spans)
         append_lines(reviewed_log_for(feedback_log), reviewed)
         return FeedbackStored(len(spans), [s.id for s in spans if s.id is not None])
+
+    @delete(
+        "/{answer_id:str}",
+        responses=errors(e404="no answer with that id in the feedback log (or it was undone already)"),
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        summary="Undo a trader's answer: a tombstone in the feedback log, durable before the 200",
+        description="Takes back the latest answer with this id (the review page's Undo). The dataset, "
+        "the review page and live precision then read the log without it; an earlier answer with the "
+        "same id stands again. Undoing twice takes back two answers, never one twice (the log is locked).",
+    )
+    def undo(self, answer_id: FromPath[str], feedback_log: NamedDependency[Path]) -> AnswerUndone:
+        undone, restored = undo_answer(feedback_log, answer_id)
+        return AnswerUndone(to_wire(undone), to_wire(restored) if restored else None)
 
     @get(
         responses=errors(e400="bad pair, timeframe, start or end"),

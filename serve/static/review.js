@@ -22,6 +22,7 @@ const state = {
   model: null, labels: new Map(), enabled: new Set(), f1: {},
   review: null, cache: new Map(), selected: null, mark: null,
   online: true, modelLoaded: false,
+  answered: [], // this page's answers, newest last: what Undo takes back
 };
 
 // ------------------------------------------------------------------ HTTP
@@ -87,7 +88,8 @@ async function pollHealth() {
 }
 
 async function reconnected() {
-  status("Reconnected.");
+  if (state.connectedOnce) status("Reconnected."); // not on the first load: nothing was lost
+  state.connectedOnce = true;
   await flushPending();
   await loadModel();
   if (!state.series.length) { await loadSeries(); return; }
@@ -114,8 +116,33 @@ async function answer(span) {
   // the candles on screen: the trader went through them, so an unmarked one there is no pattern.
   const seen = visibleRange();
   const reviewed = seen.start !== undefined ? { start_time: seen.start, end_time: seen.end } : null;
-  savePending([...pending(), { id: newId(), confidence: 1.0, model_prediction: null, ...span, reviewed }]);
+  const entry = { id: newId(), confidence: 1.0, model_prediction: null, ...span, reviewed };
+  savePending([...pending(), entry]);
+  state.answered.push({ id: entry.id, label: entry.label });
+  $("undo").disabled = false;
   await flushPending();
+}
+
+async function undoLast() {
+  // Not sent yet: it never leaves the page. Sent: a tombstone takes it back in the feedback log.
+  const last = state.answered.pop();
+  $("undo").disabled = state.answered.length === 0;
+  if (!last) return;
+  const waiting = pending();
+  if (waiting.some((s) => s.id === last.id)) {
+    savePending(waiting.filter((s) => s.id !== last.id));
+    status(`Took back ${last.label} (it had not been sent).`);
+  } else {
+    try {
+      await api(`/feedback/${encodeURIComponent(last.id)}`, { method: "DELETE" });
+      status(`Undid ${last.label}.`);
+    } catch (err) {
+      status(`Undo failed: ${err.message}`);
+      if (err.status === undefined || err.status >= 500) { state.answered.push(last); $("undo").disabled = false; }
+      return;
+    }
+  }
+  await afterAnswer();
 }
 
 function feedbackBody(batch) {
@@ -344,6 +371,24 @@ function outcomeBadge(o) {
   return badge;
 }
 
+async function openChart(file) {
+  // Read with the server's own readers (as `candle-ml check` reads it); errors shown where the file was chosen.
+  $("chart-error").hidden = true;
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  try {
+    const chart = await api("/charts", { method: "POST", body: JSON.stringify({ name: file.name, content: btoa(binary) }) });
+    params.set("series", `${chart.pair}|${chart.timeframe}`);
+    status(`Opened ${file.name}: ${chart.pair} ${chart.timeframe}, ${chart.candles} candles (${chart.format}).`);
+    await loadSeries();
+  } catch (err) {
+    // the server's message names the file, the row and the rule; a network error does not
+    $("chart-error").textContent = err.message.startsWith(file.name) ? err.message : `${file.name}: ${err.message}`;
+    $("chart-error").hidden = false;
+  }
+}
+
 async function loadSeries() {
   state.series = await api("/series");
   const select = $("series");
@@ -354,8 +399,16 @@ async function loadSeries() {
   await selectSeries(select.value);
 }
 
+function timeframeSeconds(timeframe) {
+  const m = /^(\d+)(s|m|min|h|d|w)$/i.exec(timeframe || "");
+  const unit = { s: 1, m: 60, min: 60, h: 3600, d: 86400, w: 604800 };
+  return m ? Number(m[1]) * unit[m[2].toLowerCase()] : 86400;
+}
+
 async function selectSeries(value) {
   [state.pair, state.timeframe] = value.split("|");
+  const seconds = timeframeSeconds(state.timeframe); // an intraday chart shows the time of day
+  chart.applyOptions({ timeScale: { timeVisible: seconds < 86400, secondsVisible: seconds < 60 } });
   state.review = null; state.selected = null; updateSelection();
   const body = await api(`/candles?pair=${encodeURIComponent(state.pair)}&timeframe=${encodeURIComponent(state.timeframe)}`);
   state.candles = body.candles;
@@ -453,8 +506,11 @@ function updateSelection() {
 
 function answerSelected(label, source) {
   const s = state.selected;
+  // What the trader answered: the prediction's label, how sure the model was, which model said it.
+  const prediction = { label: s.label, confidence: s.avg_confidence ?? null,
+    model: state.model ? state.model.name : null, model_version: state.model ? state.model.version : null };
   answer({ pair: state.pair, timeframe: state.timeframe, start_time: s.start_time, end_time: s.end_time,
-    label, source, model_prediction: s.label }).then(afterAnswer);
+    label, source, model_prediction: prediction }).then(afterAnswer);
 }
 
 async function afterAnswer() {
@@ -484,6 +540,8 @@ chart.subscribeClick((param) => {
 
 $("confirm").addEventListener("click", () => answerSelected(state.selected.label, "model_confirmed"));
 $("dismiss").addEventListener("click", () => answerSelected("O", "human_correction"));
+$("undo").addEventListener("click", undoLast);
+$("open-file").addEventListener("change", (e) => { if (e.target.files[0]) openChart(e.target.files[0]); e.target.value = ""; });
 $("correct").addEventListener("click", () => answerSelected($("correct-label").value, "human_correction"));
 $("mark").addEventListener("click", () => {
   state.mark = {}; $("save-span").disabled = true; $("mark-text").textContent = "Click the first candle.";

@@ -1,0 +1,147 @@
+"""Charts a trader opens in the review page: any candle file, read with the readers ingest uses,
+kept durably so they are still there after a restart, and kept with their candles in
+``data/raw/`` once a trader answers on them, so the next ``dvc repro`` trains on those answers.
+
+A chart's name is its series (``PAIR_TIMEFRAME``, as ``candle_ml.series_names`` names the file).
+A name already taken by different candles (an ingested series, another opened chart, a file in
+``data/raw/``) is a ``ChartConflict``: nothing is overwritten silently; the same candles again
+are simply the same chart.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from candle_ml.candle_files import file_layout, read_candle_file
+from candle_ml.candle_formats import Layout
+from candle_ml.candles import SERIES_FILE_RE, series_key
+from candle_ml.errors import CandleError, CandleMLError
+from candle_ml.series_names import name_series
+
+
+class ChartConflict(CandleMLError):
+    """A chart's series name is taken by different candles."""
+
+
+class ChartFileError(CandleMLError):
+    """An opened file is no candle file candle-ml can read (its message names the file, the row
+    and the rule, as ``candle-ml check`` does)."""
+
+
+@dataclass(frozen=True)
+class OpenedChart:
+    pair: str
+    timeframe: str
+    candles: pl.DataFrame
+    layout: Layout
+    named_by: str
+
+    @property
+    def key(self) -> str:
+        return series_key(self.pair, self.timeframe)
+
+
+def read_upload(data: bytes, file_name: str, naive_timezone: str = "UTC") -> OpenedChart:
+    """Uploaded bytes read as the candle file they are, under the name they were uploaded with
+    (its suffix and the platform's naming matter): errors name the file, the row and the rule."""
+    name = Path(file_name.replace("\\", "/")).name.strip()
+    if not name or name.startswith("."):
+        raise CandleError("file name: give the file's own name (e.g. EURUSD_H1.csv)", field="name")
+    with tempfile.TemporaryDirectory(prefix="candle-ml-chart-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        try:
+            layout = file_layout(path)
+            candles, _ = read_candle_file(path, naive_timezone)
+            named = name_series(path, candles["time"].to_numpy())
+        except CandleError as exc:
+            raise ChartFileError(str(exc), field=exc.field, rule=exc.rule) from None
+        except (UnicodeDecodeError, ValueError, OSError) as exc:  # bytes no CSV/Parquet reader takes
+            raise ChartFileError(
+                f"{name}: not a candle file candle-ml can read ({exc})", rule="readable"
+            ) from None
+    return OpenedChart(named.pair, named.timeframe, candles, layout, named.how)
+
+
+def write_durably(path: Path, frame: pl.DataFrame) -> None:
+    """``frame`` as Parquet at ``path``, whole or not at all: a temporary file in the same folder,
+    fsynced, renamed over, and the folder fsynced (the new name survives a crash too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            frame.write_parquet(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def same_candles(a: pl.DataFrame, b: pl.DataFrame) -> bool:
+    return a.shape == b.shape and a.equals(b)
+
+
+class ChartStore:
+    """The opened charts, one ``PAIR_TIMEFRAME.parquet`` each in ``charts_dir``."""
+
+    def __init__(self, charts_dir: Path):
+        self.dir = Path(charts_dir)
+
+    def load(self) -> dict[tuple[str, str], pl.DataFrame]:
+        if not self.dir.is_dir():
+            return {}
+        out = {}
+        for path in sorted(self.dir.glob("*.parquet")):
+            m = SERIES_FILE_RE.match(path.stem)
+            if m:
+                out[(m["pair"], m["timeframe"])] = pl.read_parquet(path)
+        return out
+
+    def add(self, chart: OpenedChart, taken: dict[tuple[str, str], pl.DataFrame]) -> bool:
+        """Keep ``chart`` (False: the same candles were open already). ``taken``: every series the
+        server serves now, ingested and opened."""
+        held = taken.get((chart.pair, chart.timeframe))
+        if held is not None:
+            if same_candles(held, chart.candles):
+                return False
+            raise ChartConflict(
+                f"{chart.key} is already served with other candles ({held.height} of them); rename the "
+                f"file (e.g. {chart.pair}-2_{chart.timeframe}.csv) to open it beside that one",
+                field="name",
+                rule="one series per name",
+            )
+        write_durably(self.dir / f"{chart.key}.parquet", chart.candles)
+        return True
+
+
+def keep_for_training(raw_dir: Path, pair: str, timeframe: str, candles: pl.DataFrame) -> Path:
+    """An opened chart's candles in ``data/raw/`` (before its answers are acknowledged), so
+    ``dvc repro`` ingests the series the answers are on. The same candles there already: nothing
+    to do; different ones under that name (or in a CSV of that name): a ``ChartConflict``."""
+    key = series_key(pair, timeframe)
+    path = Path(raw_dir) / f"{key}.parquet"
+    for other in (Path(raw_dir) / f"{key}.csv", path):
+        if other.exists():
+            held, _ = read_candle_file(other)
+            if other == path and same_candles(held, candles):
+                return path
+            raise ChartConflict(
+                f"{other}: a different {key} is in {raw_dir}; answers on the opened chart are not "
+                "stored over it (rename one of the two)",
+                field="pair",
+                rule="one series per name",
+            )
+    write_durably(path, candles)
+    return path
