@@ -8,6 +8,7 @@ and tracked in MLflow.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from serve.settings import ServeSettings
 
 from . import invented_patterns
 from .conftest import ARTIFACTS, STAGES, commit_all, copy_repo, ran, run, set_param
+from .test_candle_formats import hourly, mt5
 
 pytestmark = pytest.mark.integration
 
@@ -204,6 +206,8 @@ def test_an_export_and_the_review_loops_answers_reach_the_next_model(pipeline):
         feedback_log=str(log),
         human_dir=str(repo / "data/annotations/human"),
         tracking_uri=f"sqlite:///{repo / 'mlflow.db'}",
+        charts_dir=str(repo / "data/charts"),
+        raw_dir=str(repo / "data/raw"),
     )
     times = pl.read_parquet(repo / "data/candles/AAPL_1d.parquet")["time"]
     train_part = {"pair": "AAPL", "timeframe": "1d", "start": times[400], "end": times[2000]}  # train split
@@ -235,20 +239,37 @@ def test_an_export_and_the_review_loops_answers_reach_the_next_model(pipeline):
         seen = {**series_of({"start_time": train_part["start"], "end_time": train_part["end"]})}
         body = {"annotations": answers + own, "reviewed": [seen]}
         assert client.post("/feedback", json=body).status_code == 201
+        # A chart the trader opened from a MetaTrader 5 export, answered on: its candles go to data/raw/.
+        hourly_msft = hourly(pl.read_parquet(repo / "data/candles/MSFT_1d.parquet").slice(1000, 400))
+        content = base64.b64encode(mt5(hourly_msft).encode("utf-16")).decode()
+        opened = client.post("/charts", json={"name": "ACME_H1.csv", "content": content})
+        assert opened.status_code == 201, opened.text
+        t = hourly_msft["time"].to_list()
+        on_chart = {
+            "pair": "ACME",
+            "timeframe": "1h",
+            "start_time": t[300],
+            "end_time": t[300],
+            "label": "doji",
+        }
+        assert client.post("/feedback", json={"annotations": [on_chart]}).status_code == 201
+        assert (repo / "data/raw/ACME_1h.parquet").is_file()
         old_version = client.get("/model/info").json()["version"]
 
         status = run(["dvc", "status", "dataset"], repo)
         assert "dataset" in status and "data/annotations" in status  # DVC sees the new answers
         out = run(["dvc", "repro"], repo)
-        assert ran(out) == ["dataset", *DOWNSTREAM]
+        assert ran(out) == list(STAGES)  # a new raw file: from check_raw on
+        index = json.loads((repo / "data/candles/index.json").read_text())["series"]
+        assert ("ACME", "1h", 400) in {(s["pair"], s["timeframe"], s["rows"]) for s in index}
         metrics = json.loads((repo / "reports/dataset.json").read_text())
-        assert metrics["human_annotations"] == 3 + 14  # the export's and the page's
+        assert metrics["human_annotations"] == 3 + 14 + 1  # the export's, the page's, the opened chart's
         assert metrics["skipped_annotations"]["no_matching_candle"] == 1
         assert "trader.json entry 2" in out  # the skipped one is shown, not silently lost
-        assert metrics["feedback_spans"] == {"human": 12, "human_correction": 1, "model_confirmed": 1}
+        assert metrics["feedback_spans"] == {"human": 13, "human_correction": 1, "model_confirmed": 1}
         assert metrics["negatives_from_dismissals"] == 2  # this one and the trader export's
         headline = json.loads((repo / "metrics/dataset.json").read_text())
-        assert (headline["answers"], headline["negatives"]) == (14, 2)
+        assert (headline["answers"], headline["negatives"]) == (15, 2)
         # The own label's negatives came from the range the trader reviewed, not around the marks.
         learned = metrics["own_labels"]["inside_breakout"]
         assert learned["marks"] == 12 and learned["reviewed"] == {"AAPL_1d": "ranges"}
@@ -312,8 +333,8 @@ def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
     train_params, metrics = exps["rf"]
     assert train_params["model_type"] == "random_forest"
     assert 0 < metrics["metrics/evaluate.json"]["data"]["f1_macro"] <= 1
-    # the review loop's 2 answers and 12 own-label marks, and the late answer too
-    assert metrics["metrics/dataset.json"]["data"]["answers"] == 15
+    # the review loop's 2 answers, 12 own-label marks and the opened chart's, and the late answer too
+    assert metrics["metrics/dataset.json"]["data"]["answers"] == 16
     # The README's comparison fits a terminal: the varied params and the headline metrics.
     table = run(
         ["dvc", "exp", "show", "--no-pager", *EXP_SHOW_COLUMNS], repo, COLUMNS="160"
