@@ -144,6 +144,40 @@ def test_only_confirmed_keeps_the_spans_the_weekly_chart_confirms(page):
     assert page.evaluate("visibleSpans().length") == everything and page.errors == []
 
 
+def test_every_filter_applies_to_what_is_drawn_and_counted(page):
+    """The layer toggle, the label boxes and the confidence slider hide a prediction everywhere:
+    its marker, its yellow "missed by traders" strip and its place in the summary."""
+    yellow = (0xFB, 0xC0, 0x2D)
+
+    def summary() -> str:
+        return page.locator("#summary").inner_text()
+
+    def strips() -> int:  # the top 8 px of the chart: the missed-by-traders strips
+        return pixels_near(shot(page, "filters")[40:48, :1020], yellow, tol=40)
+
+    drawn = page.evaluate("visibleSpans().length")
+    missed = page.evaluate("visibleDisagreements().filter((d) => d.kind === 'missed_by_human').length")
+    assert drawn > 0 and missed > 0 and f"{drawn} predicted" in summary() and strips() > 100
+    page.uncheck("#layer")
+    assert "0 predicted" in summary() and "0 missed by traders" in summary() and strips() == 0
+    page.check("#layer")
+    label = page.evaluate("visibleSpans()[0].label")
+    page.uncheck(f'#labels input[data-label="{label}"]')
+    left = page.evaluate("visibleSpans().length")
+    assert left < drawn and f"{left} predicted" in summary()
+    assert page.evaluate(
+        f"visibleDisagreements().every((d) => !d.predicted || d.predicted.label !== '{label}')"
+    )
+    page.check(f'#labels input[data-label="{label}"]')
+    page.fill("#confidence", "100")
+    page.dispatch_event("#confidence", "input")
+    sure = page.evaluate("visibleSpans().length")
+    assert sure < drawn and f"{sure} predicted" in summary()
+    page.fill("#confidence", "50")
+    page.dispatch_event("#confidence", "input")
+    assert f"{drawn} predicted" in summary() and page.errors == []
+
+
 def test_a_dismiss_in_the_page_lands_in_the_feedback_log(page, server):
     span = click_a_prediction(page)
     assert span["label"] in page.locator("#selected-text").inner_text()

@@ -212,6 +212,14 @@ function visibleSpans() {
     && (!confirmedOnly || (s.confirmed_on || []).length > 0));
 }
 
+// The disagreements of what is drawn: one about a predicted span only while that span passes the
+// filters (layer, labels, confidence, confirmation); a trader's span the model missed always.
+function visibleDisagreements() {
+  if (!state.review) return [];
+  const shown = new Set($("layer").checked ? visibleSpans().map((s) => `${s.start_time}|${s.label}`) : []);
+  return state.review.disagreements.filter((d) => !d.predicted || shown.has(`${d.predicted.start_time}|${d.predicted.label}`));
+}
+
 // " ✓1d,1w": the higher timeframes whose finished candles show the same pattern.
 function confirmedText(s) {
   return (s.confirmed_on || []).length ? ` ✓${s.confirmed_on.join(",")}` : "";
@@ -221,8 +229,7 @@ function drawPredictions() {
   const show = $("layer").checked && state.review;
   const spans = show ? visibleSpans() : [];
   const onlyDis = $("only-disagreements").checked;
-  const disagreeing = new Set((state.review ? state.review.disagreements : [])
-    .filter((d) => d.predicted).map((d) => d.predicted.start_time));
+  const disagreeing = new Set(visibleDisagreements().filter((d) => d.predicted).map((d) => d.predicted.start_time));
   const shown = onlyDis ? spans.filter((s) => disagreeing.has(s.start_time)) : spans;
   const byTime = new Map();
   // Chart patterns (weeks long) are painted first and fainter, so the candlestick spans inside
@@ -240,6 +247,7 @@ function drawPredictions() {
     text: `${s.label} (${Math.round(100 * s.avg_confidence)}%)${isChart(s) ? `, ${s.candles} candles` : ""}`
       + confirmedText(s),
   })));
+  if (state.review) renderSummary(spans);
   drawOverlay();
 }
 
@@ -280,7 +288,7 @@ function drawOverlay() {
       ctx.font = "11px system-ui"; ctx.fillText(h.label, b[0], height - 9);
     }
   }
-  for (const d of state.review.disagreements) {
+  for (const d of visibleDisagreements()) {
     const style = DISAGREEMENT_STYLE[d.kind];
     const b = box(d.human || d.predicted);
     if (!b) continue;
@@ -451,13 +459,17 @@ async function runReview(range = {}) {
   drawPredictions();
 }
 
-function renderSummary() {
-  const s = state.review.summary;
+function renderSummary(spans = $("layer").checked ? visibleSpans() : []) {
+  // Counted as drawn: each predicted span shown either agrees with a trader's, has another label,
+  // or was missed by traders; the hidden ones count nowhere.
+  const s = state.review.summary, kinds = { missed_by_model: 0, missed_by_human: 0, label_mismatch: 0 };
+  for (const d of visibleDisagreements()) kinds[d.kind] += 1;
+  const agree = Math.max(0, spans.length - kinds.missed_by_human - kinds.label_mismatch);
   const items = [
-    ["", `${s.predicted} predicted, ${s.human} marked, ${s.agreements} agree`],
-    ["missed_by_model", `${s.by_kind.missed_by_model} missed by the model`],
-    ["missed_by_human", `${s.by_kind.missed_by_human} missed by traders`],
-    ["label_mismatch", `${s.by_kind.label_mismatch} label mismatches`],
+    ["", `${spans.length} predicted, ${s.human} marked, ${agree} agree`],
+    ["missed_by_model", `${kinds.missed_by_model} missed by the model`],
+    ["missed_by_human", `${kinds.missed_by_human} missed by traders`],
+    ["label_mismatch", `${kinds.label_mismatch} label mismatches`],
   ];
   $("summary").replaceChildren(...items.map(([cls, text]) => {
     const li = document.createElement("li"); li.className = cls; li.textContent = text; return li;
