@@ -19,7 +19,7 @@ from PIL import Image
 
 from serve.process import ServerProcess
 
-from .conftest import ARTIFACTS, write_outcome_report
+from .conftest import ARTIFACTS, ROOT, write_outcome_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if not os.environ.get("CANDLE_ML_REQUIRE_BROWSER"):  # CI sets it: there a missing browser is a failure
@@ -40,6 +40,9 @@ def server(served_model, tmp_path_factory):
     models = root / "models"  # with the outcomes stage's report beside it, as `dvc repro` leaves it
     shutil.copytree(bundle_dir, models)
     write_outcome_report(models, candles_dir)
+    # the evaluate stage's report beside it, as `dvc repro` leaves it (the committed one: its shape
+    # is what the page reads the per-label span F1 from; the numbers are another model's)
+    shutil.copy(ROOT / "reports/evaluate.json", root / "reports/evaluate.json")
     srv = ServerProcess(
         "--model",
         str(models),
@@ -120,6 +123,20 @@ def test_the_page_draws_a_series_and_its_predictions(page):
     assert doji.inner_text() in ("no edge", "too few") or doji.inner_text().startswith("edge ")
     assert "candles after it, long, net of cost" in doji.get_attribute("title")
     assert page.locator("#labels .outcome[data-verdict]").count() == page.locator("#labels label").count()
+    # every label row on one line, its numbers whole and inside the panel (no sideways scrolling)
+    rows = page.evaluate("""() => [...document.querySelectorAll('#labels label')].map((r) => ({
+        name: r.querySelector('.name').textContent, f1: r.querySelector('.f1').textContent,
+        inside: r.querySelector('.outcome').getBoundingClientRect().right
+            <= document.querySelector('aside').getBoundingClientRect().right,
+        height: r.getBoundingClientRect().height }))""")
+    assert all(r["inside"] for r in rows) and max(r["height"] for r in rows) < 24, rows
+    wide = page.evaluate("""() => {
+        const edge = document.querySelector('aside').getBoundingClientRect().right + 0.5;
+        return [...document.querySelectorAll('aside *')].filter((e) => e.getBoundingClientRect().right > edge)
+            .map((e) => `${e.tagName}#${e.id}.${e.className}`); }""")
+    assert wide == [], wide  # nothing cut off at the panel's edge
+    with_f1 = {r["name"] for r in rows if r["f1"].startswith("F1 ")}
+    assert "doji" in with_f1 and with_f1 & {"double_top", "double_bottom", "head_and_shoulders"}, rows
     assert page.locator("#queue li").count() == 20
     assert not page.locator("#banner").is_visible() and page.errors == []
     assert "Reconnected" not in page.locator("#status").inner_text()  # nothing was lost on a first load

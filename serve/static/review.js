@@ -328,7 +328,10 @@ async function loadModel() {
   $("confirmed-filter").hidden = !higher.length; // the filter exists only for a model with them
   $("higher-timeframes").textContent = higher.join(", ");
   if (!higher.length) $("only-confirmed").checked = false;
-  const perSpan = (info.metrics && (info.metrics.per_class_span || info.metrics.per_class)) || {};
+  // span F1 on the test split: the candlestick model's per label, and the chart-pattern model's
+  const metrics = info.metrics || {};
+  const perSpan = { ...(metrics.per_class_span || metrics.per_class || {}),
+    ...((metrics.chart_patterns || {}).per_class_span || {}) };
   const box = $("labels"), select = $("correct-label"), names = $("label-names");
   box.replaceChildren(); select.replaceChildren(); names.replaceChildren();
   const enableAll = !state.enabled.size || versionChanged;
@@ -355,7 +358,9 @@ async function loadModel() {
         live.title = `traders' answers to this model's ${label.name} spans: ${lp.confirmed} confirmed, `
           + `${lp.corrected} corrected, ${lp.dismissed} dismissed (${lp.shown} shown)`;
       }
-      row.append(check, swatch, document.createTextNode(label.name), f1, live, outcomeBadge(label.outcome));
+      const name = document.createElement("span");
+      name.className = "name"; name.textContent = label.name; name.title = label.name;
+      row.append(check, swatch, name, f1, live, outcomeBadge(label.outcome));
       box.append(row);
     }
     select.append(new Option(label.name, label.name));
