@@ -142,6 +142,9 @@ def test_the_page_draws_a_series_and_its_predictions(page):
     assert "Reconnected" not in page.locator("#status").inner_text()  # nothing was lost on a first load
     assert not page.evaluate("chart.options().timeScale.timeVisible")  # a daily chart: dates only
     assert page.locator("#undo").is_disabled()  # nothing answered yet
+    for button in ("#confirm", "#dismiss", "#correct", "#undo"):  # the answer buttons above the fold
+        box = page.locator(button).bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 800, (button, box)
 
 
 def test_only_confirmed_keeps_the_spans_the_weekly_chart_confirms(page):
