@@ -32,6 +32,7 @@ from candle_ml.bundle import Bundle, load_bundle
 from candle_ml.candles import CANDLE_COLUMNS, parse_series_filename
 from candle_ml.chart.patterns import ChartRules, find_chart_patterns
 from candle_ml.errors import CandleMLError
+from candle_ml.series_names import name_from_file, name_series
 
 log = logging.getLogger("candle_ml.batch")
 
@@ -152,13 +153,18 @@ def series_files(inputs: list[Path]) -> list[Path]:
             raise BatchError(f"{path}: no such file or directory")
     if not files:
         raise BatchError(f"no .csv or .parquet series in {', '.join(map(str, inputs))}")
-    seen: dict[tuple[str, str], Path] = {}
-    for f in files:
-        key = parse_series_filename(f)
-        if key in seen:
-            raise BatchError(f"{f} and {seen[key]} are both {key[0]} {key[1]}: give each series once")
-        seen[key] = f
     return files
+
+
+def check_unique(named: list[tuple[Path, str, str]]) -> None:
+    """Each series once: two files that name the same pair and timeframe are refused."""
+    seen: dict[tuple[str, str], Path] = {}
+    for f, pair, timeframe in named:
+        if (pair, timeframe) in seen:
+            raise BatchError(
+                f"{f} and {seen[pair, timeframe]} are both {pair} {timeframe}: give each series once"
+            )
+        seen[pair, timeframe] = f
 
 
 def run_local(
@@ -170,9 +176,11 @@ def run_local(
     files = series_files(inputs)
     bundle = load_bundle(bundle_dir)
     blocks = plan(bundle, rules, block_size)
+    # named as check and ingest name them (a file as downloaded too); every name settled first
+    named = [(f, *_name_of(f)) for f in files]
+    check_unique(named)
     started, candles_done = time.perf_counter(), 0
-    for path in files:  # one series in memory at a time, written as it is done
-        pair, timeframe = parse_series_filename(path)
+    for path, pair, timeframe in named:  # one series in memory at a time, written as it is done
         candles, _ = read_candle_file(path)
         p, s = label_series(bundle, rules, candles.select(CANDLE_COLUMNS), blocks, pair, timeframe)
         keys = [pl.lit(pair).alias("pair"), pl.lit(timeframe).alias("timeframe")]
@@ -180,6 +188,19 @@ def run_local(
         write_partitioned(s.with_columns(keys), out / "spans")
         candles_done += candles.height
     return {"candles": candles_done, "seconds": time.perf_counter() - started}
+
+
+def _name_of(path: Path) -> tuple[str, str]:
+    """The file's pair and timeframe from its name, or from its first candles' spacing."""
+    from candle_ml.candle_files import iter_series_file
+
+    named = name_from_file(path)
+    if named is not None and named[1] is not None and not named[2].startswith("MetaTrader 4"):
+        return named[0], named[1]
+    first = next(iter_series_file(path, block_rows=1_000), None)
+    times = first[0]["time"].dropna().to_numpy() if first is not None else np.empty(0)
+    name = name_series(path, times)
+    return name.pair, name.timeframe
 
 
 # ------------------------------------------------------------------------------------- Spark
@@ -206,6 +227,7 @@ def spark_candles(spark: Any, inputs: list[Path]) -> Any:
             frames.append(spark.read.parquet(str(path)))
             continue
         files = series_files([path])
+        check_unique([(f, *parse_series_filename(f)) for f in files])  # split by name below
         bad = [f.name for f in files if f.suffix.lower() != ".parquet"]
         if bad:
             raise BatchError(

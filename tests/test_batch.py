@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from candle_ml.autolabel import autolabel
-from candle_ml.batch import BatchError, Rules, plan, series_files
+from candle_ml.batch import BatchError, Rules, plan, run_local
 from candle_ml.bundle import load_bundle
 from candle_ml.chart.patterns import ChartRules, find_chart_patterns
 
@@ -127,6 +127,24 @@ def test_local_blocks_label_as_one_pass(served_model, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out" / "predictions").iterdir()) == ["pair=AAPL", "pair=IBM"]
 
 
+def test_local_batch_names_files_as_downloaded(served_model, tmp_path):
+    """`--engine local` reads and names a file as check and ingest do: a Yahoo download (AAPL.csv,
+    no timeframe in the name) is AAPL 1d; a second file naming the same series is refused."""
+    from .test_candle_formats import yahoo
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    aapl = pl.read_parquet(served_model[1] / "AAPL_1d.parquet").with_columns(pl.col("volume").round(0))
+    (downloads / "AAPL.csv").write_text(yahoo(aapl))
+    said = batch(tmp_path, served_model, "out", inputs=[downloads])
+    assert "3270 candles in" in said, said
+    got = read(tmp_path / "out" / "predictions")
+    assert set(got["pair"]) == {"AAPL"} and set(got["timeframe"].cast(pl.String)) == {"1d"}
+    (downloads / "AAPL_1d.csv").write_text(yahoo(aapl))
+    with pytest.raises(BatchError, match=r"are both AAPL 1d: give each series once"):
+        run_local([downloads], served_model[0], RULES, tmp_path / "again", block_size(served_model))
+
+
 def test_a_block_smaller_than_its_history_is_refused(served_model, tmp_path):
     with pytest.raises(BatchError, match=r"--block-size 10: a block must be at least .* min_history"):
         plan(load_bundle(served_model[0]), RULES, 10)
@@ -150,7 +168,8 @@ def test_a_block_smaller_than_its_history_is_refused(served_model, tmp_path):
     candles.write_parquet(twice / "IBM_1d.parquet")
     candles.write_csv(twice / "IBM_1d.csv")
     with pytest.raises(BatchError, match=r"IBM_1d.parquet and .*IBM_1d.csv are both IBM 1d"):
-        series_files([twice])
+        run_local([twice], served_model[0], RULES, tmp_path / "o", block_size(served_model))
+    assert not (tmp_path / "o").exists()  # refused before any work
 
 
 def spark_available() -> bool:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def check(
     files: list[Path] = typer.Argument(
-        ..., help="candle files ({PAIR}_{TF}.csv|parquet) or annotation files (.json/.jsonl)"
+        ..., help="candle files (any layout and name, docs/candle-files.md) or annotations (.json/.jsonl)"
     ),
     naive_timezone: str = typer.Option("UTC", help="timezone of candle timestamps that carry none"),
     time_column: str = typer.Option(
@@ -93,8 +93,8 @@ def predict(
         None, help="the time column's name when it is none of Date/Datetime/time"
     ),
     tracking_uri: str = typer.Option(None, help="MLflow store for models:/ URIs"),
-    pair: str = typer.Option(None, help="the series' pair in the output (default: from a PAIR_TF file name)"),
-    timeframe: str = typer.Option(None, help="the series' timeframe (default: from a PAIR_TF file name)"),
+    pair: str = typer.Option(None, help="the series' pair in the output (default: as check names the file)"),
+    timeframe: str = typer.Option(None, help="the series' timeframe (default: as check names the file)"),
     block_candles: int = typer.Option(
         50_000, min=1_000, help="candles read, predicted and written at a time (memory grows with it)"
     ),
@@ -157,8 +157,8 @@ def predict(
 def batch(
     inputs: list[Path] = typer.Argument(
         ...,
-        help="series: PAIR_TF.csv|parquet files, folders of them (data/candles), or a hive Parquet "
-        "dataset (pair=…/timeframe=…)",
+        help="series: candle files (local: any layout and name check reads; spark: PAIR_TF.parquet), "
+        "folders of them (data/candles), or a hive Parquet dataset (pair=…/timeframe=…)",
     ),
     output: Path = typer.Option(
         ..., "-o", "--output", help="folder for predictions/ and spans/ (hive Parquet)"
