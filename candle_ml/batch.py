@@ -32,7 +32,7 @@ from candle_ml.bundle import Bundle, load_bundle
 from candle_ml.candles import CANDLE_COLUMNS, parse_series_filename
 from candle_ml.chart.patterns import ChartRules, find_chart_patterns
 from candle_ml.errors import CandleMLError
-from candle_ml.series_names import name_from_file, name_series
+from candle_ml.series_names import name_candle_file
 
 log = logging.getLogger("candle_ml.batch")
 
@@ -177,7 +177,8 @@ def run_local(
     bundle = load_bundle(bundle_dir)
     blocks = plan(bundle, rules, block_size)
     # named as check and ingest name them (a file as downloaded too); every name settled first
-    named = [(f, *_name_of(f)) for f in files]
+    names = [name_candle_file(f) for f in files]
+    named = [(f, n.pair, n.timeframe) for f, n in zip(files, names, strict=True)]
     check_unique(named)
     started, candles_done = time.perf_counter(), 0
     for path, pair, timeframe in named:  # one series in memory at a time, written as it is done
@@ -188,19 +189,6 @@ def run_local(
         write_partitioned(s.with_columns(keys), out / "spans")
         candles_done += candles.height
     return {"candles": candles_done, "seconds": time.perf_counter() - started}
-
-
-def _name_of(path: Path) -> tuple[str, str]:
-    """The file's pair and timeframe from its name, or from its first candles' spacing."""
-    from candle_ml.candle_files import iter_series_file
-
-    named = name_from_file(path)
-    if named is not None and named[1] is not None and not named[2].startswith("MetaTrader 4"):
-        return named[0], named[1]
-    first = next(iter_series_file(path, block_rows=1_000), None)
-    times = first[0]["time"].dropna().to_numpy() if first is not None else np.empty(0)
-    name = name_series(path, times)
-    return name.pair, name.timeframe
 
 
 # ------------------------------------------------------------------------------------- Spark

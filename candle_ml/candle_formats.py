@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -166,8 +166,6 @@ def sniff(path: Path) -> tuple[str, list[list[str]], str]:
 def detect_layout(path: Path, time_column: str | None = None) -> Layout:
     """The layout of a candle CSV (any separator) from its first lines; a clear error when no
     layout fits, saying what the file should look like."""
-    from dataclasses import replace
-
     sep, rows, encoding = sniff(path)
     if not rows:
         raise CandleError(f"{path.name}: the file is empty", rule="file has candles")
@@ -217,8 +215,6 @@ def generic_layout(columns: list[str], source: str, sep: str | None, time_column
 
 
 def _renamed(layout: Layout, name: str, note: str) -> Layout:
-    from dataclasses import replace
-
     return replace(layout, format=name, note=note)
 
 

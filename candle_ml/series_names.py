@@ -143,3 +143,18 @@ def name_series(path: Path, times: np.ndarray, names: dict[str, str] | None = No
             rule="name agrees with the candles",
         )
     return SeriesName(pair, timeframe, how)
+
+
+def name_candle_file(
+    path: Path,
+    names: dict[str, str] | None = None,
+    naive_timezone: str = "UTC",
+    time_column: str | None = None,
+) -> SeriesName:
+    """``name_series`` of a file not read yet (``candle-ml predict``, ``batch``): its first candles
+    give the spacing, so every file is named, and checked against its name, as ingest does."""
+    from candle_ml.candle_files import iter_series_file
+
+    first = next(iter_series_file(path, naive_timezone, time_column, 1_000), None)
+    times = first[0]["time"].dropna().to_numpy() if first is not None else np.empty(0)
+    return name_series(path, times, names)

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from candle_ml.candles import series_key
 from candle_ml.errors import CandleMLError, require_history
 from candle_ml.loading import LoadedModel
 from candle_ml.opened_charts import ChartStore, OpenedChart, keep_for_training
@@ -38,6 +39,9 @@ class SeriesCache:
         self.charts = ChartStore(charts_dir) if charts_dir is not None else None
         self.raw_dir = raw_dir
         self.opened: dict[tuple[str, str], pl.DataFrame] = self.charts.load() if self.charts else {}
+        self.ingested: set[tuple[str, str]] = set()  # the series of the last good data/candles read
+        # opened charts whose candles are in raw_dir: the file's (size, mtime) when last checked
+        self._kept: dict[tuple[str, str], tuple[int, int]] = {}
         self.stored = StoredSeries(dict(self.opened), candles_dir)
         self.generation = 0  # bumped by every snapshot swap: part of the prediction cache key
         self.last_error: str | None = None
@@ -63,6 +67,7 @@ class SeriesCache:
         with self._lock:
             merged = StoredSeries({**self.opened, **fresh.candles}, fresh.source)  # ingested ones win
             self.stored, self.generation, self.last_error = merged, self.generation + 1, None
+            self.ingested = set(fresh.candles)
             self._entries.clear()
         log.info("serving %d stored series from %s", len(fresh.candles), self.candles_dir)
         return fresh
@@ -83,11 +88,16 @@ class SeriesCache:
         """The opened charts among ``series`` (answered, about to be acknowledged) written to
         ``data/raw/`` with their candles, unless ingest stored that series already."""
         kept = []
-        for pair, timeframe in sorted(series):
-            candles = self.opened.get((pair, timeframe))
-            ingested = self.stored.candles.get((pair, timeframe)) is not candles
-            if candles is not None and not ingested and self.raw_dir is not None:
-                kept.append(keep_for_training(self.raw_dir, pair, timeframe, candles))
+        for key in sorted(series):
+            candles = self.opened.get(key)
+            if candles is None or key in self.ingested or self.raw_dir is None:
+                continue
+            path = self.raw_dir / f"{series_key(*key)}.parquet"
+            # read back only when the file is not the one last checked (or a CSV of that name came)
+            if self._kept.get(key) != _signature(path) or path.with_suffix(".csv").exists():
+                keep_for_training(self.raw_dir, *key, candles)
+                self._kept[key] = _signature(path)
+            kept.append(path)
         return kept
 
     def series(self, pair: str, timeframe: str) -> pl.DataFrame:
@@ -118,3 +128,12 @@ class SeriesCache:
                     self._entries.popitem(last=False)
                 self._computing.pop(key, None)
         return result
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    """A file's size and modification time (ns); (-1, -1) when it is not there."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return -1, -1
+    return st.st_size, st.st_mtime_ns

@@ -79,8 +79,13 @@ def test_an_opened_export_is_served_answered_kept_and_listed_after_a_restart(mak
         assert not (tmp_path / "raw").exists()
         assert client.post("/feedback", json={"annotations": [answer]}).status_code == 201
         served = client.get("/candles", params={"pair": "ACME", "timeframe": "1h"}).json()["candles"]
-    kept, _ = read_candle_file(tmp_path / "raw/ACME_1h.parquet")  # what ingest will read
-    assert kept.to_dicts() == served and kept["time"].to_list() == t
+        kept, _ = read_candle_file(tmp_path / "raw/ACME_1h.parquet")  # what ingest will read
+        assert kept.to_dicts() == served and kept["time"].to_list() == t
+        assert client.post("/feedback", json={"annotations": [answer]}).status_code == 201  # kept already
+        kept.head(10).write_parquet(tmp_path / "raw/ACME_1h.parquet")  # someone replaced it meanwhile
+        clash = client.post("/feedback", json={"annotations": [answer]})
+        assert clash.status_code == 409, clash.text
+        pl.DataFrame(served).write_parquet(tmp_path / "raw/ACME_1h.parquet")
     with make_client() as client:  # a restart: the chart is still there
         listed = {(s["pair"], s["timeframe"]) for s in client.get("/series").json()}
         assert ("ACME", "1h") in listed

@@ -6,15 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
 
 from candle_ml import paths
 from candle_ml.annotations import read_annotation_export, read_feedback_log, read_reviewed_log
-from candle_ml.candle_files import file_layout, iter_series_file, read_candle_file
+from candle_ml.candle_files import file_layout, read_candle_file
 from candle_ml.cli.common import user_errors
 from candle_ml.errors import CandleMLError
-from candle_ml.series_names import name_series
+from candle_ml.series_names import name_candle_file, name_series
 
 if TYPE_CHECKING:
     pass
@@ -120,9 +119,7 @@ def predict(
         raise typer.Exit(1)
     with user_errors():
         if pair is None or timeframe is None:  # named as ingest and check name it
-            first = next(iter_series_file(input_file, naive_timezone, time_column, 1_000), None)
-            times = np.asarray(first[0]["time"].dropna()) if first is not None else np.empty(0)
-            name = name_series(input_file, times, _ingest_names(paths.PARAMS))
+            name = name_candle_file(input_file, _ingest_names(paths.PARAMS), naive_timezone, time_column)
             pair, timeframe = pair or name.pair, timeframe or name.timeframe
         loaded = load_model_from(model, tracking_uri or default_tracking_uri())
         if suffix == ".json":  # the API's response: per-candle predictions, candlestick and chart spans

@@ -460,8 +460,7 @@ async function runReview(range = {}) {
     }
   }
   state.review = state.cache.get(key);
-  renderSummary();
-  drawPredictions();
+  drawPredictions(); // the summary too, counted as drawn
 }
 
 function renderSummary(spans = $("layer").checked ? visibleSpans() : []) {
