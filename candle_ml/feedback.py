@@ -177,6 +177,23 @@ def undo_answer(path: Path, answer_id: str) -> tuple[Span, Span | None]:
     return found[-1], (found[-2] if len(found) > 1 else None)
 
 
+def replace_answers(path: Path, prefix: str, spans: list[Span]) -> int:
+    """Every standing answer whose id starts with ``prefix`` taken back (one tombstone per entry,
+    so no earlier version of it stands again), then ``spans`` appended: one durable write under
+    the log's lock. What a Label Studio annotation that was created, updated or deleted (``spans``
+    empty) leaves in the log is exactly its current regions. Returns the answers taken back."""
+    taken = [0]
+
+    def lines() -> list[Any]:
+        answers, _ = read_feedback_log(path)
+        old = [Tombstone(s.id, s.pair, s.timeframe) for s in answers if s.id and s.id.startswith(prefix)]
+        taken[0] = len(old)
+        return [*old, *spans]
+
+    _locked_append(Path(path), lines)
+    return taken[0]
+
+
 def _locked_append(path: Path, lines: Callable[[], list[Any]]) -> None:
     """Append what ``lines()`` returns (called with the log locked) as JSON lines, durably."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -145,3 +145,41 @@ def keep_for_training(raw_dir: Path, pair: str, timeframe: str, candles: pl.Data
             )
     write_durably(path, candles)
     return path
+
+
+def merge_for_training(raw_dir: Path, pair: str, timeframe: str, candles: pl.DataFrame) -> Path | None:
+    """Candles of a series nobody ingested (a Label Studio task's) added to ``data/raw/KEY.parquet``:
+    the union with what is there, by time. None when every one is there already; a candle that
+    is there with other prices is a ``ChartConflict`` (nothing written)."""
+    key = series_key(pair, timeframe)
+    path = Path(raw_dir) / f"{key}.parquet"
+    if (Path(raw_dir) / f"{key}.csv").exists():
+        raise ChartConflict(
+            f"{raw_dir}/{key}.csv holds {key} already; a task's candles are not merged into a CSV "
+            "(convert it to Parquet or rename the task's pair)",
+            field="pair",
+            rule="one series per name",
+        )
+    held = read_candle_file(path)[0] if path.exists() else candles.clear()
+    check_same_where_both(held, candles, f"{path}")
+    merged = pl.concat([held, candles]).unique("time", keep="first").sort("time")
+    if merged.height == held.height:
+        return None
+    write_durably(path, merged)
+    return path
+
+
+def check_same_where_both(held: pl.DataFrame, candles: pl.DataFrame, where: str) -> None:
+    """``candles`` agree with ``held`` at every time both have (a ``ChartConflict`` naming the first
+    candle that does not)."""
+    both = candles.join(held, on="time", how="inner", suffix="_held")
+    for column in ("open", "high", "low", "close"):
+        differ = both.filter(pl.col(column) != pl.col(f"{column}_held"))
+        if differ.height:
+            row = differ.row(0, named=True)
+            raise ChartConflict(
+                f"{where}: the candle at {row['time']} has {column} {row[column + '_held']} there, "
+                f"{row[column]} here: another series under the same name (rename one of the two)",
+                field=column,
+                rule="one series per name",
+            )

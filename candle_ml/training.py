@@ -236,8 +236,8 @@ def log_to_mlflow(
 ) -> None:
     """Record the run: params, data facts, tags, the native model and a raw-candle pyfunc."""
     import mlflow
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+
+    from candle_ml.pyfunc_model import signature
 
     mlflow.log_params(flatten(all_params))
     mlflow.log_params(
@@ -257,22 +257,12 @@ def log_to_mlflow(
     )
     mlflow.log_artifact(str(params_file))
     result.model.log_native("model", result.example)
-    inputs: list[Any] = [ColSpec("long", "time")] + [ColSpec("double", c) for c in PRICE_AND_VOLUME]
-    # Optional: when present, the pyfunc checks they name one series (mlflow_pyfunc.py).
-    inputs += [ColSpec("string", "pair", required=False), ColSpec("string", "timeframe", required=False)]
-    outputs: list[Any] = [
-        ColSpec("long", "time"),
-        ColSpec("string", "label", required=False),
-        ColSpec("double", "confidence", required=False),
-        ColSpec("boolean", "has_history"),
-    ]
-    signature = ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
     info = mlflow.pyfunc.log_model(
         name="candles_pyfunc",
         python_model=str(PYFUNC_CODE),
         artifacts={"bundle": str(bundle_dir.resolve())},
         code_paths=[str(PACKAGE_DIR)],  # the library alone: it never imports stages/ or serve/
-        signature=signature,
+        signature=signature(),
         input_example=example,
         pip_requirements=_pip_requirements(),
         registered_model_name=cfg.registered_model or None,

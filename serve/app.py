@@ -29,7 +29,7 @@ from candle_ml.history import HistoryWriter
 from candle_ml.loading import LoadedModel
 from serve import openapi
 from serve.errors import EXCEPTION_HANDLERS
-from serve.guards import allowed_hosts_guard, require_json
+from serve.guards import allowed_hosts_guard, integer_queries, require_json
 from serve.health import TrackingProbe
 from serve.limits import WorkLimiter, threads_per_prediction
 from serve.model_store import ModelStore
@@ -172,7 +172,7 @@ def create_app(settings: ServeSettings | None = None) -> Litestar:
                 else None,
             }
         ),
-        guards=[allowed_hosts_guard(settings.allowed_hosts), require_json],
+        guards=[allowed_hosts_guard(settings.allowed_hosts), require_json, integer_queries],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         cors_config=CORSConfig(allow_origins=origins, allow_methods=["GET", "POST", "DELETE"])

@@ -98,6 +98,11 @@ def serve(
         help="threads each prediction gives either model, candles and chart "
         "(default: the cores divided among the predictions at once, --max-concurrent)",
     ),
+    label_studio_auth: str = typer.Option(
+        "",
+        envvar="CANDLE_ML_LABEL_STUDIO_AUTH",
+        help="USER:PASSWORD Label Studio must send (Basic Auth) to /label-studio; empty: open",
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level"),
 ) -> None:
     """Serve predictions, the review page (/) and the feedback routes over HTTP (docs/api.md)."""
@@ -131,6 +136,7 @@ def serve(
             request_timeout=request_timeout,
         ),
         allowed_hosts=list(allowed_host) or default_allowed_hosts(host),
+        label_studio_auth=label_studio_auth or None,
     )
     timeouts = Timeouts(
         keep_alive=keep_alive_timeout,

@@ -29,6 +29,7 @@ from candle_ml.errors import (
     UnknownAnswer,
     UnknownSeries,
 )
+from candle_ml.label_studio import LabelConfigError
 from candle_ml.opened_charts import ChartConflict, ChartFileError
 
 log = logging.getLogger("candle_ml.serve")
@@ -61,6 +62,14 @@ class BadHost(ServerError):
     """A Host header outside ``--allowed-host``."""
 
 
+class BadQuery(ServerError):
+    """A query parameter written as what its type is not (an integer as 0.0)."""
+
+
+class NotAuthorized(ServerError):
+    """Basic Auth is on (the Label Studio backend's) and the request lacks the user and password."""
+
+
 class UnsupportedMediaType(ServerError):
     """A POST whose body is not JSON."""
 
@@ -68,6 +77,8 @@ class UnsupportedMediaType(ServerError):
 # Each kind's status (a subclass takes its nearest listed base's); anything else a user can fix is 400.
 STATUS: dict[type[CandleMLError], int] = {
     BadHost: 400,
+    BadQuery: 400,
+    NotAuthorized: 401,
     UnknownSeries: 404,
     UnknownAnswer: 404,
     ChartConflict: 409,  # a chart's name taken by other candles: nothing overwritten
@@ -81,6 +92,7 @@ STATUS: dict[type[CandleMLError], int] = {
     AnnotationError: 422,
     TooLittleHistory: 422,
     TimeframeError: 422,
+    LabelConfigError: 422,
     Unavailable: 503,
 }
 

@@ -10,13 +10,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
-from serve.errors import BadHost, UnsupportedMediaType
+from serve.errors import BadHost, BadQuery, UnsupportedMediaType
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARD_ADDRESSES = {"0.0.0.0", "::", ""}
@@ -59,9 +60,10 @@ def allowed_hosts_guard(allowed: Iterable[str]) -> Callable[[ASGIConnection[Any,
     return check_host
 
 
-def require_json(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """415 for a POST whose Content-Type is not application/json (a charset parameter is fine)."""
-    if connection.scope.get("method") != "POST":
+def require_json(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """415 for a POST whose Content-Type is not application/json (a charset parameter is fine);
+    a route with ``opt={"any_content_type": True}`` (``/invocations``: CSV too) checks its own."""
+    if connection.scope.get("method") != "POST" or handler.opt.get("any_content_type"):
         return
     content_type = connection.headers.get("content-type", "")
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
@@ -71,3 +73,21 @@ def require_json(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHan
             field="Content-Type",
             rule="application/json",
         )
+
+
+INTEGER_QUERIES = ("start", "end", "limit")  # every integer query parameter of the API
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def integer_queries(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """400 for an integer query parameter written as anything else (``end=0.0``, ``limit=1e3``):
+    Litestar would take a float that happens to be whole, which the schema says is no integer."""
+    for name in INTEGER_QUERIES:
+        for value in connection.query_params.getall(name, []):
+            if not _INTEGER.fullmatch(value):
+                raise BadQuery(
+                    f"query {name}: {value[:40]!r} is not an integer"
+                    + (" (Unix seconds)" if name != "limit" else ""),
+                    field=name,
+                    rule="integer",
+                )

@@ -36,12 +36,17 @@ ON_POST = {
 }
 
 
-def request_bodies(app: Litestar) -> dict[tuple[str, str], type]:
-    """(path, method) -> the Struct each strictly decoded route takes."""
+def request_bodies(app: Litestar) -> dict[tuple[str, str], Any]:
+    """(path, method) -> the Struct each strictly decoded route takes (``opt["body"]`` where the
+    route decodes it itself), or ``opt["request_body"]``: a requestBody written out (/invocations)."""
     bodies = {}
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
-            model = getattr(handler.dto, "model", None) or handler.opt.get("body")
+            model = (
+                getattr(handler.dto, "model", None)
+                or handler.opt.get("body")
+                or handler.opt.get("request_body")
+            )
             if model is not None:
                 for method in handler.http_methods:
                     bodies[(route.path, method.lower())] = model
@@ -59,7 +64,8 @@ def truthful(document: dict[str, Any], bodies: dict[tuple[str, str], type], exam
     """Litestar's document with msgspec's body schemas, every status, and working examples."""
     document = msgspec.json.decode(msgspec.json.encode(document))  # a copy to edit
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    _, components = msgspec.json.schema_components(list(bodies.values()), ref_template=REF)
+    structs = [b for b in bodies.values() if isinstance(b, type)]
+    _, components = msgspec.json.schema_components(structs, ref_template=REF)
     schemas.update(components)
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
@@ -74,7 +80,9 @@ def truthful(document: dict[str, Any], bodies: dict[tuple[str, str], type], exam
                     continue
                 responses[str(status)] = error_response(description)
             model = bodies.get((path, method))
-            if model is not None:
+            if isinstance(model, dict):
+                operation["requestBody"] = model
+            elif model is not None:
                 media: dict[str, Any] = {"schema": {"$ref": REF.format(name=model.__name__)}}
                 if (path, method) in examples:
                     media["examples"] = {"stored": examples[(path, method)]}

@@ -23,7 +23,14 @@ import polars as pl
 from candle_ml.candles import series_key
 from candle_ml.errors import CandleMLError, require_history
 from candle_ml.loading import LoadedModel
-from candle_ml.opened_charts import ChartStore, OpenedChart, keep_for_training
+from candle_ml.opened_charts import (
+    ChartConflict,
+    ChartStore,
+    OpenedChart,
+    check_same_where_both,
+    keep_for_training,
+    merge_for_training,
+)
 from candle_ml.stored_series import SeriesPrediction, StoredSeries, load_stored, predict_series
 
 log = logging.getLogger("candle_ml.serve")
@@ -99,6 +106,36 @@ class SeriesCache:
                 self._kept[key] = _signature(path)
             kept.append(path)
         return kept
+
+    def keep_task(self, pair: str, timeframe: str, candles: pl.DataFrame) -> Path | None:
+        """A Label Studio task's candles, before its annotation is acknowledged: a series ingest
+        stored must hold every one of them, with the same prices (nothing to write); any other
+        series is merged into ``raw_dir`` for the next ``dvc repro`` (``ChartConflict``: a candle
+        that disagrees)."""
+        key = (pair, timeframe)
+        with self._lock:
+            held, ingested = self.stored.candles.get(key), key in self.ingested
+        if held is not None:
+            check_same_where_both(held, candles, f"{series_key(pair, timeframe)} as stored")
+            if ingested:
+                extra = ~np.isin(candles["time"].to_numpy(), held["time"].to_numpy())
+                if extra.any():
+                    raise ChartConflict(
+                        f"{series_key(pair, timeframe)}: the task holds {int(extra.sum())} candles the "
+                        f"stored series lacks (first at {int(candles['time'][int(np.argmax(extra))])}); "
+                        "name the task's pair differently or add them to data/raw/ and `dvc repro`",
+                        field="pair",
+                        rule="one series per name",
+                    )
+                return None
+        if self.raw_dir is None:
+            raise CandleMLError(
+                f"{series_key(pair, timeframe)} is not stored and this server keeps no candles for "
+                "training (candle-ml serve --raw-dir data/raw)",
+                field="pair",
+                rule="raw dir",
+            )
+        return merge_for_training(self.raw_dir, pair, timeframe, candles)
 
     def series(self, pair: str, timeframe: str) -> pl.DataFrame:
         """Every candle of a stored series (404 for one ingest did not store)."""

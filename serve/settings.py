@@ -39,6 +39,8 @@ class ServeSettings(msgspec.Struct, forbid_unknown_fields=True):
     model_threads: int | None = None
     limits: Limits = msgspec.field(default_factory=Limits)  # bounds on prediction work (serve.limits)
     # Host names the server answers to (400 for any other: DNS rebinding); "*" for any.
+    # Basic Auth on /label-studio ("USER:PASSWORD"), as Label Studio's ML backends offer; None: open.
+    label_studio_auth: str | None = None
     allowed_hosts: list[str] = msgspec.field(default_factory=lambda: list(LOOPBACK_NAMES))
 
     def store_uri(self) -> str:

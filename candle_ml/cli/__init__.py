@@ -2,7 +2,8 @@
 
 The pipeline itself runs through DVC (``dvc repro``). Here: checking files before they
 go into ``data/``, listing the patterns, predicting a file offline with exactly the server's
-code, and the outcome report (do the patterns matter?) on a trader's own series.
+code, the outcome report (do the patterns matter?) on a trader's own series, and Label
+Studio projects by files (``import``, ``label-studio config|tasks``).
 ``candle-ml serve`` is added by ``serve.cli`` (the library knows no HTTP).
 
 The commands live in ``files.py`` and ``reports.py``; this module is the app that lists them.
@@ -14,6 +15,7 @@ import typer
 
 from candle_ml.cli.common import user_errors
 from candle_ml.cli.files import batch, check, patterns, predict
+from candle_ml.cli.label_studio import import_export, studio
 from candle_ml.cli.reports import history, outcomes, promote, report
 
 __all__ = ["app", "user_errors"]
@@ -47,3 +49,5 @@ def main(
 
 for command in (check, patterns, predict, batch, outcomes, history, report, promote):  # --help's order
     app.command()(command)
+app.command("import")(import_export)
+app.add_typer(studio, name="label-studio")

@@ -6,6 +6,8 @@ from serve.routes.charts import ChartsController
 from serve.routes.feedback import FeedbackController
 from serve.routes.health import HealthController
 from serve.routes.history import HistoryController
+from serve.routes.label_studio import LabelStudioController
+from serve.routes.mlflow_scoring import MlflowScoringController
 from serve.routes.model import ModelController
 from serve.routes.page import PageController, static_files
 from serve.routes.predict import PredictController
@@ -21,6 +23,8 @@ ROUTES: list[Any] = [
     FeedbackController,
     ReviewController,
     HistoryController,
+    LabelStudioController,
+    MlflowScoringController,
     PageController,
     static_files,
 ]
