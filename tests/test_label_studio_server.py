@@ -228,11 +228,12 @@ def test_label_studio_predicts_with_candle_ml_and_its_annotations_train(pipeline
         finally:
             server.terminate()
             server.wait(timeout=30)
-    routes = {
+    calls = [
         line.split('"')[1]
         for line in access.read_text().splitlines()
         if '"' in line and "/label-studio" in line
-    }
+    ]
+    routes = set(calls)
     assert {
         "GET /label-studio/health HTTP/1.1",
         "POST /label-studio/setup HTTP/1.1",
@@ -265,5 +266,22 @@ def test_label_studio_predicts_with_candle_ml_and_its_annotations_train(pipeline
     report = json.loads((repo / "reports/dataset.json").read_text())
     assert report["feedback_spans"]["human"] == 2, report["feedback_spans"]
     assert report["human_annotations"] == 2 and report["skipped_annotations"]["unknown_series"] == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "label-studio-run.json").write_text(
+        json.dumps(
+            {
+                "label_studio": subprocess.run(
+                    [str(python), "-c", "import label_studio; print(label_studio.__version__)"],
+                    capture_output=True,
+                    text=True,
+                ).stdout.strip(),
+                "calls": {c: calls.count(c) for c in sorted(routes)},
+                "predictions": {t: len(p[0]["result"]) for t, p in made["predictions"].items()},
+                "feedback_log": (repo / "data/annotations/feedback.jsonl").read_text().splitlines(),
+                "dataset": {k: report[k] for k in ("human_annotations", "feedback_spans", "rows")},
+            },
+            indent=1,
+        )
+    )
     index = json.loads((repo / "data/candles/index.json").read_text())["series"]
     assert ("NEWCO", "1d", 60) in {(s["pair"], s["timeframe"], s["rows"]) for s in index}

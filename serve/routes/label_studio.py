@@ -26,6 +26,7 @@ import msgspec
 import numpy as np
 from litestar import Controller, Request, get, post
 from litestar.connection import ASGIConnection
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.handlers import BaseRouteHandler
 from litestar.params import RawBody
@@ -78,13 +79,25 @@ class StudioEvent(msgspec.Struct):
     project: dict[str, Any] | None = None
 
 
-_counts: Counter[str] = Counter()  # what Label Studio asked for since the start (GET /metrics)
-_counts_lock = threading.Lock()
+class StudioCounts:
+    """What Label Studio asked for since the server started (``GET /label-studio/metrics``)."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, what: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[what] += n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
 
 
-def _count(what: str, n: int = 1) -> None:
-    with _counts_lock:
-        _counts[what] += n
+def _counts(state: State) -> StudioCounts:
+    counts: StudioCounts = state.setdefault("label_studio_counts", StudioCounts())
+    return counts
 
 
 def basic_auth(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -164,11 +177,11 @@ class LabelStudioController(Controller):
         summary="Label Studio: the project's label config checked (when the backend is added)",
     )
     async def setup(
-        self, request: Request[Any, Any, Any], model: NamedDependency[LoadedModel]
+        self, request: Request[Any, Any, Any], model: NamedDependency[LoadedModel], state: State
     ) -> dict[str, Any]:
         data: StudioSetup = _decode(StudioSetup, await request.body(), "setup")
         labels = LabelMap(parse_label_config(data.schema), model.bundle.meta.label_names)
-        _count("setup")
+        _counts(state).add("setup")
         return {
             "model_version": _version(model),
             "labels_predicted": sorted(labels.to_studio.values()),
@@ -177,9 +190,8 @@ class LabelStudioController(Controller):
         }
 
     @get("/metrics", sync_to_thread=False, summary="Label Studio: what it asked for since the server started")
-    def metrics(self) -> dict[str, int]:
-        with _counts_lock:
-            return dict(_counts)
+    def metrics(self, state: State) -> dict[str, int]:
+        return _counts(state).snapshot()
 
     @post(
         "/predict",
@@ -198,6 +210,7 @@ class LabelStudioController(Controller):
         model: NamedDependency[LoadedModel],
         series_cache: NamedDependency[SeriesCache],
         work: NamedDependency[WorkLimiter],
+        state: State,
     ) -> dict[str, Any]:
         data: StudioPredict = _decode(StudioPredict, await request.body(), "predict")
         labels = LabelMap(parse_label_config(data.label_config), model.bundle.meta.label_names)
@@ -218,7 +231,7 @@ class LabelStudioController(Controller):
             return results
 
         results = await work.run(run)
-        _count("predicted_tasks", len(results))
+        _counts(state).add("predicted_tasks", len(results))
         return {"results": results, "model_version": version}
 
     @post(
@@ -238,18 +251,19 @@ class LabelStudioController(Controller):
         body: RawBody,
         series_cache: NamedDependency[SeriesCache],
         feedback_log: NamedDependency[Path],
+        state: State,
     ) -> dict[str, Any]:
         event: StudioEvent = _decode(StudioEvent, body, "webhook")
         project = (event.project or {}).get("id")
         if event.action in ANNOTATION_EVENTS:
-            return self._annotated(event, project, series_cache, feedback_log)
+            return self._annotated(event, project, series_cache, feedback_log, _counts(state))
         if event.action in DELETE_EVENTS:
             gone = [a.get("id") for a in (event.annotations or _listed(event.annotation))]
             taken = sum(replace_answers(feedback_log, annotation_prefix(project, a), []) for a in gone)
-            _count("annotations_deleted", len(gone))
+            _counts(state).add("annotations_deleted", len(gone))
             return {"status": "ok", "annotations": len(gone), "spans_taken_back": taken}
         if event.action == "START_TRAINING":
-            _count("start_training")
+            _counts(state).add("start_training")
             return {
                 "status": "ok",
                 "message": "candle-ml trains in its pipeline: run `dvc repro` (the annotations are in "
@@ -258,7 +272,12 @@ class LabelStudioController(Controller):
         return {"status": "Unknown event"}
 
     def _annotated(
-        self, event: StudioEvent, project: Any, series_cache: SeriesCache, feedback_log: Path
+        self,
+        event: StudioEvent,
+        project: Any,
+        series_cache: SeriesCache,
+        feedback_log: Path,
+        counts: StudioCounts,
     ) -> dict[str, Any]:
         config = (event.project or {}).get("label_config")
         if not isinstance(config, str):
@@ -275,7 +294,7 @@ class LabelStudioController(Controller):
             series_cache.keep_task(series.pair, series.timeframe, series.candles)  # before the 200
             replace_answers(feedback_log, annotation_prefix(project, annotation.get("id")), spans)
             stored += len(spans)
-        _count("annotations_stored", len(annotations))
+        counts.add("annotations_stored", len(annotations))
         return {"status": "ok", "annotations": len(annotations), "spans": stored}
 
 
