@@ -5,6 +5,9 @@ All three run in one invocation on the same 500 candles and the same model bundl
 - floor: in-process ``Bundle.predict`` (featurize + windows + model) and ``Bundle.predict_chart``
   (the chart-pattern spans ``/predict`` returns too), no HTTP, no JSON;
 - candle-ml: ``candle-ml serve`` as a subprocess, ``POST /predict``;
+- candle-ml[columns]: the same with a columnar body (``{"time": [...], "open": [...], ...}``),
+  answered in columns; candle-ml[invocations]: candle-ml's ``POST /invocations`` with MLflow's
+  body (MLflow's parsing and encoding, the same per-candle table MLflow answers);
 - mlflow: ``mlflow models serve --env-manager local`` on the pyfunc that ``train`` logged
   for the same bundle (``runs:/<bundle run id>/candles_pyfunc``), ``POST /invocations``. Its
   per-candle table has no chart-pattern spans, so it does less work per request than ours.
@@ -103,6 +106,11 @@ def main(
         help="also run candle-ml without its prediction history (--history ''): the history's "
         "cost per request, in the same run, and its size per 10,000 predictions",
     ),
+    variants: bool = typer.Option(
+        True,
+        help="also candle-ml with a columnar body ({'time': [...], 'open': [...]}, answered in columns) "
+        "and candle-ml's own /invocations with MLflow's body",
+    ),
     model_threads: list[int] = typer.Option(
         [],
         help="candle-ml serve --model-threads; repeat to compare settings "
@@ -132,6 +140,11 @@ def main(
     mlflow_body = json.dumps(
         {"dataframe_split": {"columns": list(rows[0]), "data": [list(r.values()) for r in rows]}}
     ).encode()
+
+    columns_body = json.dumps({"candles": frame.to_dict(as_series=False)}).encode()
+
+    def check_columns(data: bytes) -> None:
+        assert len(json.loads(data)["predictions"]["time"]) == frame.height
 
     def check_ours(data: bytes) -> None:
         assert len(json.loads(data)["predictions"]) == frame.height
@@ -168,6 +181,9 @@ def main(
             ours_body,
             check_ours,
         )
+    if variants:
+        servers["candle-ml[columns]"] = (serve_cmd, "/health", "/predict", columns_body, check_columns)
+        servers["candle-ml[invocations]"] = (serve_cmd, "/health", "/invocations", mlflow_body, check_mlflow)
     run_id = bundle.meta.training.run_id
     if run_id:
         servers["mlflow"] = (

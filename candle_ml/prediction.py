@@ -50,10 +50,28 @@ class SpanPrediction(msgspec.Struct):
     confirmed_on: list[str] = msgspec.field(default_factory=list)
 
 
+class PredictionColumns(msgspec.Struct):
+    """The per-candle predictions as columns (what a columnar request gets back): no Python object
+    per candle, and a third of the JSON."""
+
+    time: list[int]
+    label: list[str | None]  # null where the candle lacks the history the model needs
+    confidence: list[float | None]
+
+
 class PredictResponse(msgspec.Struct):
-    predictions: list[CandlePrediction]
+    predictions: list[CandlePrediction] | PredictionColumns
     spans: list[SpanPrediction]
     model_info: ModelSummary
+
+
+def extent(predictions: list[CandlePrediction] | PredictionColumns) -> tuple[int | None, int | None, int]:
+    """(first candle time, last candle time, candles) of an answer's predictions."""
+    if isinstance(predictions, PredictionColumns):
+        t = predictions.time
+        return (t[0], t[-1], len(t)) if t else (None, None, 0)
+    p = predictions
+    return (p[0].time, p[-1].time, len(p)) if p else (None, None, 0)
 
 
 def above_min_confidence(labels: np.ndarray, confidence: np.ndarray, min_confidence: float) -> np.ndarray:
@@ -72,17 +90,24 @@ def respond(
     min_confidence: float,
     chart: list[SpanPrediction] | None = None,
     confirm: Confirmer | None = None,
+    columns: bool = False,
 ) -> PredictResponse:
     """Per-candle predictions (labels below ``min_confidence`` become ``O``), their spans, and the
     chart-pattern spans (those below ``min_confidence`` left out), ordered by start; with a
     ``confirm``, each span says on which higher timeframes its pattern shows too."""
     labels = above_min_confidence(pred_labels, confidence, min_confidence)
     has = ~np.isnan(confidence)  # exactly the candles with a label
-    conf_out = np.where(has, confidence, 0.0).tolist()
-    predictions = [
-        CandlePrediction(t, label, c if ok else None)
-        for t, label, c, ok in zip(times.tolist(), labels.tolist(), conf_out, has.tolist(), strict=True)
-    ]
+    predictions: list[CandlePrediction] | PredictionColumns
+    if columns:  # None where there is no label: an object array, converted to a list in one call
+        conf = confidence.astype(object)
+        conf[~has] = None
+        predictions = PredictionColumns(times.tolist(), labels.tolist(), conf.tolist())
+    else:
+        conf_out = np.where(has, confidence, 0.0).tolist()
+        predictions = [
+            CandlePrediction(t, label, c if ok else None)
+            for t, label, c, ok in zip(times.tolist(), labels.tolist(), conf_out, has.tolist(), strict=True)
+        ]
     starts, ends = span_bounds(labels)
     spans = [
         SpanPrediction(start_time=t0, end_time=t1, label=label, avg_confidence=c, candles=n)
@@ -176,9 +201,11 @@ def predict_frame(
     source: str = "candles",
     checkpoint: Checkpoint = no_deadline,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    columns: bool = False,
 ) -> PredictResponse:
     """Validated canonical candles of one series -> the API's prediction response (``POST
-    /predict``'s and ``candle-ml predict -o FILE.json``'s)."""
+    /predict``'s and ``candle-ml predict -o FILE.json``'s); ``columns``: the per-candle
+    predictions as columns."""
     labels, confidence = predict_labels(model, candles, source, checkpoint, batch_size)
     checkpoint()
     times = candles["time"].to_numpy()
@@ -190,6 +217,7 @@ def predict_frame(
         min_confidence,
         chart_spans(model, candles),
         confirmer(model, candles),
+        columns,
     )
 
 

@@ -8,19 +8,21 @@ import uuid
 
 from candle_ml.history import HistoryWriter, PredictionRecord, ShownSpan
 from candle_ml.loading import ModelSummary
-from candle_ml.prediction import CandlePrediction, SpanPrediction
+from candle_ml.prediction import SpanPrediction
 
 
 def remember(
     history: HistoryWriter | None,
     route: str,
-    predictions: list[CandlePrediction],
+    extent: tuple[int | None, int | None, int],
     spans: list[SpanPrediction],
     model_info: ModelSummary,
     pair: str | None,
     timeframe: str | None,
 ) -> str:
-    """Queue one answered prediction for the history; returns its request id (X-Request-ID)."""
+    """Queue one answered prediction for the history (``extent``: its first and last candle times
+    and its candles); returns its request id (X-Request-ID)."""
+    start, end, candles = extent
     request_id = uuid.uuid4().hex[:16]
     if history is not None:
         history.record(
@@ -31,9 +33,9 @@ def remember(
                 model_version=model_info.version,
                 pair=pair,
                 timeframe=timeframe,
-                start_time=predictions[0].time if predictions else None,
-                end_time=predictions[-1].time if predictions else None,
-                candles=len(predictions),
+                start_time=start,
+                end_time=end,
+                candles=candles,
                 spans=[ShownSpan(s.label, s.kind, s.start_time, s.end_time, s.avg_confidence) for s in spans],
             )
         )

@@ -115,8 +115,22 @@ class Candle(Body):
     volume: Annotated[float, VOLUME] = 0.0  # FX feeds often have none
 
 
+class CandleColumns(Body):
+    """The candles as columns, as ``dataframe_split`` and charting libraries hold them: decoded
+    straight into arrays (no object per candle) and answered in columns too."""
+
+    time: Annotated[list[Annotated[int, UNIX_SECONDS]], Meta(min_length=1)]
+    open: list[Annotated[float, PRICE]]
+    high: list[Annotated[float, PRICE]]
+    low: list[Annotated[float, PRICE]]
+    close: list[Annotated[float, PRICE]]
+    volume: list[Annotated[float, VOLUME]] | None = None  # none: 0 (FX feeds often have none)
+
+
 class PredictRequest(Body):
-    candles: Annotated[list[Candle], Meta(min_length=1, description="one series, oldest first")]
+    candles: (
+        Annotated[list[Candle], Meta(min_length=1, description="one series, oldest first")] | CandleColumns
+    )
     # Optional fields carry no msgspec Meta: Litestar's OpenAPI generator cannot render
     # Annotated[...] | None, so their rules are checked where they are used.
     pair: Annotated[str, SERIES_NAME] | None = None  # informational: the prediction uses only the candles

@@ -86,6 +86,28 @@ def test_min_confidence_turns_unsure_predictions_into_o(client, aapl, min_histor
         assert b["label"] == ("O" if i in unsure else a["label"]) and b["confidence"] == a["confidence"]
 
 
+def test_columns_in_columns_out_answer_as_rows_do(client, aapl, min_history):
+    """A columnar body ({"time": [...], "open": [...], ...}) gets its predictions as columns: the
+    same labels and confidences, the same spans; its own rules (one length) are a 422 naming them."""
+    candles = aapl.slice(1500, min_history + 200)
+    rows = client.post("/predict", json=body(candles, min_confidence=0.6)).json()
+    sent = {"candles": candles.drop("volume").to_dict(as_series=False), "min_confidence": 0.6}
+    cols = client.post("/predict", json=sent).json()  # volume left out: 0, as in a row body
+    assert set(cols["predictions"]) == {"time", "label", "confidence"}
+    for key in ("time", "label", "confidence"):
+        assert cols["predictions"][key] == [p[key] for p in rows["predictions"]]
+    assert cols["predictions"]["label"][0] is None and cols["spans"] == rows["spans"]
+    short = {"candles": {**candles.to_dict(as_series=False), "close": candles["close"].to_list()[:-1]}}
+    got = client.post("/predict", json=short)
+    assert got.status_code == 422 and "candles.close: 199 values" in got.json()["detail"].replace(
+        str(min_history + 199), "199"
+    )
+    broken = candles.to_dict(as_series=False)
+    broken["low"][9] = broken["high"][9] * 2
+    got = client.post("/predict", json={"candles": broken})
+    assert got.status_code == 422 and "candles row 9" in got.json()["detail"]
+
+
 def test_parity_one_request_chunks_batch_and_offline_evaluation(client, served_model, aapl, min_history):
     """Every candle with min_history candles before it gets the same label (confidence within 1e-3)
     whether the series comes whole, in overlapping chunks of a few hundred, through /predict/batch,
@@ -147,7 +169,7 @@ def bad_requests(aapl: pl.DataFrame, min_history: int):
 
     yield "malformed JSON", "/predict", b'{"candles": [', 400, "not valid JSON", None
     yield "not an object", "/predict", b"[1, 2]", 400, "Expected `object`", None
-    yield "wrong type", "/predict", b'{"candles": "many"}', 400, "Expected `array`", "candles"
+    yield "wrong type", "/predict", b'{"candles": "many"}', 400, "Expected `object | array`", "candles"
     yield (
         "missing field",
         "/predict",

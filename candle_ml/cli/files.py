@@ -128,6 +128,7 @@ def predict(
             assert output is not None
             output.write_bytes(msgspec.json.format(msgspec.json.encode(result), indent=1))
             n = candles.height
+            assert isinstance(result.predictions, list)  # the per-candle form (not columns)
             labeled = sum(p.label not in (None, NO_PATTERN) for p in result.predictions)
             spans, kinds = len(result.spans), "spans"
         else:  # one row per candle, a block at a time

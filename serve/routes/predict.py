@@ -12,23 +12,48 @@ from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK
 
 from candle_ml.candles import CANDLE_COLUMNS, validate_candles
-from candle_ml.errors import TooManyCandles
+from candle_ml.errors import CandleError, TooManyCandles
 from candle_ml.history import HistoryWriter
 from candle_ml.loading import LoadedModel
-from candle_ml.prediction import PredictResponse, predict_frame
+from candle_ml.prediction import PredictResponse, extent, predict_frame
 from candle_ml.stored_series import predict_stored
 from serve.history import remember
 from serve.limits import WorkLimiter, admit
-from serve.schemas import BUSY, BatchRequest, Candle, PredictRequest, errors, strict_json
+from serve.schemas import BUSY, BatchRequest, Candle, CandleColumns, PredictRequest, errors, strict_json
 from serve.series_cache import SeriesCache
 
 
-def request_candles(candles: list[Candle]) -> pl.DataFrame:
-    """Request candles -> validated canonical frame; errors name ``candles[i].field`` and the rule."""
+def request_candles(candles: list[Candle] | CandleColumns) -> pl.DataFrame:
+    """Request candles -> validated canonical frame; errors name ``candles[i].field`` (or the
+    column and row) and the rule."""
+    if isinstance(candles, CandleColumns):
+        return column_candles(candles)
     rows = np.array([(c.time, c.open, c.high, c.low, c.close, c.volume) for c in candles], dtype=np.float64)
     # Times are validated integers below 2**53, so float64 holds them exactly.
     frame = pl.DataFrame({name: rows[:, i] for i, name in enumerate(CANDLE_COLUMNS)})
     validated, _ = validate_candles(frame, "candles", "error", row_name=lambda i: f"candles[{i}]")
+    return validated
+
+
+def column_candles(columns: CandleColumns) -> pl.DataFrame:
+    """Columnar request candles -> validated canonical frame, one array per column."""
+    n = len(columns.time)
+    for name in CANDLE_COLUMNS[1:]:
+        values = getattr(columns, name)
+        if values is not None and len(values) != n:
+            raise CandleError(
+                f"candles.{name}: {len(values)} values, candles.time has {n} (one per candle)",
+                field=f"candles.{name}",
+                rule="columns of one length",
+            )
+    frame = pl.DataFrame(
+        {
+            "time": np.asarray(columns.time, dtype=np.int64),
+            **{c: np.asarray(getattr(columns, c), dtype=np.float64) for c in CANDLE_COLUMNS[1:5]},
+            "volume": np.zeros(n) if columns.volume is None else np.asarray(columns.volume, dtype=np.float64),
+        }
+    )
+    validated, _ = validate_candles(frame, "candles", "error", row_name=lambda i: f"candles row {i}")
     return validated
 
 
@@ -57,16 +82,21 @@ class PredictController(Controller):
         history: NamedDependency[HistoryWriter | None],
     ) -> Response[PredictResponse]:
         cap = work.limits.max_candles
-        if len(data.candles) > cap:
+        sent = len(data.candles.time) if isinstance(data.candles, CandleColumns) else len(data.candles)
+        if sent > cap:
             raise TooManyCandles(
-                f"candles: {len(data.candles)} sent; one request predicts at most {cap} "
+                f"candles: {sent} sent; one request predicts at most {cap} "
                 "(send the series in several requests, each with min_history candles of overlap)",
                 field="candles",
                 rule=f"at most {cap} candles per request",
             )
         answer = await work.run(
             lambda checkpoint: predict_frame(
-                model, request_candles(data.candles), data.min_confidence, checkpoint=checkpoint
+                model,
+                request_candles(data.candles),
+                data.min_confidence,
+                checkpoint=checkpoint,
+                columns=isinstance(data.candles, CandleColumns),
             )
         )
         return recorded(history, "/predict", answer, data.pair, data.timeframe)
@@ -120,5 +150,7 @@ def recorded(
     timeframe: str | None,
 ) -> Response[PredictResponse]:
     """The answer, with the id it has in the prediction history (X-Request-ID)."""
-    rid = remember(history, route, answer.predictions, answer.spans, answer.model_info, pair, timeframe)
+    rid = remember(
+        history, route, extent(answer.predictions), answer.spans, answer.model_info, pair, timeframe
+    )
     return Response(answer, headers={"X-Request-ID": rid})

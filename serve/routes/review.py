@@ -15,7 +15,7 @@ from candle_ml.errors import UnknownSeries
 from candle_ml.feedback import human_spans, select_spans
 from candle_ml.history import HistoryWriter
 from candle_ml.loading import LoadedModel
-from candle_ml.prediction import Checkpoint, respond
+from candle_ml.prediction import Checkpoint, extent, respond
 from candle_ml.review import Kind, TimedSpan, disagreements, review_queue, timeframe_seconds
 from serve.history import remember
 from serve.limits import WorkLimiter, admit
@@ -137,6 +137,7 @@ class ReviewController(Controller):
                 for s in answer.spans
             ]
             found, summary = disagreements(human, predicted, full.times)
+            assert isinstance(answer.predictions, list)  # the per-candle form (not columns)
             return ReviewResponse(
                 pair,
                 timeframe,
@@ -152,7 +153,7 @@ class ReviewController(Controller):
         response = timed("review", started, answer)
         # what the review page shows a trader: the spans whose answers make the live precision
         response.headers["X-Request-ID"] = remember(
-            history, "/review", answer.predictions, answer.spans, answer.model_info, pair, timeframe
+            history, "/review", extent(answer.predictions), answer.spans, answer.model_info, pair, timeframe
         )
         return response
 
