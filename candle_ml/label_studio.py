@@ -317,16 +317,20 @@ def region_spans(
                 field=f"{where}[{i}].value",
                 rule="a candle inside",
             )
+        # Label Studio marks a region kept exactly as a prediction gave it: origin "prediction"
+        confirmed = region.get("origin") == "prediction"
         for name in names:
+            label = label_name(name)
             spans.append(
                 Span(
                     pair=series.pair,
                     timeframe=series.timeframe,
                     start_time=int(times[first]),
                     end_time=int(times[last]),
-                    label=label_name(name),
+                    label=label,
                     id=ids(i, region),
-                    source="human",
+                    source="model_confirmed" if confirmed and label != NO_PATTERN else "human",
+                    model_prediction=label if confirmed else None,
                 )
             )
     return spans

@@ -150,25 +150,31 @@ def test_annotations_created_updated_deleted_reach_the_log_once(tmp_path, served
         assert made.status_code == 200 and made.json()["spans"] == 2
         spans, _ = read_feedback_log(log)
         times = stretch(served, start=1500)["time"].to_list()
+        assert {s.source for s in spans} == {"human"}
         assert {(s.id, s.label, s.start_time, s.end_time) for s in spans} == {
             ("ls-p3-a70-r1", "bullish_engulfing", times[5], times[7]),
             ("ls-p3-a70-r2", "my_flag", times[20], times[20]),  # a trader's own label, named as ours
         }
         # the task's candles are kept for the next dvc repro (NEWCO was never ingested)
         assert pl.read_parquet(tmp_path / "raw/NEWCO_1d.parquet")["time"].to_list() == times
-        annotation["result"] = [region(task, 6, 8, "bullish_engulfing")]  # moved a candle; r2 removed
+        # moved a candle; r2 removed; a prediction kept as it was (Label Studio: origin "prediction")
+        kept = region(task, 30, 31, "bearish_harami", "candle-ml-4") | {"origin": "prediction"}
+        annotation["result"] = [region(task, 6, 8, "bullish_engulfing"), kept]
         updated = c.post(
             "/label-studio/webhook",
             json={"action": "ANNOTATION_UPDATED", "annotation": annotation, "task": task, "project": project},
         )
         assert updated.status_code == 200
         spans, _ = read_feedback_log(log)
-        assert [(s.id, s.start_time) for s in spans] == [("ls-p3-a70-r1", times[6])]
+        assert [(s.id, s.start_time, s.source) for s in spans] == [
+            ("ls-p3-a70-r1", times[6], "human"),
+            ("ls-p3-a70-candle-ml-4", times[30], "model_confirmed"),
+        ]
         gone = c.post(
             "/label-studio/webhook",
             json={"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 70}], "project": project},
         )
-        assert gone.json()["spans_taken_back"] == 1 and read_feedback_log(log)[0] == []
+        assert gone.json()["spans_taken_back"] == 2 and read_feedback_log(log)[0] == []
         assert c.post(
             "/label-studio/webhook", json={"action": "PROJECT_UPDATED", "project": project}
         ).json() == {"status": "Unknown event"}
