@@ -299,7 +299,9 @@ def test_openapi_documents_bodies_statuses_and_examples_that_work(app_for):
         spec = client.get("/schema/openapi.json").json()
         schemas = spec["components"]["schemas"]
         assert schemas["PredictRequest"]["additionalProperties"] is False
-        assert schemas["PredictRequest"]["properties"]["candles"]["minItems"] == 1
+        rows, columns = schemas["PredictRequest"]["properties"]["candles"]["anyOf"]  # rows, or columns
+        assert rows["minItems"] == 1 and columns["$ref"].endswith("/CandleColumns")
+        assert schemas["CandleColumns"]["properties"]["time"]["minItems"] == 1
         assert "(?!\n)" in schemas["BatchRequest"]["properties"]["pair"]["pattern"]
         assert "request_id" in schemas["ErrorBody"]["properties"]
         for path, operations in spec["paths"].items():

@@ -318,10 +318,15 @@ def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
         "source": "human_correction",
         "model_prediction": "doji",
     }
-    with open(repo / "data/annotations/feedback.jsonl", "a") as f:
+    log = repo / "data/annotations/feedback.jsonl"
+    committed = log.read_bytes()
+    with open(log, "a") as f:
         f.write(json.dumps(extra) + "\n")
-    run(["dvc", "exp", "run", "--queue", "-n", "rf", "--set-param", "train.model_type=random_forest"], repo)
-    run(["dvc", "exp", "run", "--run-all", "--jobs", "1"], repo)
+    try:
+        run(["dvc", "exp", "run", "--queue", "-n", "rf", "--set-param", "train.model_type=random_forest"], repo)
+        run(["dvc", "exp", "run", "--run-all", "--jobs", "1"], repo)
+    finally:  # the workspace as it was (up to date), for the tests after this one
+        log.write_bytes(committed)
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo))
     exps = {}
     for baseline in shown:

@@ -29,11 +29,20 @@ const state = {
 
 async function api(path, options = {}) {
   let response;
+  const request = () => fetch(path, { headers: { "Content-Type": "application/json" }, ...options });
   try {
-    response = await fetch(path, { headers: { "Content-Type": "application/json" }, ...options });
-  } catch (err) {
-    setHealth({ online: false });
-    throw new Error("Model server offline");
+    response = await request();
+  } catch (first) {
+    // A GET that met a connection the server was closing (its keep-alive timeout) is tried once
+    // more before the page says the server is gone; an answer (POST) is kept as pending instead.
+    try {
+      if ((options.method || "GET") !== "GET") throw first;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      response = await request();
+    } catch (err) {
+      setHealth({ online: false });
+      throw new Error("Model server offline");
+    }
   }
   const body = await response.json().catch(() => null);
   if (!response.ok) {
