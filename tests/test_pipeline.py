@@ -323,7 +323,10 @@ def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
     with open(log, "a") as f:
         f.write(json.dumps(extra) + "\n")
     try:
-        run(["dvc", "exp", "run", "--queue", "-n", "rf", "--set-param", "train.model_type=random_forest"], repo)
+        run(
+            ["dvc", "exp", "run", "--queue", "-n", "rf", "--set-param", "train.model_type=random_forest"],
+            repo,
+        )
         run(["dvc", "exp", "run", "--run-all", "--jobs", "1"], repo)
     finally:  # the workspace as it was (up to date), for the tests after this one
         log.write_bytes(committed)
