@@ -20,16 +20,16 @@ import hmac
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.handlers import BaseRouteHandler
-from litestar.params import RawBody
+from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK
 
 from candle_ml.errors import CandleMLError
@@ -49,7 +49,7 @@ from candle_ml.stored_series import predict_stored
 from serve.errors import NotAuthorized
 from serve.limits import WorkLimiter
 from serve.model_store import ModelStore
-from serve.schemas import errors
+from serve.schemas import errors, strict_json
 from serve.series_cache import SeriesCache
 
 ANNOTATION_EVENTS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED"}
@@ -116,15 +116,6 @@ def basic_auth(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandl
         )
 
 
-def _decode(cls: type[Any], body: bytes, what: str) -> Any:
-    try:
-        return msgspec.json.decode(body, type=cls)
-    except msgspec.ValidationError as exc:
-        raise CandleMLError(f"{what}: {exc}", rule="label studio body") from None
-    except msgspec.DecodeError as exc:
-        raise CandleMLError(f"{what}: not valid JSON ({exc})", rule="json") from None
-
-
 def _version(model: LoadedModel) -> str:
     return f"{model.name}@{model.version}"
 
@@ -172,14 +163,15 @@ class LabelStudioController(Controller):
     @post(
         "/setup",
         status_code=HTTP_200_OK,
-        opt={"body": StudioSetup},
+        sync_to_thread=False,  # parses a short XML: no thread needed
+        dto=strict_json(StudioSetup),
+        return_dto=None,
         responses=errors(e400="malformed body", e422="a label config candle-ml cannot read"),
         summary="Label Studio: the project's label config checked (when the backend is added)",
     )
-    async def setup(
-        self, request: Request[Any, Any, Any], model: NamedDependency[LoadedModel], state: State
+    def setup(
+        self, data: Annotated[StudioSetup, Body()], model: NamedDependency[LoadedModel], state: State
     ) -> dict[str, Any]:
-        data: StudioSetup = _decode(StudioSetup, await request.body(), "setup")
         labels = LabelMap(parse_label_config(data.schema), model.bundle.meta.label_names)
         _counts(state).add("setup")
         return {
@@ -196,7 +188,8 @@ class LabelStudioController(Controller):
     @post(
         "/predict",
         status_code=HTTP_200_OK,
-        opt={"body": StudioPredict},
+        dto=strict_json(StudioPredict),
+        return_dto=None,
         responses=errors(
             e400="malformed body",
             e422="a label config candle-ml cannot read; one task alone whose candles break a rule",
@@ -206,13 +199,12 @@ class LabelStudioController(Controller):
     )
     async def predict(
         self,
-        request: Request[Any, Any, Any],
+        data: Annotated[StudioPredict, Body()],
         model: NamedDependency[LoadedModel],
         series_cache: NamedDependency[SeriesCache],
         work: NamedDependency[WorkLimiter],
         state: State,
     ) -> dict[str, Any]:
-        data: StudioPredict = _decode(StudioPredict, await request.body(), "predict")
         labels = LabelMap(parse_label_config(data.label_config), model.bundle.meta.label_names)
         version = _version(model)
 
@@ -238,7 +230,8 @@ class LabelStudioController(Controller):
         "/webhook",
         status_code=HTTP_200_OK,
         sync_to_thread=True,
-        opt={"body": StudioEvent},
+        dto=strict_json(StudioEvent),
+        return_dto=None,
         responses=errors(
             e400="malformed body",
             e409="the task's candles disagree with a stored series of that name",
@@ -248,12 +241,12 @@ class LabelStudioController(Controller):
     )
     def webhook(
         self,
-        body: RawBody,
+        data: Annotated[StudioEvent, Body()],
         series_cache: NamedDependency[SeriesCache],
         feedback_log: NamedDependency[Path],
         state: State,
     ) -> dict[str, Any]:
-        event: StudioEvent = _decode(StudioEvent, body, "webhook")
+        event = data
         project = (event.project or {}).get("id")
         if event.action in ANNOTATION_EVENTS:
             return self._annotated(event, project, series_cache, feedback_log, _counts(state))
