@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import polars as pl
@@ -100,34 +100,24 @@ def studio_tasks(
             inside = [s for s in predicted if lo <= s.start_time and s.end_time <= hi]
             predictions.append(prediction_result(inside, labels, series, model_version))
         if answers:
-            marked = [_AsPredicted(s) for s in answers if lo <= s.start_time and s.end_time <= hi]
+            marked = [
+                _AsPredicted(s.start_time, s.end_time, s.label, s.confidence)
+                for s in answers
+                if lo <= s.start_time and s.end_time <= hi
+            ]
             if marked:
                 predictions.append(prediction_result(marked, labels, series, "candle-ml feedback"))
         tasks.append({"data": task_data(pair, timeframe, part), "predictions": predictions})
     return tasks
 
 
-@dataclass(frozen=True)
-class _AsPredicted:
+class _AsPredicted(NamedTuple):
     """A trader's answer in the shape ``prediction_result`` takes (its confidence as the score)."""
 
-    span: Span
-
-    @property
-    def start_time(self) -> int:
-        return self.span.start_time
-
-    @property
-    def end_time(self) -> int:
-        return self.span.end_time
-
-    @property
-    def label(self) -> str:
-        return self.span.label
-
-    @property
-    def avg_confidence(self) -> float:
-        return self.span.confidence
+    start_time: int
+    end_time: int
+    label: str
+    avg_confidence: float
 
 
 # ------------------------------------------------------------------------------ Label Studio's exports
