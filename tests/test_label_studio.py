@@ -56,6 +56,8 @@ def stretch(served, pair: str = "AAPL", start: int = 600, n: int = 80) -> pl.Dat
 
 
 def region(task: dict, first: int, last: int, label: str, rid: str = "r1") -> dict:
+    """A region on candles ``first..last`` of a candle-ml task, as Label Studio's UI writes one
+    (bounds as strings in the config's timeFormat, origin "manual")."""
     times = task["data"]["candles"]["time"]
     value = {"start": times[first], "end": times[last], "instant": first == last, "timeserieslabels": [label]}
     return {
@@ -63,6 +65,7 @@ def region(task: dict, first: int, last: int, label: str, rid: str = "r1") -> di
         "from_name": "pattern",
         "to_name": "candles",
         "type": "timeserieslabels",
+        "origin": "manual",
         "value": value,
     }
 

@@ -29,6 +29,7 @@ from candle_ml.bundle import load_bundle
 from candle_ml.label_studio_files import label_config_xml, task_data
 
 from .conftest import ARTIFACTS, free_loopback_port, run, wait_listening
+from .test_label_studio import region
 
 pytestmark = [pytest.mark.integration, pytest.mark.servers]
 
@@ -112,19 +113,6 @@ def drive(python: Path, step: str, args: dict, tmp: Path) -> dict:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((tmp / f"{step}.out.json").read_text())
-
-
-def region(task: dict, first: int, last: int, label: str, rid: str) -> dict:
-    times = task["data"]["candles"]["time"]
-    value = {"start": times[first], "end": times[last], "instant": first == last, "timeserieslabels": [label]}
-    return {
-        "id": rid,
-        "from_name": "pattern",
-        "to_name": "candles",
-        "type": "timeserieslabels",
-        "origin": "manual",
-        "value": value,
-    }
 
 
 def screenshot_task(url: str, project: int, task: int, out: Path) -> np.ndarray | None:
