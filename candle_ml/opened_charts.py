@@ -10,8 +10,11 @@ are simply the same chart.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +92,19 @@ def write_durably(path: Path, frame: pl.DataFrame) -> None:
         os.close(dir_fd)
 
 
+@contextlib.contextmanager
+def folder_locked(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``folder`` itself (no lock file in a folder DVC tracks): server
+    workers (``candle-ml serve --workers``) read, merge and write its files one at a time."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released by close
+        yield
+    finally:
+        os.close(fd)
+
+
 def same_candles(a: pl.DataFrame, b: pl.DataFrame) -> bool:
     return a.shape == b.shape and a.equals(b)
 
@@ -99,30 +115,37 @@ class ChartStore:
     def __init__(self, charts_dir: Path):
         self.dir = Path(charts_dir)
 
-    def load(self) -> dict[tuple[str, str], pl.DataFrame]:
+    def load(
+        self, skip: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset()
+    ) -> dict[tuple[str, str], pl.DataFrame]:
+        """Every chart kept (but those in ``skip``, already read)."""
         if not self.dir.is_dir():
             return {}
         out = {}
         for path in sorted(self.dir.glob("*.parquet")):
             m = SERIES_FILE_RE.match(path.stem)
-            if m:
+            if m and (m["pair"], m["timeframe"]) not in skip:
                 out[(m["pair"], m["timeframe"])] = pl.read_parquet(path)
         return out
 
     def add(self, chart: OpenedChart, taken: dict[tuple[str, str], pl.DataFrame]) -> bool:
         """Keep ``chart`` (False: the same candles were open already). ``taken``: every series the
         server serves now, ingested and opened."""
-        held = taken.get((chart.pair, chart.timeframe))
-        if held is not None:
-            if same_candles(held, chart.candles):
-                return False
-            raise ChartConflict(
-                f"{chart.key} is already served with other candles ({held.height} of them); rename the "
-                f"file (e.g. {chart.pair}-2_{chart.timeframe}.csv) to open it beside that one",
-                field="name",
-                rule="one series per name",
-            )
-        write_durably(self.dir / f"{chart.key}.parquet", chart.candles)
+        with folder_locked(self.dir):
+            path = self.dir / f"{chart.key}.parquet"
+            held = taken.get((chart.pair, chart.timeframe))
+            if held is None and path.exists():  # another server worker opened it a moment ago
+                held = pl.read_parquet(path)
+            if held is not None:
+                if same_candles(held, chart.candles):
+                    return False
+                raise ChartConflict(
+                    f"{chart.key} is already served with other candles ({held.height} of them); rename "
+                    f"the file (e.g. {chart.pair}-2_{chart.timeframe}.csv) to open it beside that one",
+                    field="name",
+                    rule="one series per name",
+                )
+            write_durably(path, chart.candles)
         return True
 
 
@@ -130,43 +153,45 @@ def keep_for_training(raw_dir: Path, pair: str, timeframe: str, candles: pl.Data
     """An opened chart's candles in ``data/raw/`` (before its answers are acknowledged), so
     ``dvc repro`` ingests the series the answers are on. The same candles there already: nothing
     to do; different ones under that name (or in a CSV of that name): a ``ChartConflict``."""
-    key = series_key(pair, timeframe)
-    path = Path(raw_dir) / f"{key}.parquet"
-    for other in (Path(raw_dir) / f"{key}.csv", path):
-        if other.exists():
-            held, _ = read_candle_file(other)
-            if other == path and same_candles(held, candles):
-                return path
-            raise ChartConflict(
-                f"{other}: a different {key} is in {raw_dir}; answers on the opened chart are not "
-                "stored over it (rename one of the two)",
-                field="pair",
-                rule="one series per name",
-            )
-    write_durably(path, candles)
-    return path
+    with folder_locked(Path(raw_dir)):
+        key = series_key(pair, timeframe)
+        path = Path(raw_dir) / f"{key}.parquet"
+        for other in (Path(raw_dir) / f"{key}.csv", path):
+            if other.exists():
+                held, _ = read_candle_file(other)
+                if other == path and same_candles(held, candles):
+                    return path
+                raise ChartConflict(
+                    f"{other}: a different {key} is in {raw_dir}; answers on the opened chart are not "
+                    "stored over it (rename one of the two)",
+                    field="pair",
+                    rule="one series per name",
+                )
+        write_durably(path, candles)
+        return path
 
 
 def merge_for_training(raw_dir: Path, pair: str, timeframe: str, candles: pl.DataFrame) -> Path | None:
     """Candles of a series nobody ingested (a Label Studio task's) added to ``data/raw/KEY.parquet``:
     the union with what is there, by time. None when every one is there already; a candle that
     is there with other prices is a ``ChartConflict`` (nothing written)."""
-    key = series_key(pair, timeframe)
-    path = Path(raw_dir) / f"{key}.parquet"
-    if (Path(raw_dir) / f"{key}.csv").exists():
-        raise ChartConflict(
-            f"{raw_dir}/{key}.csv holds {key} already; a task's candles are not merged into a CSV "
-            "(convert it to Parquet or rename the task's pair)",
-            field="pair",
-            rule="one series per name",
-        )
-    held = read_candle_file(path)[0] if path.exists() else candles.clear()
-    check_same_where_both(held, candles, f"{path}")
-    merged = pl.concat([held, candles]).unique("time", keep="first").sort("time")
-    if merged.height == held.height:
-        return None
-    write_durably(path, merged)
-    return path
+    with folder_locked(Path(raw_dir)):
+        key = series_key(pair, timeframe)
+        path = Path(raw_dir) / f"{key}.parquet"
+        if (Path(raw_dir) / f"{key}.csv").exists():
+            raise ChartConflict(
+                f"{raw_dir}/{key}.csv holds {key} already; a task's candles are not merged into a CSV "
+                "(convert it to Parquet or rename the task's pair)",
+                field="pair",
+                rule="one series per name",
+            )
+        held = read_candle_file(path)[0] if path.exists() else candles.clear()
+        check_same_where_both(held, candles, f"{path}")
+        merged = pl.concat([held, candles]).unique("time", keep="first").sort("time")
+        if merged.height == held.height:
+            return None
+        write_durably(path, merged)
+        return path
 
 
 def check_same_where_both(held: pl.DataFrame, candles: pl.DataFrame, where: str) -> None:

@@ -6,6 +6,7 @@ never mixes two models in one response. Loading itself is ``candle_ml.loading``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 
@@ -39,9 +40,15 @@ class ModelStore:
 
     def reload(self) -> LoadedModel:
         """Load from the source again and swap it in; on failure keep the old model and raise."""
+        return self.commit(self.prepare())
+
+    def prepare(self, source: str | None = None) -> LoadedModel:
+        """Load the model (from ``source``, else the configured one) without serving it yet; on
+        failure record why (``/health``) and raise. With several workers (serve.workers) every
+        worker prepares, and they all commit only once every one of them has the same version."""
         with self._lock:
             try:
-                model = load_model_from(self.source, self.tracking_uri, self.threads)
+                model = load_model_from(source or self.source, self.tracking_uri, self.threads)
             except Exception as exc:
                 log.debug("model load failed", exc_info=exc)  # the whole trace, for whoever debugs it
                 self.last_error = (
@@ -53,16 +60,20 @@ class ModelStore:
                     self.last_error,
                 )
                 raise ModelLoadError(self.last_error) from None
-            self.current = model  # one reference assignment: atomic for readers
-            self.last_error = None
-            log.info(
-                "serving %s version %s (%s) from %s",
-                model.name,
-                model.version,
-                model.bundle.meta.model_type,
-                model.source,
-            )
-            return model
+        # a pinned source (models:/NAME/3 for models:/NAME@champion) still shows the configured one
+        return model if source is None else dataclasses.replace(model, source=self.source)
+
+    def commit(self, model: LoadedModel) -> LoadedModel:
+        """Serve ``model`` from now on (one reference assignment: atomic for readers)."""
+        self.current, self.last_error = model, None
+        log.info(
+            "serving %s version %s (%s) from %s",
+            model.name,
+            model.version,
+            model.bundle.meta.model_type,
+            model.source,
+        )
+        return model
 
 
 def label_infos(model: LoadedModel) -> list[LabelInfo]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -49,12 +50,35 @@ class SeriesCache:
         self.ingested: set[tuple[str, str]] = set()  # the series of the last good data/candles read
         # opened charts whose candles are in raw_dir: the file's (size, mtime) when last checked
         self._kept: dict[tuple[str, str], tuple[int, int]] = {}
-        self.stored = StoredSeries(dict(self.opened), candles_dir)
+        self._stored = StoredSeries(dict(self.opened), candles_dir)
+        self._charts_seen = _mtime(charts_dir) if charts_dir is not None else -1
         self.generation = 0  # bumped by every snapshot swap: part of the prediction cache key
         self.last_error: str | None = None
         self._entries: OrderedDict[tuple[str, int, str, str], SeriesPrediction] = OrderedDict()
         self._lock = threading.Lock()
         self._computing: dict[tuple[str, int, str, str], threading.Lock] = {}
+
+    @property
+    def stored(self) -> StoredSeries:
+        """The series served now: ingested ones, and every chart opened (by any server worker)."""
+        self._sync_opened()
+        return self._stored
+
+    def _sync_opened(self) -> None:
+        """Serve the charts another worker (``candle-ml serve --workers``) opened since the last
+        look: one stat of the charts folder per call, a read only when it changed."""
+        if self.charts is None:
+            return
+        seen = _mtime(self.charts.dir)
+        if seen == self._charts_seen:
+            return
+        with self._lock:
+            new = self.charts.load(skip=set(self.opened))
+            if new:
+                self.opened.update(new)
+                self._stored = StoredSeries({**new, **self._stored.candles}, self._stored.source)
+            # a change within the file system's timestamp resolution could hide the next: look again
+            self._charts_seen = seen if time.time_ns() - seen > 1_000_000_000 else -2
 
     def reload(self) -> StoredSeries:
         """Read the stored series again; on failure keep serving the previous snapshot and raise."""
@@ -71,9 +95,10 @@ class SeriesCache:
                 "stored series not reloaded, still serving %d series: %s", len(self.stored.candles), exc
             )
             raise
+        self._sync_opened()
         with self._lock:
             merged = StoredSeries({**self.opened, **fresh.candles}, fresh.source)  # ingested ones win
-            self.stored, self.generation, self.last_error = merged, self.generation + 1, None
+            self._stored, self.generation, self.last_error = merged, self.generation + 1, None
             self.ingested = set(fresh.candles)
             self._entries.clear()
         log.info("serving %d stored series from %s", len(fresh.candles), self.candles_dir)
@@ -83,18 +108,20 @@ class SeriesCache:
         """Serve an opened chart beside the stored series (False: it was open already)."""
         if self.charts is None:
             raise CandleMLError("this server keeps no opened charts (candle-ml serve --charts-dir)")
+        self._sync_opened()
         with self._lock:
-            added = self.charts.add(chart, self.stored.candles)
-            if added:
-                self.opened[(chart.pair, chart.timeframe)] = chart.candles
-                candles = {**self.stored.candles, (chart.pair, chart.timeframe): chart.candles}
-                self.stored = StoredSeries(candles, self.stored.source)
+            added = self.charts.add(chart, self._stored.candles)
+            key = (chart.pair, chart.timeframe)
+            if key not in self._stored.candles:  # new, or opened by another worker a moment ago
+                self.opened[key] = chart.candles
+                self._stored = StoredSeries({**self._stored.candles, key: chart.candles}, self._stored.source)
         return added
 
     def keep_answered(self, series: set[tuple[str, str]]) -> list[Path]:
         """The opened charts among ``series`` (answered, about to be acknowledged) written to
         ``data/raw/`` with their candles, unless ingest stored that series already."""
         kept = []
+        self._sync_opened()
         for key in sorted(series):
             candles = self.opened.get(key)
             if candles is None or key in self.ingested or self.raw_dir is None:
@@ -113,8 +140,9 @@ class SeriesCache:
         series is merged into ``raw_dir`` for the next ``dvc repro`` (``ChartConflict``: a candle
         that disagrees)."""
         key = (pair, timeframe)
+        self._sync_opened()
         with self._lock:
-            held, ingested = self.stored.candles.get(key), key in self.ingested
+            held, ingested = self._stored.candles.get(key), key in self.ingested
         if held is not None:
             check_same_where_both(held, candles, f"{series_key(pair, timeframe)} as stored")
             if ingested:
@@ -165,6 +193,13 @@ class SeriesCache:
                     self._entries.popitem(last=False)
                 self._computing.pop(key, None)
         return result
+
+
+def _mtime(folder: Path) -> int:
+    try:
+        return folder.stat().st_mtime_ns
+    except FileNotFoundError:
+        return -1
 
 
 def _signature(path: Path) -> tuple[int, int]:
