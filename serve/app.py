@@ -36,6 +36,7 @@ from serve.model_store import ModelStore
 from serve.routes import ROUTES
 from serve.series_cache import SeriesCache
 from serve.settings import ServeSettings
+from serve.worker_link import WorkerLink
 
 log = logging.getLogger("candle_ml.serve")
 
@@ -56,15 +57,19 @@ async def _reload_quietly(store: ModelStore) -> None:
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     """Load the model before the first request; ``kill -HUP`` reloads it like ``POST /model/reload``."""
     store: ModelStore = app.state.store
-    with contextlib.suppress(CandleMLError):  # logged; /health says why; the next reload retries
-        await asyncio.to_thread(app.state.series_cache.reload)
-    await _reload_quietly(store)
+    link: WorkerLink | None = app.state.link
+    if link is not None:  # a worker of `candle-ml serve --workers N`: its supervisor runs the load
+        await link.join(store, app.state.series_cache)
+    else:
+        with contextlib.suppress(CandleMLError):  # logged; /health says why; the next reload retries
+            await asyncio.to_thread(app.state.series_cache.reload)
+        await _reload_quietly(store)
     history: HistoryWriter | None = app.state.history
     if history is not None:
         history.start()
     loop = asyncio.get_running_loop()
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_on_sighup(store)))
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_on_sighup(store, link)))
     try:
         yield
     finally:
@@ -72,9 +77,12 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             await asyncio.to_thread(history.close)
 
 
-async def _on_sighup(store: ModelStore) -> None:
+async def _on_sighup(store: ModelStore, link: WorkerLink | None) -> None:
     log.info("SIGHUP: reloading the model from %s", store.source)
-    await _reload_quietly(store)
+    if link is not None:
+        await link.reload()  # every worker, as one round (the supervisor logs the outcome)
+    else:
+        await _reload_quietly(store)
 
 
 def _store(state: State) -> ModelStore:
@@ -142,9 +150,10 @@ def every_method_allowed(allow: dict[str, str]) -> Callable[[Message, Scope], Aw
     return fix
 
 
-def create_app(settings: ServeSettings | None = None) -> Litestar:
+def create_app(settings: ServeSettings | None = None, link: WorkerLink | None = None) -> Litestar:
+    """The app; ``link``: this process is one of ``candle-ml serve --workers N`` (serve.workers)."""
     settings = settings or ServeSettings()
-    work = WorkLimiter(settings.limits)
+    work = WorkLimiter(settings.limits, settings.workers)
     origins = settings.cors_origins
     allow: dict[str, str] = {}
     app = Litestar(
@@ -157,7 +166,7 @@ def create_app(settings: ServeSettings | None = None) -> Litestar:
                 "store": ModelStore(
                     settings.model,
                     settings.store_uri(),
-                    settings.model_threads or threads_per_prediction(work),
+                    settings.model_threads or threads_per_prediction(work, settings.workers),
                 ),
                 "series_cache": SeriesCache(
                     Path(settings.candles_dir),
@@ -165,6 +174,7 @@ def create_app(settings: ServeSettings | None = None) -> Litestar:
                     Path(settings.raw_dir) if settings.raw_dir else None,
                 ),
                 "work": work,
+                "link": link,
                 "history": HistoryWriter(
                     Path(settings.history), settings.history_retention_days, settings.history_max_mb
                 )

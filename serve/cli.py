@@ -11,7 +11,7 @@ import typer
 
 from candle_ml import paths
 from candle_ml.cli import app
-from serve.config import HISTORY_MAX_MB, HISTORY_RETENTION_DAYS, MAX_BODY_MB, Limits, Timeouts
+from serve.config import HISTORY_MAX_MB, HISTORY_RETENTION_DAYS, MAX_BODY_MB, Limits, Timeouts, cores
 
 __all__ = ["app"]
 
@@ -65,11 +65,20 @@ def serve(
     min_batch_size: int = typer.Option(
         LIMITS.min_batch_size, min=1, help="smallest chunk /predict/batch uses"
     ),
+    workers: int = typer.Option(
+        None,
+        min=1,
+        help="server processes sharing the port, one model version across them (docs/api.md); "
+        "default: one per core; 1: this process only",
+        show_default=False,
+    ),
     max_concurrent: int = typer.Option(
-        LIMITS.max_concurrent, min=0, help="predictions at once (0: one per core)"
+        LIMITS.max_concurrent,
+        min=0,
+        help="predictions at once per worker (0: the cores shared among the workers)",
     ),
     max_queue: int = typer.Option(
-        LIMITS.max_queue, min=0, help="requests waiting for a slot (0: 8 per slot); 503 beyond"
+        LIMITS.max_queue, min=0, help="requests waiting for a slot per worker (0: 8 per slot); 503 beyond"
     ),
     queue_timeout: float = typer.Option(
         LIMITS.queue_timeout, min=0.0, help="seconds a request waits for a slot (503 after)"
@@ -137,6 +146,7 @@ def serve(
         ),
         allowed_hosts=list(allowed_host) or default_allowed_hosts(host),
         label_studio_auth=label_studio_auth or None,
+        workers=workers or cores(),
     )
     timeouts = Timeouts(
         keep_alive=keep_alive_timeout,
@@ -145,6 +155,10 @@ def serve(
         body=body_timeout,
         shutdown_grace=shutdown_grace,
     )
+    if settings.workers > 1:
+        from serve.workers import serve_workers
+
+        raise typer.Exit(serve_workers(settings, host, port, timeouts, log_level))
     web = create_app(settings)
     raise typer.Exit(run(web, host, port, timeouts, log_level, web.state.work.drain))
 

@@ -11,7 +11,6 @@ worker thread and calls the checkpoint between chunks, so a request that runs pa
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,32 +20,34 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
 from candle_ml.prediction import Checkpoint
-from serve.config import Limits
+from serve.config import Limits, cores
 from serve.errors import Unavailable
 
 T = TypeVar("T")
 
 
-def default_concurrency() -> int:
-    """One prediction per core (at least 2): featurizing a request is mostly single-threaded and the
-    model's threads share the cores, so more at once only queue inside (bench/overload.py on 2 cores)."""
-    return max(2, os.cpu_count() or 2)
+def default_concurrency(workers: int = 1) -> int:
+    """One prediction per core (at least 2 in one process), shared among the server's workers:
+    featurizing a request is mostly single-threaded and the model's threads share the cores, so
+    more at once only queue inside (bench/overload.py on 2 cores)."""
+    return max(1, max(2, cores()) // workers)
 
 
-def threads_per_prediction(work: WorkLimiter) -> int:
+def threads_per_prediction(work: WorkLimiter, workers: int = 1) -> int:
     """The cores shared among the predictions that run at once (at least 1): the models' default.
     With every core per prediction, ``slots`` predictions oversubscribe the cores and OpenMP's
     idle threads spin: the same latency for twice the CPU (3.6 vs 7.2 ms per 500-candle request in
     process), and 8-9 % less throughput at 8 concurrent requests (bench/serve.py, 2 cores)."""
-    return max(1, (os.cpu_count() or 1) // work.slots)
+    return max(1, cores() // (work.slots * workers))
 
 
 class WorkLimiter:
-    """The cap on concurrent predictions, their queue, their deadlines and the shutdown drain."""
+    """The cap on concurrent predictions, their queue, their deadlines and the shutdown drain
+    (one per server process: with ``--workers N`` each worker has its own)."""
 
-    def __init__(self, limits: Limits):
+    def __init__(self, limits: Limits, workers: int = 1):
         self.limits = limits
-        self.slots = limits.max_concurrent or default_concurrency()
+        self.slots = limits.max_concurrent or default_concurrency(workers)
         self.max_queue = limits.max_queue or 8 * self.slots
         self._free = asyncio.Semaphore(self.slots)  # binds to the server's loop on first use
         self.waiting = 0

@@ -54,6 +54,7 @@ class ServerProcess:
     ``options`` are the command line after ``serve`` (``--model``, ``--feedback-log``, ...);
     its output goes to ``log`` (appended, so restarts keep the earlier runs' lines), and its
     prediction history, opened charts and the candles answers keep beside it unless told where.
+    One worker unless ``--workers`` is among the options.
     """
 
     def __init__(self, *options: str, log: Path, port: int | None = None):
@@ -63,6 +64,8 @@ class ServerProcess:
         for option, name in (("--charts-dir", "charts"), ("--raw-dir", "raw")):
             if option not in options:
                 history += [option, str(log.with_name(name))]
+        if "--workers" not in options:  # one process unless told: counters and limits are per worker
+            history += ["--workers", "1"]
         self.cmd = [
             str(Path(sys.executable).with_name("candle-ml")),
             "serve",

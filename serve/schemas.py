@@ -194,6 +194,10 @@ class Health(msgspec.Struct):
     refused: int = 0  # predictions answered 503 since start: busy, past their time, or shutting down
     # the prediction history: records written and missed since start, the store's last error (null: off)
     history: dict[str, Any] | None = None
+    # `candle-ml serve --workers N`: which of the N processes answered (1..N); `refused` and
+    # `history` count that worker's requests only
+    worker: int = 1
+    workers: int = 1
 
 
 class ReloadRequest(Body):

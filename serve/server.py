@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -159,9 +160,16 @@ class CandleServer(uvicorn.Server):
 
 
 def run(
-    app: Any, host: str, port: int, timeouts: Timeouts, log_level: str, drain: Callable[[float], None]
+    app: Any,
+    host: str,
+    port: int,
+    timeouts: Timeouts,
+    log_level: str,
+    drain: Callable[[float], None],
+    sockets: list[socket.socket] | None = None,
 ) -> int:
-    """Serve until SIGTERM/SIGINT; 0 after a clean drain, 3 when the server could not start."""
+    """Serve until SIGTERM/SIGINT; 0 after a clean drain, 3 when the server could not start.
+    ``sockets``: listen there instead of binding ``host:port`` (a worker of serve.workers)."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -173,5 +181,5 @@ def run(
         timeout_graceful_shutdown=int(timeouts.shutdown_grace) + 5,
     )
     server = CandleServer(config, timeouts.shutdown_grace, drain)
-    server.run()
+    server.run(sockets=sockets)
     return 0 if server.started else 3

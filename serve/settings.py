@@ -41,6 +41,8 @@ class ServeSettings(msgspec.Struct, forbid_unknown_fields=True):
     # Host names the server answers to (400 for any other: DNS rebinding); "*" for any.
     # Basic Auth on /label-studio ("USER:PASSWORD"), as Label Studio's ML backends offer; None: open.
     label_studio_auth: str | None = None
+    # Server processes sharing the port (serve.workers); limits, counters and caches are per worker.
+    workers: int = 1
     allowed_hosts: list[str] = msgspec.field(default_factory=lambda: list(LOOPBACK_NAMES))
 
     def store_uri(self) -> str:

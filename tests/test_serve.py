@@ -608,12 +608,10 @@ def test_real_server_starts_predicts_reloads_on_sighup_and_stops_on_sigterm(
 
 def test_each_prediction_gets_its_share_of_the_cores(served_model, monkeypatch):
     """Predictions at once x threads each = the cores, unless --model-threads says otherwise."""
-    import os
-
     from serve.limits import Limits
 
     bundle_dir, candles_dir = served_model
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr("serve.limits.cores", lambda: 8)
     for limits, threads, expected in (
         (Limits(), None, 1),
         (Limits(max_concurrent=2), None, 4),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get
+from typing import Any
+
+from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
@@ -13,6 +15,7 @@ from serve.limits import WorkLimiter
 from serve.model_store import ModelStore
 from serve.schemas import Health
 from serve.series_cache import SeriesCache
+from serve.worker_link import WorkerLink
 
 
 class HealthController(Controller):
@@ -30,6 +33,7 @@ class HealthController(Controller):
     )
     def health(
         self,
+        request: Request[Any, Any, Any],
         store: NamedDependency[ModelStore],
         probe: NamedDependency[TrackingProbe],
         series_cache: NamedDependency[SeriesCache],
@@ -55,4 +59,7 @@ class HealthController(Controller):
             refused=work.rejected,
             history=history.stats() if history is not None else None,
         )
+        link: WorkerLink | None = request.app.state.link
+        if link is not None:
+            body.worker, body.workers = link.index, link.workers
         return Response(body, status_code=HTTP_200_OK if current else HTTP_503_SERVICE_UNAVAILABLE)

@@ -19,6 +19,7 @@ from candle_ml.loading import LoadedModel
 from serve.model_store import ModelStore, label_infos, model_info
 from serve.schemas import LabelInfo, ModelInfo, ReloadRequest, ReloadResult, decode_strictly, errors
 from serve.series_cache import SeriesCache
+from serve.worker_link import WorkerLink
 
 
 class ModelController(Controller):
@@ -71,19 +72,27 @@ class ModelController(Controller):
         body = await request.body()
         if body.strip():
             decode_strictly(body, ReloadRequest)  # {} only: anything else is a 400 naming the field
+        link: WorkerLink | None = request.app.state.link
+        if link is not None:  # every worker, one round: answered once all serve it (or none do)
+            ok, error = await link.reload()
+            return reload_result(store, series_cache, None if ok else error or "reload failed")
         return await anyio.to_thread.run_sync(reload_both, store, series_cache)
 
 
 def reload_both(store: ModelStore, series_cache: SeriesCache) -> Response[ReloadResult]:
     with contextlib.suppress(CandleMLError):  # kept in series_cache.last_error
         series_cache.reload()
-    served = len(series_cache.stored.candles)
     try:
-        loaded = store.reload()
+        store.reload()
     except ModelLoadError as exc:
-        current = store.current
-        body = ReloadResult(
-            False, current.summary if current else None, str(exc), served, series_cache.last_error
-        )
-        return Response(body, status_code=HTTP_409_CONFLICT)
-    return Response(ReloadResult(True, loaded.summary, None, served, series_cache.last_error))
+        return reload_result(store, series_cache, str(exc))
+    return reload_result(store, series_cache, None)
+
+
+def reload_result(store: ModelStore, series_cache: SeriesCache, error: str | None) -> Response[ReloadResult]:
+    """200 with the model now served, or 409 with why the reload failed (the old model serves)."""
+    current, served = store.current, len(series_cache.stored.candles)
+    body = ReloadResult(
+        error is None, current.summary if current else None, error, served, series_cache.last_error
+    )
+    return Response(body, status_code=HTTP_200_OK if error is None else HTTP_409_CONFLICT)
