@@ -8,6 +8,11 @@ const params = new URLSearchParams(location.search);
 const POLL_BAD_MS = 1000 * Number(params.get("poll") || 30); // while the server is offline or degraded
 const POLL_OK_MS = 4 * POLL_BAD_MS;
 const PENDING_KEY = "candle-ml.pending-answers";
+// Candles are loaded a page at a time: the newest first, earlier ones as the trader scrolls back
+// to within LOAD_MORE_AT candles of the first loaded; what comes into view is predicted.
+const PAGE_CANDLES = Number(params.get("page") || 1000);
+const LOAD_MORE_AT = 50;
+const REVIEW_DELAY_MS = 350; // after the last pan or zoom step
 // Boxes over the whole height for what a trader marked and the model disagrees with; a strip at
 // the top for predictions no trader has marked yet (most of a fresh chart: a box would hide it).
 const DISAGREEMENT_STYLE = {
@@ -103,7 +108,7 @@ async function reconnected() {
   await loadModel();
   if (!state.series.length) { await loadSeries(); return; }
   state.cache.clear(); // answers sent meanwhile change the human spans and the disagreements
-  await runReview(visibleRange());
+  await runReview(paddedVisibleRange());
   await refreshQueue();
 }
 
@@ -250,14 +255,45 @@ function drawPredictions() {
   }
   predictionLayer.setData(state.times.map((t) => byTime.has(t)
     ? { time: t, value: 1, color: byTime.get(t) } : { time: t }));
-  markers.setMarkers(shown.map((s) => ({
-    time: s.start_time, position: isChart(s) ? "belowBar" : "aboveBar", shape: isChart(s) ? "arrowUp" : "arrowDown",
-    color: (state.labels.get(s.label) || {}).color || "#42a5f5",
-    text: `${s.label} (${Math.round(100 * s.avg_confidence)}%)${isChart(s) ? `, ${s.candles} candles` : ""}`
-      + confirmedText(s),
-  })));
+  state.shown = shown.filter((s) => state.times.length && s.start_time >= state.times[0]); // loaded candles only
+  renderMarkers();
   if (state.review) renderSummary(spans);
   drawOverlay();
+}
+
+function spanText(s) {
+  return `${s.label} (${Math.round(100 * s.avg_confidence)}%)${s.kind === "chart" ? `, ${s.candles} candles` : ""}`
+    + confirmedText(s);
+}
+
+const textWidth = (() => {
+  const ctx = document.createElement("canvas").getContext("2d");
+  return (text) => { ctx.font = `${chart.options().layout.fontSize}px ${chart.options().layout.fontFamily}`; return ctx.measureText(text).width; };
+})();
+
+// A marker's text only where it has room: left to right on each side of the bars, a text is
+// written when it starts past the end of the last one written; the others keep their arrow, and
+// their full text shows on hover or once zoomed in far enough (redrawn on every zoom and pan).
+function renderMarkers() {
+  const scale = chart.timeScale(), lastRight = { aboveBar: -Infinity, belowBar: -Infinity };
+  state.crowded = 0;
+  markers.setMarkers((state.shown || []).map((s) => {
+    const isChart = s.kind === "chart", position = isChart ? "belowBar" : "aboveBar";
+    let text = spanText(s);
+    const x = scale.timeToCoordinate(s.start_time);
+    if (x !== null) {
+      const half = textWidth(text) / 2;
+      if (x - half < lastRight[position] + 6) { text = ""; state.crowded += 1; } else lastRight[position] = x + half;
+    }
+    return { time: s.start_time, position, shape: isChart ? "arrowUp" : "arrowDown",
+      color: (state.labels.get(s.label) || {}).color || "#42a5f5", text };
+  }));
+}
+
+let markersFrame = 0;
+function renderMarkersSoon() {
+  cancelAnimationFrame(markersFrame);
+  markersFrame = requestAnimationFrame(renderMarkers);
 }
 
 function timesBetween(start, end) {
@@ -308,6 +344,11 @@ function drawOverlay() {
     ctx.strokeRect(b[0], 1, b[1] - b[0], height - 2);
   }
   ctx.setLineDash([]);
+  const sel = state.selected && box(state.selected);
+  if (sel) { // the selected span, with its boundaries as corrected by the step buttons
+    ctx.strokeStyle = "#1e88e5"; ctx.lineWidth = 2; ctx.setLineDash([3, 3]);
+    ctx.strokeRect(sel[0], 12, sel[1] - sel[0], height - 14); ctx.setLineDash([]);
+  }
   drawMark(ctx);
 }
 
@@ -321,7 +362,24 @@ function drawMark(ctx) {
   ctx.fillRect(Math.min(x1, x2) - 4, 0, Math.abs(x2 - x1) + 8, ctx.canvas.height);
 }
 
-chart.timeScale().subscribeVisibleLogicalRangeChange(() => drawOverlay());
+chart.timeScale().subscribeVisibleLogicalRangeChange((range) => {
+  drawOverlay();
+  renderMarkersSoon();
+  if (range && range.from < LOAD_MORE_AT) loadEarlier().catch((err) => status(err.message));
+  reviewVisibleSoon();
+});
+
+// The spans under the pointer, in full (a crowded marker shows only its arrow).
+chart.subscribeCrosshairMove((param) => {
+  const hover = $("hover");
+  const under = param.time === undefined || !param.point ? []
+    : (state.shown || []).filter((s) => s.start_time <= param.time && param.time <= s.end_time);
+  hover.hidden = under.length === 0;
+  if (!under.length) return;
+  hover.textContent = under.map(spanText).join("\n");
+  hover.style.left = `${Math.min(param.point.x + 14, $("chart-wrap").clientWidth - 260)}px`;
+  hover.style.top = `${Math.max(param.point.y - 10, 4)}px`;
+});
 new ResizeObserver(() => drawOverlay()).observe($("chart-wrap"));
 
 // ------------------------------------------------------------------ data
@@ -431,15 +489,66 @@ async function selectSeries(value) {
   [state.pair, state.timeframe] = value.split("|");
   const seconds = timeframeSeconds(state.timeframe); // an intraday chart shows the time of day
   chart.applyOptions({ timeScale: { timeVisible: seconds < 86400, secondsVisible: seconds < 60 } });
-  state.review = null; state.selected = null; updateSelection();
-  const body = await api(`/candles?pair=${encodeURIComponent(state.pair)}&timeframe=${encodeURIComponent(state.timeframe)}`);
-  state.candles = body.candles;
-  state.times = body.candles.map((c) => c.time);
-  candleSeries.setData(body.candles);
+  state.review = null; state.selected = null; state.reviewed = null; updateSelection();
+  state.info = state.series.find((x) => x.pair === state.pair && x.timeframe === state.timeframe);
+  state.candles = []; state.times = [];
+  const last = state.info.last_time;
+  await prepend(await candlesBetween(last - pageSeconds(), last));
   chart.timeScale().setVisibleLogicalRange({ from: state.times.length - 150, to: state.times.length + 4 });
   drawPredictions();
-  if (state.modelLoaded) await runReview(visibleRange());
+  if (state.modelLoaded) await runReview(paddedVisibleRange());
   await refreshQueue();
+}
+
+// Calendar seconds that hold about PAGE_CANDLES candles (weekends and nights have none).
+function pageSeconds(candles = PAGE_CANDLES) { return Math.ceil(candles * timeframeSeconds(state.timeframe) * 1.5); }
+
+async function candlesBetween(start, end) {
+  const q = new URLSearchParams({ pair: state.pair, timeframe: state.timeframe, start: Math.floor(start), end });
+  return (await api(`/candles?${q}`)).candles;
+}
+
+// Earlier candles in front of those loaded, the view kept on the same candles.
+async function prepend(earlier) {
+  if (!earlier.length) return;
+  const range = chart.timeScale().getVisibleLogicalRange();
+  state.candles = [...earlier, ...state.candles];
+  state.times = state.candles.map((c) => c.time);
+  candleSeries.setData(state.candles);
+  if (range) chart.timeScale().setVisibleLogicalRange({ from: range.from + earlier.length, to: range.to + earlier.length });
+  drawPredictions();
+}
+
+let loadingEarlier = null;
+function loadEarlier(until) {
+  // One page further back (or back to `until`); nothing when the first candle is loaded already.
+  if (loadingEarlier || !state.info || !state.times.length || state.times[0] <= state.info.first_time) return loadingEarlier || Promise.resolve();
+  const first = state.times[0], series = `${state.pair}|${state.timeframe}`;
+  const start = Math.min(first - pageSeconds(), until ?? Infinity);
+  loadingEarlier = candlesBetween(Math.max(start, state.info.first_time), first - 1)
+    .then((earlier) => { if (series === `${state.pair}|${state.timeframe}`) return prepend(earlier); })
+    .finally(() => { loadingEarlier = null; });
+  return loadingEarlier;
+}
+
+function paddedVisibleRange() {
+  // The visible candles and half a screen either side: a small pan needs no new prediction.
+  const logical = chart.timeScale().getVisibleLogicalRange();
+  if (!logical || !state.times.length) return visibleRange();
+  const pad = (logical.to - logical.from) / 2, at = (i) => state.times[Math.max(0, Math.min(state.times.length - 1, Math.round(i)))];
+  return { start: at(logical.from - pad), end: at(logical.to + pad) };
+}
+
+let reviewTimer = null;
+function reviewVisibleSoon() {
+  // Predictions for what comes into view, once the pan or zoom has stopped.
+  clearTimeout(reviewTimer);
+  reviewTimer = setTimeout(() => {
+    const seen = visibleRange(), had = state.reviewed;
+    if (!state.modelLoaded || seen.start === undefined) return;
+    const covered = had && (had.start === undefined || (had.start <= seen.start && seen.end <= had.end));
+    if (!covered) runReview(paddedVisibleRange());
+  }, REVIEW_DELAY_MS);
 }
 
 function visibleRange() {
@@ -469,6 +578,8 @@ async function runReview(range = {}) {
     }
   }
   state.review = state.cache.get(key);
+  state.reviewed = range; // what the predictions drawn cover ({}: the whole series)
+  while (state.cache.size > 64) state.cache.delete(state.cache.keys().next().value);
   drawPredictions(); // the summary too, counted as drawn
 }
 
@@ -497,14 +608,14 @@ async function refreshQueue() {
   } catch (err) { return; }
   $("queue").replaceChildren(...body.queue.map((item) => {
     const li = document.createElement("li");
-    const day = new Date(item.start_time * 1000).toISOString().slice(0, 10);
-    li.textContent = `${item.label} ${day} (margin ${item.score.toFixed(2)})`;
+    li.textContent = `${item.label} ${fmtTime(item.start_time)} (margin ${item.score.toFixed(2)})`;
     li.addEventListener("click", () => goTo(item));
     return li;
   }));
 }
 
-function goTo(span) {
+async function goTo(span) {
+  if (span.start_time < state.times[0]) await loadEarlier(span.start_time - 100 * timeframeSeconds(state.timeframe));
   const i = lowerBound(state.times, span.start_time);
   chart.timeScale().setVisibleLogicalRange({ from: i - 60, to: i + 60 });
   state.selected = { start_time: span.start_time, end_time: span.end_time, label: span.label,
@@ -519,18 +630,40 @@ function spanAt(time) {
   return visibleSpans().find((s) => s.start_time <= time && time <= s.end_time) || null;
 }
 
+// A candle's time as the chart shows it: the date, and the time of day on an intraday chart (UTC).
+function fmtTime(t) {
+  const iso = new Date(t * 1000).toISOString();
+  return timeframeSeconds(state.timeframe) < 86400 ? `${iso.slice(0, 10)} ${iso.slice(11, 16)}` : iso.slice(0, 10);
+}
+
 function updateSelection() {
   const s = state.selected;
-  for (const id of ["confirm", "dismiss", "correct", "correct-label"]) $(id).disabled = !s;
+  for (const id of ["confirm", "dismiss", "correct", "correct-label", ...STEPS.map(([id]) => id)]) $(id).disabled = !s;
   $("selected-text").textContent = s
-    ? `${s.label} ${new Date(s.start_time * 1000).toISOString().slice(0, 10)} – ` +
-      `${new Date(s.end_time * 1000).toISOString().slice(0, 10)}` +
-      (s.avg_confidence !== undefined ? ` (${Math.round(100 * s.avg_confidence)}%)` : "") + confirmedText(s)
+    ? `${s.label} ${fmtTime(s.start_time)} – ${fmtTime(s.end_time)}` +
+      (s.avg_confidence !== undefined ? ` (${Math.round(100 * s.avg_confidence)}%)` : "") + confirmedText(s) +
+      (s.moved ? ", boundaries moved" : "")
     : "Click a predicted span on the chart.";
+  drawOverlay();
+}
+
+// Boundary correction a candle at a time: [button, boundary, direction].
+const STEPS = [["start-earlier", "start_time", -1], ["start-later", "start_time", 1],
+  ["end-earlier", "end_time", -1], ["end-later", "end_time", 1]];
+
+function stepBoundary(boundary, direction) {
+  const s = state.selected, i = lowerBound(state.times, s[boundary]) + direction;
+  if (i < 0 || i >= state.times.length) return;
+  const moved = { ...s, [boundary]: state.times[i] };
+  if (moved.start_time > moved.end_time) return; // a span keeps at least one candle
+  state.selected = { ...moved, moved: true };
+  updateSelection();
 }
 
 function answerSelected(label, source) {
   const s = state.selected;
+  // moved boundaries make it the trader's own span, whatever the label
+  if (s.moved && source === "model_confirmed") source = "human_correction";
   // What the trader answered: the prediction's label, how sure the model was, which model said it.
   const prediction = { label: s.label, confidence: s.avg_confidence ?? null,
     model: state.model ? state.model.name : null, model_version: state.model ? state.model.version : null };
@@ -541,7 +674,7 @@ function answerSelected(label, source) {
 async function afterAnswer() {
   state.cache.clear(); // human spans changed: the next review fetches them again
   if (state.online && state.modelLoaded) {
-    await runReview(visibleRange()); await refreshQueue();
+    await runReview(paddedVisibleRange()); await refreshQueue();
     await loadModel(); // the label list's live precision counts this answer
   }
 }
@@ -566,6 +699,7 @@ chart.subscribeClick((param) => {
 $("confirm").addEventListener("click", () => answerSelected(state.selected.label, "model_confirmed"));
 $("dismiss").addEventListener("click", () => answerSelected("O", "human_correction"));
 $("undo").addEventListener("click", undoLast);
+for (const [id, boundary, direction] of STEPS) $(id).addEventListener("click", () => stepBoundary(boundary, direction));
 $("open-file").addEventListener("change", (e) => { if (e.target.files[0]) openChart(e.target.files[0]); e.target.value = ""; });
 $("correct").addEventListener("click", () => answerSelected($("correct-label").value, "human_correction"));
 $("mark").addEventListener("click", () => {
@@ -596,7 +730,7 @@ $("reload-model").addEventListener("click", async () => {
   } catch (err) { status(`Reload failed: ${err.message}`); }
   await pollHealth();
   await loadModel().catch(() => {});
-  await runReview(visibleRange());
+  await runReview(paddedVisibleRange());
 });
 
 // ------------------------------------------------------------------ start
