@@ -18,6 +18,8 @@ executor's memory is spread over many tasks.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -204,54 +206,99 @@ def _bundle_on_worker(name: str) -> Bundle:
     return _BUNDLES[name]
 
 
-def spark_candles(spark: Any, inputs: list[Path]) -> Any:
-    """Parquet candles as one Spark DataFrame with ``pair`` and ``timeframe``: from a hive dataset's
-    partitions (``pair=…/timeframe=…``) or from PAIR_TF file names (``data/candles/*.parquet``)."""
+def spark_candles(spark: Any, inputs: list[Path], staging: Path) -> Any:
+    """Candles as one Spark DataFrame with ``pair`` and ``timeframe``: a hive dataset's partitions
+    (``pair=…/timeframe=…``) and stored series (``data/candles/PAIR_TF.parquet``) read by Spark
+    itself; any other candle file (a MetaTrader, Binance, Yahoo... export, a CSV) read and named by
+    the readers ``check`` and ingest use, one at a time, into ``staging`` as hive Parquet first."""
     from pyspark.sql import functions as sf
 
-    frames = []
+    from candle_ml.candle_files import read_candle_file
+
+    frames, direct, staged = [], [], False
+    named: list[tuple[Path, str, str]] = []
     for path in inputs:
         if path.is_dir() and any(p.name.startswith("pair=") for p in path.iterdir()):
             frames.append(spark.read.parquet(str(path)))
             continue
-        files = series_files([path])
-        check_unique([(f, *parse_series_filename(f)) for f in files])  # split by name below
-        bad = [f.name for f in files if f.suffix.lower() != ".parquet"]
-        if bad:
-            raise BatchError(
-                f"--engine spark reads Parquet ({', '.join(bad[:3])} are not): run `dvc repro -s ingest` "
-                "(data/candles/*.parquet) or --engine local"
-            )
-        frame = spark.read.parquet(*[str(f) for f in files]).withColumn("file", sf.input_file_name())
-        # PAIR_TF.parquet, already checked by series_files (parse_series_filename): split at the
-        # last "_", as it does (a timeframe is letters and digits)
-        name = r"([^/]+)_([^/_]+)\.parquet$"
+        for f in series_files([path]):
+            name = name_candle_file(f)
+            named.append((f, name.pair, name.timeframe))
+            if _stored_series(f, name.pair, name.timeframe):
+                direct.append(f)
+                continue
+            candles, _ = read_candle_file(f)
+            keys = [pl.lit(name.pair).alias("pair"), pl.lit(name.timeframe).alias("timeframe")]
+            write_partitioned(candles.select(CANDLE_COLUMNS).with_columns(keys), staging)
+            staged = True
+    check_unique(named)
+    if direct:
+        frame = spark.read.parquet(*[str(f) for f in direct]).withColumn("file", sf.input_file_name())
+        # PAIR_TF.parquet (checked by _stored_series): split at the last "_", as parse_series_filename does
+        pattern = r"([^/]+)_([^/_]+)\.parquet$"
         frames.append(
-            frame.withColumn("pair", sf.upper(sf.regexp_extract("file", name, 1)))
-            .withColumn("timeframe", sf.regexp_extract("file", name, 2))
+            frame.withColumn("pair", sf.upper(sf.regexp_extract("file", pattern, 1)))
+            .withColumn("timeframe", sf.regexp_extract("file", pattern, 2))
             .drop("file")
         )
+    if staged:
+        frames.append(spark.read.parquet(str(staging)))
     every = frames[0]
     for frame in frames[1:]:
         every = every.unionByName(frame)
     return every.select("pair", "timeframe", *CANDLE_COLUMNS)
 
 
+def _stored_series(path: Path, pair: str, timeframe: str) -> bool:
+    """A file Spark can read as it is: PAIR_TF.parquet named as ``name_candle_file`` names it, with
+    ingest's columns (time as integer seconds)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.suffix.lower() != ".parquet":
+        return False
+    try:
+        if parse_series_filename(path) != (pair, timeframe):
+            return False
+    except CandleMLError:
+        return False
+    schema = pq.read_schema(path)
+    return set(CANDLE_COLUMNS) <= set(schema.names) and pa.types.is_integer(schema.field("time").type)
+
+
 def run_spark(
     spark: Any, inputs: list[Path], bundle_dir: Path, rules: Rules, out: Path, block_size: int
 ) -> dict[str, Any]:
     """The same blocks as ``run_local``, one ``applyInPandas`` group each, on ``spark``."""
+    bundle_dir = Path(bundle_dir).resolve()
+    blocks = plan(load_bundle(bundle_dir), rules, block_size)
+    spark.sparkContext.addFile(str(bundle_dir), recursive=True)
+    name = bundle_dir.name
+    started = time.perf_counter()
+
+    staging = Path(tempfile.mkdtemp(prefix="candle-ml-batch-"))  # exports read by our readers
+    try:
+        return _run_spark(spark, inputs, staging, name, blocks, rules, out, started)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _run_spark(
+    spark: Any,
+    inputs: list[Path],
+    staging: Path,
+    name: str,
+    blocks: BlockPlan,
+    rules: Rules,
+    out: Path,
+    started: float,
+) -> dict[str, Any]:
     import pandas as pd
     from pyspark.sql import Window
     from pyspark.sql import functions as sf
 
-    bundle_dir = Path(bundle_dir).resolve()
-    blocks = plan(load_bundle(bundle_dir), rules, block_size)
-    spark.sparkContext.addFile(str(bundle_dir), recursive=True)
-    name, size, before, after = bundle_dir.name, blocks.size, blocks.before, blocks.after
-    started = time.perf_counter()
-
-    candles = spark_candles(spark, inputs)
+    size, before, after = blocks.size, blocks.before, blocks.after
+    candles = spark_candles(spark, inputs, staging)
     row = sf.row_number().over(Window.partitionBy("pair", "timeframe").orderBy("time")) - 1
     candles = candles.withColumn("row", row)
     block = sf.floor(sf.col("row") / size)

@@ -21,6 +21,8 @@ from candle_ml.batch import BatchError, Rules, plan, run_local
 from candle_ml.bundle import load_bundle
 from candle_ml.chart.patterns import ChartRules, find_chart_patterns
 
+from .test_candle_formats import yahoo
+
 PATTERNS = ["CDLENGULFING", "CDLHAMMER", "CDLDOJI"]  # the served model's (conftest)
 CHART = ["double_top", "double_bottom", "head_and_shoulders", "inverse_head_and_shoulders"]
 RULES = Rules(PATTERNS, CHART, ChartRules())
@@ -245,6 +247,18 @@ def test_spark_blocks_label_as_one_pass(served_model, tmp_path):
     batch(tmp_path, served_model, "from-hive", "--engine", "spark", "--master", "local[2]", inputs=[hive])
     again = read(tmp_path / "from-hive" / "predictions").sort("pair", "time")
     assert again.select("pair", "time", "label").equals(labels.select("pair", "time", "label"))
+    # a file as downloaded (Yahoo Finance, named IBM.csv) beside a stored series: named and read
+    # by the readers `candle-ml check` uses, then labelled by Spark like the stored one
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    shutil.copy(served_model[1] / "AAPL_1d.parquet", exports)
+    (exports / "IBM.csv").write_text(yahoo(pl.read_parquet(served_model[1] / "IBM_1d.parquet")))
+    said = batch(
+        tmp_path, served_model, "from-exports", "--engine", "spark", "--master", "local[2]", inputs=[exports]
+    )
+    assert "6540 candles in" in said
+    mixed = read(tmp_path / "from-exports" / "predictions").sort("pair", "time")
+    assert mixed.select("pair", "time", "label").equals(labels.select("pair", "time", "label"))
 
 
 @needs_spark
