@@ -5,10 +5,13 @@ Simulates a 100,000-bar hourly chart (no package ships one): the real AAPL daily
 scaled to an hour and resampled, so the bars look like a market and not like noise; written as
 MetaTrader 5 exports it (tab-separated, UTF-16). Against the real server (`candle-ml serve` on
 loopback, the pipeline's model in models/), in the page's order: POST /charts (the upload, read
-with ingest's readers), GET /candles (what the chart draws), GET /review over the last 150 bars
-(what the page predicts first). Baseline, same run: `read_candle_file` of the same file in this
-process (the reading floor). Prints each step's seconds, the ratio to the baseline and the
-server's resident memory before and after.
+with ingest's readers), GET /candles of the newest page of bars (what the chart draws first),
+GET /review over the 150 bars on screen and half a screen before them (what the page predicts
+first); and, for comparison, GET /candles of the whole series (what the page loaded before
+paging). Baseline, same run: `read_candle_file` of the same file in this process (the reading
+floor). Prints each step's seconds, the ratio to the baseline and the server's resident memory
+before and after; then the same file chosen in the review page in headless Chromium (when
+chromium and Playwright are here): seconds until its chart and predictions are drawn.
 
     dvc repro && python bench/open_chart.py [--candles 100000]
 """
@@ -93,6 +96,35 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def in_the_page(url: str, export: Path) -> float | None:
+    """Seconds from choosing the file in the review page (headless Chromium) until its chart and
+    the predictions of what is on screen are drawn; None without chromium and Playwright."""
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    if chromium is None:
+        return None
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url)
+        page.wait_for_function("document.querySelector('#summary').textContent.includes('predicted')")
+        start = time.perf_counter()
+        page.set_input_files("#open-file", str(export))
+        page.wait_for_function(
+            "state.pair === 'SIM' && state.review && state.review.predictions.length > 0"
+            " && markers.markers().length > 0",
+            timeout=120_000,
+        )
+        seconds = time.perf_counter() - start
+        browser.close()
+    return seconds
+
+
 def main(candles: int = typer.Option(100_000, help="bars in the simulated export")) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -113,26 +145,50 @@ def main(candles: int = typer.Option(100_000, help="bars in the simulated export
             content = base64.b64encode(export.read_bytes()).decode()
             upload, opened = call(f"{server.url}/charts", {"name": export.name, "content": content})
             query = f"pair={opened['pair']}&timeframe={opened['timeframe']}"
-            draw, body = call(f"{server.url}/candles?{query}")
-            first = int(frame["time"][-150])
+            last = int(frame["time"][-1])
+            # the page's first page: the newest ~1,000 bars (PAGE_CANDLES, 1.5x the calendar span)
+            draw, body = call(f"{server.url}/candles?{query}&start={last - 1000 * 3600 * 3 // 2}")
+            first = int(frame["time"][-225])  # the 150 bars on screen and half a screen before them
             review, result = call(f"{server.url}/review?{query}&start={first}")
+            whole, everything = call(f"{server.url}/candles?{query}")  # what the page loaded before
             after = rss_mb(server.proc.pid)
+        finally:
+            server.stop()
+        # the same file chosen in the page, on a fresh server (the chart is not open there yet)
+        (root / "page").mkdir()
+        server = ServerProcess(
+            *("--model", str(ROOT / "models"), "--candles-dir", str(ROOT / "data/candles")),
+            *("--feedback-log", str(root / "page/feedback.jsonl"), "--log-level", "warning"),
+            log=root / "page/server.log",
+        ).start()
+        try:
+            assert server.proc is not None
+            page = in_the_page(server.url, export)
+            page_rss = rss_mb(server.proc.pid)
         finally:
             server.stop()
     print(f"file: {candles} bars, MetaTrader 5 UTF-16, {len(content) / 2**20:.1f} MB as base64 ({mb:.1f})")
     print(f"baseline read_candle_file in process: {baseline:.2f} s")
     for name, seconds in (
         ("POST /charts", upload),
-        ("GET /candles", draw),
-        ("GET /review (150 bars)", review),
+        (f"GET /candles ({len(body['candles'])} bars)", draw),
+        (f"GET /review ({len(result['predictions'])} bars)", review),
+        (f"[GET /candles, all {len(everything['candles'])}]", whole),
     ):
-        print(f"{name:24s} {seconds:6.2f} s   {seconds / baseline:5.1f}x baseline")
+        print(f"{name:28s} {seconds:6.2f} s   {seconds / baseline:5.1f}x baseline")
     total = upload + draw + review
     print(
         f"chart and predictions shown after {total:.2f} s ({total / baseline:.1f}x baseline); "
-        f"{len(body['candles'])} candles, {len(result['predictions'])} predictions"
+        f"with the whole series loaded first (before paging) {upload + whole + review:.2f} s"
     )
     print(f"server memory: {before:.0f} MB before, {after:.0f} MB after")
+    if page is None:
+        print("in the page: skipped (no chromium or Playwright here)")
+    else:
+        print(
+            f"in the page (headless Chromium, 1400x900): chart and predictions drawn {page:.2f} s after the "
+            f"file was chosen; server memory then {page_rss:.0f} MB"
+        )
 
 
 if __name__ == "__main__":

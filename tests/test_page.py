@@ -402,10 +402,12 @@ def test_a_span_marked_in_the_page_records_the_candles_on_screen_as_reviewed(pag
 
 
 def test_a_chart_opened_from_a_file_is_drawn_and_a_broken_one_says_why(page, server, tmp_path):
-    """A trader opens a MetaTrader 5 export they just made: the page draws it with the model's
-    predictions; a broken export shows the row and the rule where the file was chosen."""
+    """A trader opens a MetaTrader 5 export they just made: the page draws it (time of day on the
+    axis) with the model's predictions; an answer there keeps its candles in data/raw/ for the next
+    `dvc repro`; a broken export shows the row and the rule where the file was chosen."""
     from .test_candle_formats import hourly, mt5
 
+    page.set_viewport_size({"width": 1400, "height": 900})
     candles = hourly(pl.read_parquet(server.candles_dir / "IBM_1d.parquet").slice(1000, 400))
     export = tmp_path / "ACME_H1.csv"
     export.write_text(mt5(candles), encoding="utf-16")
@@ -415,8 +417,21 @@ def test_a_chart_opened_from_a_file_is_drawn_and_a_broken_one_says_why(page, ser
     assert page.locator("#series").input_value() == "ACME|1h"
     assert page.evaluate("chart.options().timeScale.timeVisible")  # an hourly chart shows the time of day
     assert "Opened ACME_H1.csv: ACME 1h, 400 candles (metatrader5)" in page.locator("#status").inner_text()
+    before = len(feedback_lines(server))
+    click_a_prediction(page)
+    span = page.evaluate("state.selected")  # the span under the click (a chart pattern may hold it)
+    page.click("#confirm")
+    deadline = time.monotonic() + 10
+    while len(feedback_lines(server)) == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    line = feedback_lines(server)[-1]
+    assert (line["pair"], line["timeframe"], line["start_time"]) == ("ACME", "1h", span["start_time"])
+    kept = pl.read_parquet(server.log.with_name("raw") / "ACME_1h.parquet")  # the candles it is on
+    assert kept["time"].to_list() == candles["time"].to_list()
+    page.wait_for_function("state.review && state.review.summary.human === 1", timeout=10_000)
     img = shot(page, "opened-chart")
-    assert pixels_near(img[40:760, :1020], UP) > 400 and pixels_near(img[40:760, :1020], DOWN) > 400
+    assert pixels_near(img[40:860, :1020], UP) > 400 and pixels_near(img[40:860, :1020], DOWN) > 400
+    assert re.search(r"\d\d:\d\d", page.locator("#selected-text").inner_text())  # the hour, not only the day
     broken = tmp_path / "BROKEN_H1.csv"
     broken.write_text(mt5(candles).replace("\t", ";", 1), encoding="utf-16")  # a header cell run together
     page.set_input_files("#open-file", str(broken))
@@ -427,3 +442,4 @@ def test_a_chart_opened_from_a_file_is_drawn_and_a_broken_one_says_why(page, ser
     )
     shot(page, "opened-chart-error")
     assert page.errors == []
+    page.set_viewport_size({"width": 1400, "height": 800})
