@@ -19,6 +19,12 @@ import pytest
 
 from candle_ml.candles import CANDLE_SCHEMA
 
+# The suite's tools (dvc, candle-ml, mlflow, uvicorn) are this environment's, as in an activated
+# venv, also when pytest is started as `.venv/bin/pytest` from a shell that never activated it.
+_BIN = str(Path(sys.executable).parent)
+if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = os.pathsep.join([_BIN, os.environ.get("PATH", "")])
+
 DAY = 86_400
 T0 = 1_500_000_000 - (1_500_000_000 % DAY)  # a UTC midnight
 

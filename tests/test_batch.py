@@ -238,26 +238,20 @@ def test_spark_blocks_label_as_one_pass(served_model, tmp_path):
     np.testing.assert_allclose(
         got["confidence"].fill_null(-1).to_numpy(), local["confidence"].fill_null(-1).to_numpy(), rtol=1e-6
     )
-    # a hive dataset (what Spark wrote) reads back as input, pair and timeframe from its folders
-    hive = tmp_path / "hive"
-    for path in sorted(served_model[1].glob("*.parquet")):
-        pair, timeframe = path.stem.split("_")
-        (hive / f"pair={pair}" / f"timeframe={timeframe}").mkdir(parents=True)
-        shutil.copy(path, hive / f"pair={pair}" / f"timeframe={timeframe}" / "part-0.parquet")
-    batch(tmp_path, served_model, "from-hive", "--engine", "spark", "--master", "local[2]", inputs=[hive])
-    again = read(tmp_path / "from-hive" / "predictions").sort("pair", "time")
-    assert again.select("pair", "time", "label").equals(labels.select("pair", "time", "label"))
-    # a file as downloaded (Yahoo Finance, named IBM.csv) beside a stored series: named and read
-    # by the readers `candle-ml check` uses, then labelled by Spark like the stored one
-    exports = tmp_path / "exports"
+    # In one run: a hive dataset (what Spark wrote) read back as input, pair and timeframe from its
+    # folders, and a file as downloaded (Yahoo Finance, named IBM.csv), named and read by the
+    # readers `candle-ml check` uses; both labelled as the stored series are.
+    hive, exports = tmp_path / "hive", tmp_path / "exports"
+    part = hive / "pair=AAPL" / "timeframe=1d"
+    part.mkdir(parents=True)
+    shutil.copy(served_model[1] / "AAPL_1d.parquet", part / "part-0.parquet")
     exports.mkdir()
-    shutil.copy(served_model[1] / "AAPL_1d.parquet", exports)
     (exports / "IBM.csv").write_text(yahoo(pl.read_parquet(served_model[1] / "IBM_1d.parquet")))
     said = batch(
-        tmp_path, served_model, "from-exports", "--engine", "spark", "--master", "local[2]", inputs=[exports]
+        tmp_path, served_model, "mixed", "--engine", "spark", "--master", "local[2]", inputs=[hive, exports]
     )
     assert "6540 candles in" in said
-    mixed = read(tmp_path / "from-exports" / "predictions").sort("pair", "time")
+    mixed = read(tmp_path / "mixed" / "predictions").sort("pair", "time")
     assert mixed.select("pair", "time", "label").equals(labels.select("pair", "time", "label"))
 
 
