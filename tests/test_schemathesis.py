@@ -1,6 +1,6 @@
 """The OpenAPI document tells the truth: schemathesis, every check, against the real server.
 
-Bounded (100 cases per operation, a fixed seed) and on loopback; a temporary feedback log
+Bounded (60 cases per operation, as issue #26 ran it, seed 3) and on loopback; a temporary feedback log
 takes the answers it posts. The output is kept in test-artifacts/schemathesis.txt.
 """
 
@@ -37,7 +37,7 @@ def test_schemathesis_finds_nothing_wrong_with_every_check(served_model, tmp_pat
                 str(CONFIG),
                 "run",
                 f"{server.url}/schema/openapi.json",
-                *("--checks", "all", "--max-examples", "100", "--seed", "1", "--no-color"),
+                *("--checks", "all", "--max-examples", "60", "--seed", "3", "--no-color"),
             ],
             capture_output=True,
             text=True,
