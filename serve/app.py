@@ -80,7 +80,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
 async def _on_sighup(store: ModelStore, link: WorkerLink | None) -> None:
     log.info("SIGHUP: reloading the model from %s", store.source)
     if link is not None:
-        await link.reload()  # every worker, as one round (the supervisor logs the outcome)
+        await link.reload(series=False)  # every worker, one round (the supervisor logs the outcome)
     else:
         await _reload_quietly(store)
 

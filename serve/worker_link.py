@@ -60,13 +60,14 @@ class WorkerLink:
         if self._refused:
             raise RuntimeError(f"worker {self.index}: {self._refused}")
 
-    async def reload(self) -> tuple[bool, str | None]:
-        """Every worker to the model the source holds now: (True, None) once all serve it,
-        (False, why) when one could not load it (then every worker keeps the model it serves)."""
+    async def reload(self, series: bool = True) -> tuple[bool, str | None]:
+        """Every worker to the model the source holds now (and, with ``series``, the stored series
+        read again, as ``POST /model/reload`` does; SIGHUP reloads the model only): (True, None)
+        once all serve it, (False, why) when one could not load it (every worker keeps its model)."""
         assert self._loop is not None
         request = next(self._ids)
         answer = self._waiting[request] = self._loop.create_future()
-        self.send({"op": "reload", "id": request})
+        self.send({"op": "reload", "id": request, "series": series})
         try:
             reply = await answer
         finally:
@@ -87,7 +88,8 @@ class WorkerLink:
         op = message["op"]
         assert self.store is not None and self._loop is not None and self._start is not None
         if op == "prepare":
-            self.send({"op": "prepared", "round": message["round"], **self._prepare(message.get("source"))})
+            prepared = self._prepare(message.get("source"), message.get("series", True))
+            self.send({"op": "prepared", "round": message["round"], **prepared})
         elif op == "commit":
             if self._prepared is not None:
                 self.store.commit(self._prepared)
@@ -106,10 +108,11 @@ class WorkerLink:
             if future is not None:
                 self._loop.call_soon_threadsafe(_resolve, future, message)
 
-    def _prepare(self, source: str | None) -> dict[str, Any]:
+    def _prepare(self, source: str | None, series: bool) -> dict[str, Any]:
         assert self.store is not None and self.series_cache is not None
-        with contextlib.suppress(CandleMLError):  # kept in series_cache.last_error; old series serve
-            self.series_cache.reload()
+        if series:
+            with contextlib.suppress(CandleMLError):  # kept in series_cache.last_error; old series serve
+                self.series_cache.reload()
         try:
             self._prepared = self.store.prepare(source)
         except ModelLoadError as exc:

@@ -88,6 +88,7 @@ class Supervisor:
         self.generation = Generation()
         self.rounds = 0
         self.pending: list[tuple[int, int]] = []  # reload requests: (worker index, request id)
+        self.series_asked = False  # one of them (POST /model/reload) reads the stored series again too
         self.reload_asked = False  # SIGHUP
         self.stopping = False
         self.retry_at: dict[int, float] = {}  # worker slots to start again, and when
@@ -161,6 +162,7 @@ class Supervisor:
             worker.hello = True
         elif op == "reload":
             self.pending.append((worker.index, message["id"]))
+            self.series_asked |= bool(message.get("series", True))
         elif rounds is not None and op in rounds and message.get("round") == self.rounds:
             rounds[op][worker.index] = message
 
@@ -170,13 +172,15 @@ class Supervisor:
 
     # -- rounds ---------------------------------------------------------------------------------
 
-    def run_round(self, workers: list[Worker], source: str | None, expect: str | None = None) -> RoundResult:
+    def run_round(
+        self, workers: list[Worker], source: str | None, expect: str | None = None, series: bool = True
+    ) -> RoundResult:
         """Prepare on ``workers``; commit if every one loaded the same version (``expect``, when
         given: the generation the others serve), else abort."""
         self.rounds += 1
         replies: dict[str, dict[int, dict[str, Any]]] = {"prepared": {}, "committed": {}}
         for w in workers:
-            self._send(w, {"op": "prepare", "round": self.rounds, "source": source})
+            self._send(w, {"op": "prepare", "round": self.rounds, "source": source, "series": series})
         self._collect(workers, replies, "prepared", LOAD_TIMEOUT)
         prepared = replies["prepared"]
         error = _round_error(workers, prepared, self.workers, expect)
@@ -202,19 +206,20 @@ class Supervisor:
                 return
             self._pump(min(1.0, deadline - time.monotonic()), replies)
 
-    def reload_everyone(self) -> RoundResult:
+    def reload_everyone(self, series: bool) -> RoundResult:
         """A round over every started worker with the configured source (SIGHUP, POST /model/reload)."""
         workers = [w for w in self.workers.values() if w.started]
         if not workers:
             return RoundResult(False, "no worker is serving")
-        return self.run_round(workers, None)
+        return self.run_round(workers, None, series=series)
 
     def answer_pending(self) -> None:
         """Reload requests (and a SIGHUP) that came: one round for all of them."""
         if not (self.pending or self.reload_asked):
             return
-        asked, self.pending, self.reload_asked = self.pending, [], False
-        result = self.reload_everyone()
+        asked, series = self.pending, self.series_asked
+        self.pending, self.reload_asked, self.series_asked = [], False, False
+        result = self.reload_everyone(series)
         for index, request in asked:
             if index in self.workers:
                 self._send(
