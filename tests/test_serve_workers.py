@@ -21,8 +21,6 @@ from candle_ml.bundle import load_bundle
 from serve.process import ServerProcess
 from serve.workers import Worker, _round_error
 
-pytestmark = pytest.mark.servers
-
 
 def call(port: int, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -88,6 +86,7 @@ def workers_server(served_model, tmp_path):
     server.stop()
 
 
+@pytest.mark.servers
 def test_two_workers_serve_one_version_through_reloads_crashes_and_sigterm(workers_server, aapl, min_history):
     server, bundle = workers_server
     port, log = server.port, server.log
@@ -175,6 +174,7 @@ def test_two_workers_serve_one_version_through_reloads_crashes_and_sigterm(worke
     assert not [p for p in pids if Path(f"/proc/{p}").exists()]
 
 
+@pytest.mark.servers
 def test_a_chart_opened_on_one_worker_is_served_by_every_worker(workers_server, aapl):
     server, _ = workers_server
     csv = aapl.slice(0, 120).with_columns(pl.from_epoch("time").dt.strftime("%Y-%m-%d")).write_csv()
@@ -213,3 +213,16 @@ def test_a_round_commits_only_when_every_worker_loaded_the_same_version():
     assert failed == "worker 2: no bundle.json; every worker keeps the model it serves"
     assert "worker 2 exited" in str(_round_error(workers, {1: {**ok, "version": "a"}}, {1: workers[0]}, None))
     assert "the others serve b" in str(_round_error(workers[:1], {1: {**ok, "version": "a"}}, alive, "b"))
+
+
+def test_a_replacement_worker_loads_exactly_the_version_served():
+    """A registry alias may have moved since the others loaded it: the replacement gets the version
+    number; a bundle directory is named as it is (its version is the hash of its files)."""
+    from types import SimpleNamespace
+
+    from serve.worker_link import pinned_source
+
+    alias = SimpleNamespace(source="models:/candle-patterns@champion", name="candle-patterns", version="7")
+    assert pinned_source(alias) == "models:/candle-patterns/7"  # type: ignore[arg-type]
+    local = SimpleNamespace(source="/srv/models", name="models", version="sha256:0123456789ab")
+    assert pinned_source(local) == "/srv/models"  # type: ignore[arg-type]
