@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from candle_ml.annotations import Span
+from candle_ml.annotations import ReviewedRange, Span
 from candle_ml.candles import PAIR_PATTERN, validate_candles, whole
 from candle_ml.errors import AnnotationError, CandleError, CandleMLError
 from candle_ml.patterns import NO_PATTERN
@@ -334,6 +334,15 @@ def region_spans(
                 )
             )
     return spans
+
+
+def task_reviewed(series: TaskSeries, cfg: LabelConfig) -> ReviewedRange:
+    """An annotated task as a reviewed range: the trader went through its candles looking for the
+    project's labels (as the review page's screen), so an unmarked candle there is a negative of
+    those labels; one the trader skipped elsewhere is not (candle_ml/own_labels.py)."""
+    labels = sorted({label_name(v) for v in cfg.labels} - {NO_PATTERN}) or None
+    times = series.times
+    return ReviewedRange(series.pair, series.timeframe, int(times[0]), int(times[-1]), labels)
 
 
 def annotation_spans(

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 import polars as pl
 
-from candle_ml.annotations import Span
+from candle_ml.annotations import ReviewedRange, Span
 from candle_ml.errors import AnnotationError
 from candle_ml.label_studio import (
     CANDLE_FIELDS,
@@ -28,6 +28,7 @@ from candle_ml.label_studio import (
     prediction_result,
     region_spans,
     span_id,
+    task_reviewed,
     task_series,
 )
 from candle_ml.patterns import NO_PATTERN
@@ -127,6 +128,7 @@ class _AsPredicted(NamedTuple):
 class ImportedTask:
     series: TaskSeries
     spans: list[Span]
+    reviewed: ReviewedRange | None  # None: a skipped (cancelled) task, not gone through
 
 
 def read_studio_export(path: Path, label_config: str | None = None) -> list[ImportedTask]:
@@ -150,7 +152,8 @@ def read_studio_export(path: Path, label_config: str | None = None) -> list[Impo
             task_cfg = cfg or _inferred_config(item.get("data") or {}, where, _from_name(item))
             for annotation in item.get("annotations") or []:
                 series, spans = annotation_spans(annotation, item, task_cfg, item.get("project", "export"))
-                out.append(ImportedTask(series, spans))
+                skipped = bool(annotation.get("was_cancelled"))
+                out.append(ImportedTask(series, spans, None if skipped else task_reviewed(series, task_cfg)))
             continue
         out.append(_min_record(item, cfg, where))  # JSON_MIN
     return out
@@ -193,7 +196,7 @@ def _min_record(item: dict[str, Any], cfg: LabelConfig | None, where: str) -> Im
     annotation = item.get("annotation_id", item.get("id"))
     regions = item.get(task_cfg.from_name) or item.get(regions_key or "") or []
     spans = region_spans(regions, task_cfg, series, lambda n, _r: span_id("export", annotation, n), where)
-    return ImportedTask(series, spans)
+    return ImportedTask(series, spans, task_reviewed(series, task_cfg))
 
 
 _TIME_NAMES = ("time", "date", "datetime", "timestamp")

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from litestar.testing import TestClient
 
-from candle_ml.annotations import read_feedback_log
+from candle_ml.annotations import read_feedback_log, read_reviewed_log
 from candle_ml.bundle import load_bundle
 from candle_ml.errors import CandleError
 from candle_ml.label_studio import LabelMap, parse_label_config, parse_times, task_series
@@ -160,6 +160,15 @@ def test_annotations_created_updated_deleted_reach_the_log_once(tmp_path, served
         }
         # the task's candles are kept for the next dvc repro (NEWCO was never ingested)
         assert pl.read_parquet(tmp_path / "raw/NEWCO_1d.parquet")["time"].to_list() == times
+        # and the task was gone through: its unmarked candles are negatives of the project's labels
+        [reviewed] = read_reviewed_log(tmp_path / "reviewed.jsonl")
+        assert (reviewed.pair, reviewed.timeframe, reviewed.start_time, reviewed.end_time) == (
+            "NEWCO",
+            "1d",
+            times[0],
+            times[-1],
+        )
+        assert "bullish_engulfing" in reviewed.labels and "O" not in reviewed.labels
         # moved a candle; r2 removed; a prediction kept as it was (Label Studio: origin "prediction")
         kept = region(task, 30, 31, "bearish_harami", "candle-ml-4") | {"origin": "prediction"}
         annotation["result"] = [region(task, 6, 8, "bullish_engulfing"), kept]
@@ -297,6 +306,7 @@ def test_tasks_out_and_exports_back(tmp_path, served):
         assert [(s.label, s.start_time, s.end_time) for s in imported.spans] == [
             ("bullish_harami", times[10], times[11])
         ]
+        assert (imported.reviewed.start_time, imported.reviewed.end_time) == (times[0], times[49])
     with pytest.raises(Exception, match="no field holds candles"):
         (tmp_path / "bad.json").write_text(json.dumps([{"id": 1, "text": "x", "annotations": []}]))
         read_studio_export(tmp_path / "bad.json")

@@ -50,11 +50,15 @@ def import_export(
             elif merge_for_training(raw_dir, *key, task.series.candles) is not None:
                 kept.add(key)
         spans = [s for t in tasks for s in t.spans]
+        # every task annotated (not skipped) was gone through: its unmarked candles are negatives
+        reviewed = [t.reviewed for t in tasks if t.reviewed is not None]
         out = human_dir / f"label-studio-{export.stem}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_annotation_file(out, spans, source=str(export))
+        write_annotation_file(out, spans, source=str(export), reviewed=reviewed)
     series = sorted({(s.pair, s.timeframe) for s in spans})
-    typer.echo(f"{len(spans)} spans from {len(tasks)} annotated tasks -> {out}")
+    typer.echo(
+        f"{len(spans)} spans from {len(tasks)} annotated tasks ({len(reviewed)} reviewed ranges) -> {out}"
+    )
     typer.echo(f"series: {', '.join(f'{p} {t}' for p, t in series) or 'none'}")
     if kept:
         typer.echo(f"candles kept for ingest in {raw_dir}: {', '.join(f'{p}_{t}' for p, t in sorted(kept))}")

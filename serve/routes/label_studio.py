@@ -33,7 +33,7 @@ from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK
 
 from candle_ml.errors import CandleMLError
-from candle_ml.feedback import replace_answers
+from candle_ml.feedback import append_lines, replace_answers, reviewed_log_for
 from candle_ml.label_studio import (
     LabelMap,
     TaskSeries,
@@ -41,6 +41,7 @@ from candle_ml.label_studio import (
     annotation_spans,
     parse_label_config,
     prediction_result,
+    task_reviewed,
     task_series,
 )
 from candle_ml.loading import LoadedModel
@@ -286,6 +287,8 @@ class LabelStudioController(Controller):
             series, spans = annotation_spans(annotation, task, cfg, project)
             series_cache.keep_task(series.pair, series.timeframe, series.candles)  # before the 200
             replace_answers(feedback_log, annotation_prefix(project, annotation.get("id")), spans)
+            if not annotation.get("was_cancelled"):  # a task gone through (a skipped one was not)
+                append_lines(reviewed_log_for(feedback_log), [task_reviewed(series, cfg)])
             stored += len(spans)
         counts.add("annotations_stored", len(annotations))
         return {"status": "ok", "annotations": len(annotations), "spans": stored}
