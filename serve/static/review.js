@@ -130,7 +130,12 @@ async function answer(span) {
   // the candles on screen: the trader went through them, so an unmarked one there is no pattern.
   const seen = visibleRange();
   const reviewed = seen.start !== undefined ? { start_time: seen.start, end_time: seen.end } : null;
-  const entry = { id: newId(), confidence: 1.0, model_prediction: null, ...span, reviewed };
+  // A span answered in the page before is answered again under the same id: the new answer
+  // replaces the old one (the dataset keeps the latest per id), and Undo brings the old one back.
+  const before = ((state.review && state.review.human) || []).find((h) => (h.id || "").startsWith("web-")
+    && h.pair === span.pair && h.timeframe === span.timeframe && h.start_time === span.start_time
+    && h.end_time === span.end_time);
+  const entry = { id: before ? before.id : newId(), confidence: 1.0, model_prediction: null, ...span, reviewed };
   savePending([...pending(), entry]);
   state.answered.push({ id: entry.id, label: entry.label });
   $("undo").disabled = false;
@@ -494,9 +499,12 @@ async function selectSeries(value) {
   state.candles = []; state.times = [];
   const last = state.info.last_time;
   await prepend(await candlesBetween(last - pageSeconds(), last));
-  chart.timeScale().setVisibleLogicalRange({ from: state.times.length - 150, to: state.times.length + 4 });
+  const n = state.times.length;
+  chart.timeScale().setVisibleLogicalRange({ from: n - 150, to: n + 4 });
   drawPredictions();
-  if (state.modelLoaded) await runReview(paddedVisibleRange());
+  // The range from the candles, not from the chart: right after new data the chart may still
+  // report the previous series' view. The last 150 candles and half a screen before them.
+  if (state.modelLoaded && n) await runReview({ start: state.times[Math.max(0, n - 225)], end: state.times[n - 1] });
   await refreshQueue();
 }
 
@@ -511,11 +519,19 @@ async function candlesBetween(start, end) {
 // Earlier candles in front of those loaded, the view kept on the same candles.
 async function prepend(earlier) {
   if (!earlier.length) return;
-  const range = chart.timeScale().getVisibleLogicalRange();
+  // kept by time, not by bar index: whether the chart shifts its indices at once or on its next
+  // frame, the candles on screen stay the same ones
+  // (nothing to keep for a series' first page: what is on screen then is the previous series)
+  const seen = state.candles.length ? chart.timeScale().getVisibleRange() : null;
+  const series = `${state.pair}|${state.timeframe}`;
   state.candles = [...earlier, ...state.candles];
   state.times = state.candles.map((c) => c.time);
   candleSeries.setData(state.candles);
-  if (range) chart.timeScale().setVisibleLogicalRange({ from: range.from + earlier.length, to: range.to + earlier.length });
+  const keep = () => {
+    if (seen && series === `${state.pair}|${state.timeframe}`) chart.timeScale().setVisibleRange(seen);
+  };
+  keep();
+  requestAnimationFrame(keep);
   drawPredictions();
 }
 
@@ -577,6 +593,7 @@ async function runReview(range = {}) {
       $("run-visible").disabled = $("predict-all").disabled = false;
     }
   }
+  if (key.split("|").slice(0, 2).join("|") !== `${state.pair}|${state.timeframe}`) return; // switched meanwhile
   state.review = state.cache.get(key);
   state.reviewed = range; // what the predictions drawn cover ({}: the whole series)
   while (state.cache.size > 64) state.cache.delete(state.cache.keys().next().value);
