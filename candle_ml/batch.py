@@ -31,7 +31,7 @@ import polars as pl
 
 from candle_ml.autolabel import autolabel, lookback
 from candle_ml.bundle import Bundle, load_bundle
-from candle_ml.candles import CANDLE_COLUMNS, parse_series_filename
+from candle_ml.candles import CANDLE_COLUMNS, CANDLE_SUFFIXES, parse_series_filename
 from candle_ml.chart.patterns import ChartRules, find_chart_patterns
 from candle_ml.errors import CandleMLError
 from candle_ml.series_names import name_candle_file
@@ -148,13 +148,13 @@ def series_files(inputs: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in inputs:
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in (".parquet", ".csv"))
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in CANDLE_SUFFIXES)
         elif path.exists():
             files.append(path)
         else:
             raise BatchError(f"{path}: no such file or directory")
     if not files:
-        raise BatchError(f"no .csv or .parquet series in {', '.join(map(str, inputs))}")
+        raise BatchError(f"no .csv, .txt or .parquet series in {', '.join(map(str, inputs))}")
     return files
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import polars as pl
 
 from candle_ml.candle_formats import Layout, detect_layout, generic_layout
-from candle_ml.candles import ValidationReport, validate_candles
+from candle_ml.candles import PARQUET_SUFFIXES, TEXT_SUFFIXES, ValidationReport, validate_candles
 from candle_ml.errors import CandleError
 
 
@@ -85,10 +85,10 @@ def _stripped(raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def _file_type(path: Path) -> str:
-    """ "csv" or "parquet", from the file's suffix; any other is refused by name."""
+    """ "csv" (any delimited text) or "parquet", from the file's suffix; any other is refused by name."""
     suffix = path.suffix.lower()
-    if suffix == ".csv":
+    if suffix in TEXT_SUFFIXES:
         return "csv"
-    if suffix in (".parquet", ".pq"):
+    if suffix in PARQUET_SUFFIXES:
         return "parquet"
-    raise CandleError(f"{path.name}: unsupported file type (use .csv or .parquet)")
+    raise CandleError(f"{path.name}: unsupported file type (use .csv, .txt or .parquet)")

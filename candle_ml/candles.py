@@ -57,6 +57,11 @@ def series_key(pair: str, timeframe: str) -> str:
     return f"{pair}_{timeframe}"
 
 
+TEXT_SUFFIXES = (".csv", ".txt")  # delimited text, its layout detected (Stooq's bulk files are .txt)
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CANDLE_SUFFIXES = TEXT_SUFFIXES + PARQUET_SUFFIXES  # what ingest, check, predict and batch read
+
+
 def parse_series_filename(path: Path) -> tuple[str, str]:
     """``EURUSD_1h.csv`` -> ("EURUSD", "1h"); the pair is upper-cased."""
     match = SERIES_FILE_RE.match(path.stem)

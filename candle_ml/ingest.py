@@ -17,13 +17,13 @@ import pandas as pd
 import polars as pl
 
 from candle_ml.candle_files import read_candle_file
-from candle_ml.candles import ValidationReport, series_key, validate_candles
+from candle_ml.candles import CANDLE_SUFFIXES, ValidationReport, series_key, validate_candles
 from candle_ml.config import IngestParams
 from candle_ml.errors import CandleError
 from candle_ml.series_names import name_series
 from candle_ml.stage_outputs import CandlesIndex, SeriesEntry
 
-RAW_SUFFIXES = (".csv", ".parquet", ".pq")
+RAW_SUFFIXES = CANDLE_SUFFIXES
 MIRROR_SUFFIX = "-MIRROR"
 GAPLESS_SUFFIX = "-GAPLESS"
 

@@ -159,7 +159,7 @@ CASES = {
 def test_each_platforms_export_reads_back_to_the_same_candles(case, aapl, tmp_path):
     name, writer, intraday, fmt, encoding = CASES[case]
     expected = hourly(aapl) if intraday else aapl
-    path = tmp_path / name.replace(".txt", ".csv")
+    path = tmp_path / name  # as downloaded: Stooq's bulk files are .txt
     path.write_text(writer(expected), encoding=encoding)
     layout = file_layout(path)
     assert layout.format == fmt, layout

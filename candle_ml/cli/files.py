@@ -80,7 +80,7 @@ def patterns() -> None:
 
 def predict(
     input_file: Path = typer.Argument(
-        ..., help="candles of one series: .csv or .parquet (same columns and aliases as ingest)"
+        ..., help="candles of one series: .csv, .txt or .parquet (any layout `candle-ml check` reads)"
     ),
     output: Path = typer.Option(
         None, "-o", "--output", help=".csv, .parquet or .json (spans included); default CSV on stdout"

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def outcomes(
     input_files: list[Path] = typer.Argument(
-        ..., help="candles, one series a file: .csv or .parquet (PAIR_TF names, as ingest reads them)"
+        ..., help="candles, one series a file: .csv, .txt or .parquet (named as ingest names them)"
     ),
     output: Path = typer.Option(None, "-o", "--output", help="the full report (every cell) as JSON"),
     model: str = typer.Option(
