@@ -23,7 +23,6 @@ from candle_ml.errors import CandleError
 from candle_ml.series_names import name_series
 from candle_ml.stage_outputs import CandlesIndex, SeriesEntry
 
-RAW_SUFFIXES = CANDLE_SUFFIXES
 MIRROR_SUFFIX = "-MIRROR"
 GAPLESS_SUFFIX = "-GAPLESS"
 
@@ -66,7 +65,7 @@ def bundled_frame(symbol: str) -> pd.DataFrame:
 def raw_files(raw_dir: Path) -> list[Path]:
     if not raw_dir.is_dir():
         return []
-    return sorted(p for p in raw_dir.iterdir() if p.is_file() and p.suffix.lower() in RAW_SUFFIXES)
+    return sorted(p for p in raw_dir.iterdir() if p.is_file() and p.suffix.lower() in CANDLE_SUFFIXES)
 
 
 def raw_series(params: IngestParams) -> list[Series]:

@@ -22,7 +22,7 @@ import polars as pl
 
 from candle_ml.candle_files import file_layout, read_candle_file
 from candle_ml.candle_formats import Layout
-from candle_ml.candles import SERIES_FILE_RE, series_key
+from candle_ml.candles import SERIES_FILE_RE, TEXT_SUFFIXES, series_key
 from candle_ml.errors import CandleError, CandleMLError
 from candle_ml.series_names import name_series
 
@@ -149,6 +149,12 @@ class ChartStore:
         return True
 
 
+def text_files_named(raw_dir: Path, key: str) -> list[Path]:
+    """The delimited-text files in ``raw_dir`` that ingest would read as series ``key``
+    (``KEY.csv``, ``KEY.txt``): a Parquet of that name beside them would be the same series twice."""
+    return [f for f in (Path(raw_dir) / f"{key}{s}" for s in TEXT_SUFFIXES) if f.exists()]
+
+
 def keep_for_training(raw_dir: Path, pair: str, timeframe: str, candles: pl.DataFrame) -> Path:
     """An opened chart's candles in ``data/raw/`` (before its answers are acknowledged), so
     ``dvc repro`` ingests the series the answers are on. The same candles there already: nothing
@@ -156,7 +162,7 @@ def keep_for_training(raw_dir: Path, pair: str, timeframe: str, candles: pl.Data
     with folder_locked(Path(raw_dir)):
         key = series_key(pair, timeframe)
         path = Path(raw_dir) / f"{key}.parquet"
-        for other in (Path(raw_dir) / f"{key}.csv", path):
+        for other in (*text_files_named(raw_dir, key), path):
             if other.exists():
                 held, _ = read_candle_file(other)
                 if other == path and same_candles(held, candles):
@@ -178,9 +184,9 @@ def merge_for_training(raw_dir: Path, pair: str, timeframe: str, candles: pl.Dat
     with folder_locked(Path(raw_dir)):
         key = series_key(pair, timeframe)
         path = Path(raw_dir) / f"{key}.parquet"
-        if (Path(raw_dir) / f"{key}.csv").exists():
+        if texts := text_files_named(raw_dir, key):
             raise ChartConflict(
-                f"{raw_dir}/{key}.csv holds {key} already; a task's candles are not merged into a CSV "
+                f"{texts[0]} holds {key} already; a task's candles are not merged into a text file "
                 "(convert it to Parquet or rename the task's pair)",
                 field="pair",
                 rule="one series per name",

@@ -31,6 +31,7 @@ from candle_ml.opened_charts import (
     check_same_where_both,
     keep_for_training,
     merge_for_training,
+    text_files_named,
 )
 from candle_ml.stored_series import SeriesPrediction, StoredSeries, load_stored, predict_series
 
@@ -128,7 +129,7 @@ class SeriesCache:
                 continue
             path = self.raw_dir / f"{series_key(*key)}.parquet"
             # read back only when the file is not the one last checked (or a CSV of that name came)
-            if self._kept.get(key) != _signature(path) or path.with_suffix(".csv").exists():
+            if self._kept.get(key) != _signature(path) or text_files_named(self.raw_dir, path.stem):
                 keep_for_training(self.raw_dir, *key, candles)
                 self._kept[key] = _signature(path)
             kept.append(path)

@@ -132,4 +132,8 @@ def test_a_name_taken_by_other_candles_is_a_409(make_client, export, tmp_path):
         }
         clash = client.post("/feedback", json={"annotations": [answer]})
         assert clash.status_code == 409 and "not stored over it" in clash.json()["detail"], clash.text
+        # a .txt of that name is the same series to ingest (Stooq's bulk files are .txt)
+        (tmp_path / "raw/AAPL_1h.csv").rename(tmp_path / "raw/AAPL_1h.txt")
+        clash = client.post("/feedback", json={"annotations": [answer]})
+        assert clash.status_code == 409 and "AAPL_1h.txt: a different" in clash.json()["detail"], clash.text
     assert not (tmp_path / "feedback.jsonl").exists()  # nothing of a refused answer is written
