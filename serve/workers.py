@@ -59,7 +59,6 @@ class Generation:
 class RoundResult:
     ok: bool
     error: str | None = None
-    replies: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 def worker_main(
@@ -191,11 +190,11 @@ class Supervisor:
             first = next(iter(prepared.values()))
             self.generation = Generation(first["version"], first["pinned"])
             log.info("%d worker(s) serve version %s", len(workers), first["version"])
-            return RoundResult(True, None, prepared)
+            return RoundResult(True)
         for w in workers:
             self._send(w, {"op": "abort", "round": self.rounds, "error": error})
         log.error("reload not applied: %s", error)
-        return RoundResult(False, error, prepared)
+        return RoundResult(False, error)
 
     def _collect(
         self, workers: list[Worker], replies: dict[str, dict[int, Any]], op: str, timeout: float
