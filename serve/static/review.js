@@ -271,16 +271,20 @@ function spanText(s) {
     + confirmedText(s);
 }
 
-const textWidth = (() => {
-  const ctx = document.createElement("canvas").getContext("2d");
-  return (text) => { ctx.font = `${chart.options().layout.fontSize}px ${chart.options().layout.fontFamily}`; return ctx.measureText(text).width; };
-})();
+const measure = document.createElement("canvas").getContext("2d");
+function textWidth(text) { return measure.measureText(text).width; } // in the font markerFont() set
+
+function markerFont() { // the chart's own (what marker texts are drawn in); read once per render
+  const { fontSize, fontFamily } = chart.options().layout;
+  measure.font = `${fontSize}px ${fontFamily}`;
+}
 
 // A marker's text only where it has room: left to right on each side of the bars, a text is
 // written when it starts past the end of the last one written; the others keep their arrow, and
 // their full text shows on hover or once zoomed in far enough (redrawn on every zoom and pan).
 function renderMarkers() {
   const scale = chart.timeScale(), lastRight = { aboveBar: -Infinity, belowBar: -Infinity };
+  markerFont();
   state.crowded = 0;
   markers.setMarkers((state.shown || []).map((s) => {
     const isChart = s.kind === "chart", position = isChart ? "belowBar" : "aboveBar";
@@ -509,7 +513,9 @@ async function selectSeries(value) {
 }
 
 // Calendar seconds that hold about PAGE_CANDLES candles (weekends and nights have none).
-function pageSeconds(candles = PAGE_CANDLES) { return Math.ceil(candles * timeframeSeconds(state.timeframe) * 1.5); }
+function pageSeconds() { return Math.ceil(PAGE_CANDLES * timeframeSeconds(state.timeframe) * 1.5); }
+
+function shownSeries() { return `${state.pair}|${state.timeframe}`; } // what a late answer is checked against
 
 async function candlesBetween(start, end) {
   const q = new URLSearchParams({ pair: state.pair, timeframe: state.timeframe, start: Math.floor(start), end });
@@ -523,12 +529,12 @@ async function prepend(earlier) {
   // frame, the candles on screen stay the same ones
   // (nothing to keep for a series' first page: what is on screen then is the previous series)
   const seen = state.candles.length ? chart.timeScale().getVisibleRange() : null;
-  const series = `${state.pair}|${state.timeframe}`;
+  const series = shownSeries();
   state.candles = [...earlier, ...state.candles];
   state.times = state.candles.map((c) => c.time);
   candleSeries.setData(state.candles);
   const keep = () => {
-    if (seen && series === `${state.pair}|${state.timeframe}`) chart.timeScale().setVisibleRange(seen);
+    if (seen && series === shownSeries()) chart.timeScale().setVisibleRange(seen);
   };
   keep();
   requestAnimationFrame(keep);
@@ -539,10 +545,10 @@ let loadingEarlier = null;
 function loadEarlier(until) {
   // One page further back (or back to `until`); nothing when the first candle is loaded already.
   if (loadingEarlier || !state.info || !state.times.length || state.times[0] <= state.info.first_time) return loadingEarlier || Promise.resolve();
-  const first = state.times[0], series = `${state.pair}|${state.timeframe}`;
+  const first = state.times[0], series = shownSeries();
   const start = Math.min(first - pageSeconds(), until ?? Infinity);
   loadingEarlier = candlesBetween(Math.max(start, state.info.first_time), first - 1)
-    .then((earlier) => { if (series === `${state.pair}|${state.timeframe}`) return prepend(earlier); })
+    .then((earlier) => { if (series === shownSeries()) return prepend(earlier); })
     .finally(() => { loadingEarlier = null; });
   return loadingEarlier;
 }
@@ -593,7 +599,7 @@ async function runReview(range = {}) {
       $("run-visible").disabled = $("predict-all").disabled = false;
     }
   }
-  if (key.split("|").slice(0, 2).join("|") !== `${state.pair}|${state.timeframe}`) return; // switched meanwhile
+  if (!key.startsWith(`${shownSeries()}|`)) return; // another series is shown now
   state.review = state.cache.get(key);
   state.reviewed = range; // what the predictions drawn cover ({}: the whole series)
   while (state.cache.size > 64) state.cache.delete(state.cache.keys().next().value);
