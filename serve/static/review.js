@@ -371,10 +371,15 @@ function drawMark(ctx) {
   ctx.fillRect(Math.min(x1, x2) - 4, 0, Math.abs(x2 - x1) + 8, ctx.canvas.height);
 }
 
+// The time range a prepend keeps on screen until the chart has drawn a frame with it: a busy
+// machine may answer the next page before that frame, and the chart's range then is not the one
+// the trader sees.
+let viewToKeep = null;
 chart.timeScale().subscribeVisibleLogicalRangeChange((range) => {
   drawOverlay();
   renderMarkersSoon();
-  if (range && range.from < LOAD_MORE_AT) loadEarlier().catch((err) => status(err.message));
+  // (not while a prepend's view is still being restored: the indices are the new page's then)
+  if (range && range.from < LOAD_MORE_AT && !viewToKeep) loadEarlier().catch((err) => status(err.message));
   reviewVisibleSoon();
 });
 
@@ -528,16 +533,21 @@ async function prepend(earlier) {
   // kept by time, not by bar index: whether the chart shifts its indices at once or on its next
   // frame, the candles on screen stay the same ones
   // (nothing to keep for a series' first page: what is on screen then is the previous series)
-  const seen = state.candles.length ? chart.timeScale().getVisibleRange() : null;
+  const seen = state.candles.length ? (viewToKeep || chart.timeScale().getVisibleRange()) : null;
   const series = shownSeries();
   state.candles = [...earlier, ...state.candles];
   state.times = state.candles.map((c) => c.time);
+  viewToKeep = seen;
   candleSeries.setData(state.candles);
   const keep = () => {
     if (seen && series === shownSeries()) chart.timeScale().setVisibleRange(seen);
   };
   keep();
-  requestAnimationFrame(keep);
+  requestAnimationFrame(() => {
+    if (viewToKeep !== seen) return; // moved since (goTo): that view wins
+    keep();
+    viewToKeep = null;
+  });
   drawPredictions();
 }
 
@@ -640,6 +650,7 @@ async function refreshQueue() {
 async function goTo(span) {
   if (span.start_time < state.times[0]) await loadEarlier(span.start_time - 100 * timeframeSeconds(state.timeframe));
   const i = lowerBound(state.times, span.start_time);
+  viewToKeep = null; // this view, not the one an earlier page's prepend would restore
   chart.timeScale().setVisibleLogicalRange({ from: i - 60, to: i + 60 });
   state.selected = { start_time: span.start_time, end_time: span.end_time, label: span.label,
     avg_confidence: span.avg_confidence };
