@@ -220,6 +220,38 @@ def write_outcome_report(models: Path, candles_dir: Path, bootstrap: int = 200) 
     return report
 
 
+# --------------------------------------------------------------- scheduling
+
+# Test files that take longest on an idle 2-core machine, longest first (`pytest --durations`),
+# then the rest in collection order: pytest-xdist (``--dist loadfile --no-loadscope-reorder``)
+# hands files out in this order, so the long ones start at once and the workers end together.
+# tests/test_experiments.py waits for the pipeline that tests/test_pipeline.py builds, so the
+# other worker runs the Spark file first.
+LONGEST_FIRST = (
+    "test_pipeline.py",
+    "test_batch.py",
+    "test_experiments.py",
+    "test_learning_curve_stage.py",
+    "test_label_studio_server.py",
+    "test_team_mlflow.py",
+    "test_schemathesis.py",
+    "test_page.py",
+    "test_invented_label.py",
+    "test_serve_workers.py",
+    "test_hardening.py",
+    "test_durability.py",
+    "test_remote.py",
+    "test_cli.py",
+    "test_own_labels.py",
+    "test_outcomes.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept
+
+
 # --------------------------------------------------------------- the real pipeline, built once
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -286,16 +318,54 @@ def copy_repo(dest: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pipeline(tmp_path_factory) -> tuple[Path, str]:
+def built_pipeline(tmp_path_factory) -> tuple[Path, str]:
+    """One cold `dvc repro` of a copy of the repository per test run, shared by every pytest-xdist
+    worker: the first to need it builds it under a lock, the others wait for it. Never handed to a
+    test (tests get forks of it, `pipeline`): (root, the build's output)."""
+    import fcntl
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's base temp lies in the run's own folder
+        shared = shared.parent
+    root, output = shared / "pipeline-build", shared / "pipeline-build.out"
+    with open(shared / "pipeline-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not output.exists():  # written only once the build succeeded
+            shutil.rmtree(root, ignore_errors=True)  # a failed build of another worker
+            root.mkdir()
+            out = run(["dvc", "repro"], copy_repo(root))
+            output.write_text(out)
+    return root, output.read_text()
+
+
+def fork_pipeline(built: Path, dest: Path) -> Path:
+    """A private copy of the built pipeline: its files (git history, DVC cache and outputs) and its
+    MLflow store, whose absolute artifact locations are moved to the copy, so nothing a test does
+    there reaches another test's copy."""
+    import sqlite3
+
+    shutil.copytree(built, dest, symlinks=True, dirs_exist_ok=True)
+    old, new = f"{built}{os.sep}", f"{dest}{os.sep}"
+    with sqlite3.connect(dest / "mlflow.db") as db:
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for _, column, kind, *_ in db.execute(f'PRAGMA table_info("{table}")').fetchall():
+                if kind.upper().startswith(("VARCHAR", "TEXT")):
+                    db.execute(f'UPDATE "{table}" SET "{column}" = REPLACE("{column}", ?, ?)', (old, new))
+    db.close()
+    return dest
+
+
+@pytest.fixture(scope="module")
+def pipeline(built_pipeline, tmp_path_factory) -> tuple[Path, str]:
     """A copy of the repository after one cold `dvc repro` on the bundled data: (root, its output).
 
-    Built once per test session and worker and shared by the integration tests there: the suite
-    runs on every core (pytest-xdist, ``--dist loadfile``: each file's tests on one worker, in
-    file order), so tests/test_pipeline.py's chain of changes stays together, while the learning
-    curve and the clones (S3 remote, team MLflow), in files of their own, may build another on
-    the second worker. Each test says what it leaves behind."""
-    repo = copy_repo(tmp_path_factory.mktemp("pipeline"))
-    return repo, run(["dvc", "repro"], repo)
+    Each test file gets a fork of its own of the run's one build (`built_pipeline`): its tests run
+    in file order on it (pytest-xdist ``--dist loadfile`` keeps a file on one worker), so a file's
+    chain of changes stays together and never sees another file's. Each test says what it leaves
+    behind."""
+    built, out = built_pipeline
+    return fork_pipeline(built, tmp_path_factory.mktemp("pipeline")), out
 
 
 # --------------------------------------------------------------- real servers on loopback

@@ -1,9 +1,9 @@
 """Integration: the real DVC pipeline on the bundled data, built once per session (conftest `pipeline`).
 
-The tests run in file order on the same copy of the repository: the build, a no-op rerun,
-what a parameter change would rerun, a trader's export (a real rerun), the review loop (answers
-over HTTP, a real rerun, a reload), then one queued experiment compared with `dvc exp show`
-and tracked in MLflow.
+The tests run in file order on this file's copy of the repository: the build, a no-op rerun,
+what a parameter change would rerun, a trader's export and the review loop (answers over HTTP,
+one real rerun, a reload), then a retrain that must give the same model. Queued experiments and
+the champion rule run on a copy of their own (tests/test_experiments.py), beside these.
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,20 +25,10 @@ from serve.app import create_app
 from serve.settings import ServeSettings
 
 from . import invented_patterns
-from .conftest import ARTIFACTS, STAGES, commit_all, copy_repo, ran, run, set_param
+from .conftest import ARTIFACTS, STAGES, copy_repo, ran, run, set_param
 from .test_candle_formats import hourly, mt5
 
 pytestmark = pytest.mark.integration
-
-DOWNSTREAM = ["train", "evaluate", "holdout", "learning_curve", "outcomes"]
-# docs/pipeline.md's `dvc exp show` columns (keep them in step). DVC matches --keep from the
-# start of the full column name: train.model_type, not model_type.
-EXP_SHOW_COLUMNS = [
-    "--drop",
-    ".*",
-    "--keep",
-    "Experiment|train.model_type|train.xgboost.max_depth|accuracy|f1_macro|span_f1_macro|worst_span_f1|chart_f1",
-]
 
 
 def test_the_pipeline_builds_every_stage_on_the_bundled_data(pipeline):
@@ -291,7 +279,6 @@ def test_an_export_and_the_review_loops_answers_reach_the_next_model(pipeline):
     print("review loop:", report)
     assert now[0] == "O" or (now[0] == "doji" and now[1] < was[1])
     assert kept[0] == "bullish_engulfing"
-    commit_all(repo, "a trader's export and answers")  # queued experiments copy only what git tracks
 
 
 def series_of(span: dict) -> dict:
@@ -304,155 +291,11 @@ def conf_at(review: dict, span: dict) -> tuple[str, float]:
     return p["label"], round(p["confidence"], 4)
 
 
-def test_a_queued_experiment_is_compared_and_tracked_in_mlflow(pipeline):
-    repo, _ = pipeline
-    # An answer that arrived after the last commit: queued experiments must see it too.
-    extra = {
-        "pair": "IBM",
-        "timeframe": "1d",
-        "start_time": 1105660800,
-        "end_time": 1105660800,
-        "label": "O",
-        "id": "late",
-        "confidence": 1.0,
-        "source": "human_correction",
-        "model_prediction": "doji",
-    }
-    log = repo / "data/annotations/feedback.jsonl"
-    committed = log.read_bytes()
-    with open(log, "a") as f:
-        f.write(json.dumps(extra) + "\n")
-    try:
-        run(
-            ["dvc", "exp", "run", "--queue", "-n", "rf", "--set-param", "train.model_type=random_forest"],
-            repo,
-        )
-        run(["dvc", "exp", "run", "--run-all", "--jobs", "1"], repo)
-    finally:  # the workspace as it was (up to date), for the tests after this one
-        log.write_bytes(committed)
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo))
-    exps = {}
-    for baseline in shown:
-        for exp in baseline.get("experiments") or []:
-            for rev in exp.get("revs", []):
-                metrics = rev["data"]["metrics"]
-                exps[rev["name"]] = (rev["data"]["params"]["params.yaml"]["data"]["train"], metrics)
-    assert set(exps) == {"rf"}
-    train_params, metrics = exps["rf"]
-    assert train_params["model_type"] == "random_forest"
-    assert 0 < metrics["metrics/evaluate.json"]["data"]["f1_macro"] <= 1
-    # the review loop's 2 answers, 12 own-label marks and the opened chart's, and the late answer too
-    assert metrics["metrics/dataset.json"]["data"]["answers"] == 16
-    # The README's comparison fits a terminal: the varied params and the headline metrics.
-    table = run(
-        ["dvc", "exp", "show", "--no-pager", *EXP_SHOW_COLUMNS], repo, COLUMNS="160"
-    )  # a wide terminal
-    assert "random_forest" in table and "worst_span_f1" in table and "chart_f1" in table, table
-    assert max(map(len, table.splitlines())) <= 160, table
-
-    # Every run is in the repository's MLflow store, the queued one too (it ran in a temp copy).
-    import mlflow
-
-    store = f"sqlite:///{repo / 'mlflow.db'}"
-    mlflow.set_tracking_uri(store)
-    runs = mlflow.search_runs(experiment_names=["candle-ml"], output_format="list")
-    assert len(runs) == 3  # the build, the rebuild after the export and the answers, the experiment
-    assert {r.data.tags.get("dvc_exp_name") for r in runs} == {None, "rf"}
-    rf = next(r for r in runs if r.data.params["train.model_type"] == "random_forest")
-    assert rf.data.tags["dvc_exp_name"] == "rf" and rf.data.tags["model_type"] == "random_forest"
-    assert rf.info.run_name == "rf" and rf.data.tags["git_dirty"] in ("true", "false")
-    assert "f1_macro" in rf.data.metrics and "span_f1_macro" in rf.data.metrics
-    assert rf.data.params["data.dataset_version"] not in ("", "None")
-    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(rf.info.run_id)}
-    assert {
-        "confusion_matrix.png",
-        "feature_importance.png",
-        "classification_report.txt",
-        "params.yaml",
-    } <= artifacts
-    client = mlflow.MlflowClient()
-    assert int(client.get_model_version_by_alias("candle-patterns", "champion").version) in (1, 2)
-    # Every run registered a version; the queued experiment's did not move @candidate.
-    version = client.get_model_version_by_alias("candle-patterns", "candidate")
-    assert int(version.version) == 2 and version.run_id != rf.info.run_id
-    assert {int(v.version) for v in client.search_model_versions("name='candle-patterns'")} == {1, 2, 3}
-
-    # The registered pyfunc takes raw candles and runs the pipeline's own preprocessing.
-    model = mlflow.pyfunc.load_model("models:/candle-patterns@candidate")
-    candles = pl.read_parquet(repo / "data/candles/IBM_1d.parquet").tail(400).to_pandas()  # min_history 15
-    out = model.predict(candles)
-    assert len(out) == 400 and out["label"].iloc[-50:].notna().all()
-    # Candles without enough history come back as None (JSON null), never NaN, and say so.
-    assert out["label"].iloc[0] is None and out["confidence"].iloc[0] is None
-    assert out["has_history"].tolist() == out["label"].notna().tolist() and out["has_history"].iloc[-1]
-    # What spark_udf's Arrow batches would send: two series at once, or a piece too short.
-    aapl = pl.read_parquet(repo / "data/candles/AAPL_1d.parquet").tail(400).to_pandas()
-    two = pd.concat([candles.assign(pair="IBM", timeframe="1d"), aapl.assign(pair="AAPL", timeframe="1d")])
-    with pytest.raises(Exception, match="holds 2 series"):
-        model.predict(two)
-    with pytest.raises(Exception, match="two series in one call"):
-        model.predict(pd.concat([candles, aapl]))
-    with pytest.raises(Exception, match="the model needs at least"):
-        model.predict(candles.tail(5))
-    assert (
-        model.predict(candles.assign(pair="IBM", timeframe="1d"))["label"].tolist() == out["label"].tolist()
-    )
-
-    # The server loads the same registered version, with the test metrics evaluate logged to its run.
-    import tempfile
-
-    from candle_ml.loading import load_model_from
-
-    def downloads() -> set[Path]:
-        return set(Path(tempfile.gettempdir()).glob("candle-ml-model-*"))
-
-    before = downloads()
-    served = load_model_from("models:/candle-patterns@candidate", store)
-    assert downloads() == before  # the download is removed once the bundle is in memory
-    assert served.version == "2" and served.bundle.meta.training.run_id == version.run_id
-    assert served.metrics is not None and 0 < served.metrics["span_f1_macro"] <= 1
-    assert served.metrics_source == f"runs:/{version.run_id}/evaluate.json"
-
-
-def test_the_champion_only_moves_to_a_better_version(pipeline):
-    """`candle-ml promote` as typed: the random forest (version 3) loses to the champion on the same
-    test split and does not move it; forced, it does; an XGBoost version then beats it and takes it."""
-    repo, _ = pipeline
-    import mlflow
-
-    def promote(*args: str) -> subprocess.CompletedProcess:
-        exe = str(Path(sys.executable).with_name("candle-ml"))
-        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-        return subprocess.run(
-            [exe, "promote", *args], cwd=repo, capture_output=True, text=True, env=env, timeout=300
-        )
-
-    def champion() -> int:
-        mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
-        return int(mlflow.MlflowClient().get_model_version_by_alias("candle-patterns", "champion").version)
-
-    before = champion()
-    worse = promote("3")
-    assert worse.returncode == 1 and "not better" in worse.stdout and "span_f1_macro" in worse.stdout, worse
-    assert champion() == before
-    assert promote("3", "--force").returncode == 0 and champion() == 3
-    # Judged on span F1 macro alone: one span of a 10-span pattern (dark cloud cover) moves its
-    # F1 by ~0.05, so whether the default max_pattern_drop lets an XGBoost version past the
-    # forest depends on single spans; that rule has its own tests (test_promotion.py).
-    relaxed = repo / "params-any-pattern-drop.yaml"
-    text = (repo / "params.yaml").read_text()
-    relaxed.write_text(re.sub(r"(?m)^(  max_pattern_drop:) [0-9.]+", r"\1 1.0", text))
-    better = promote("2", "--params", str(relaxed))
-    assert better.returncode == 0 and "better" in better.stdout and champion() == 2, better
-    again = promote("2")  # the README's `candle-ml promote N` of the version that already is champion
-    assert again.returncode == 0 and "already is @champion" in again.stdout, again
-
-
 def test_retraining_reproduces_the_model_byte_for_byte(pipeline):
     """`models/` holds only what the data and params determine, so a clone that reruns `train`
     gets the hash in dvc.lock (and `dvc pull` of any commit finds it); this run's time, MLflow run
     and commit go in models.run.json beside it, which the server still reports. Leaves one more
-    MLflow run and registered version behind (so it runs after the tests that count them)."""
+    MLflow run and registered version behind."""
     import yaml
 
     repo, _ = pipeline
