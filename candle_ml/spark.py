@@ -49,6 +49,9 @@ def session(master: str = "local[*]", app_name: str = "candle-ml") -> Any:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.session.timeZone", "UTC")
+        # pair=…/timeframe=… folders are names: left to itself Spark reads timeframe=1d as the
+        # double 1.0 (Java's "1d" literal) and a numeric ticker as a number
+        .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
     )
     if master.startswith("local"):
         # one machine: loopback only, and shuffle partitions for its cores (not 200 tiny tasks)
