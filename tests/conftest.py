@@ -237,15 +237,15 @@ def write_outcome_report(models: Path, candles_dir: Path, bootstrap: int = 200) 
 # then the rest in collection order: pytest-xdist (``--dist loadfile --no-loadscope-reorder``)
 # hands files out in this order, so the long ones start at once and the workers end together.
 # tests/test_experiments.py waits for the pipeline that tests/test_pipeline.py builds, so the
-# other worker runs the Spark file first.
+# other worker first runs files that need no pipeline (the Spark tests skip without the extra).
 LONGEST_FIRST = (
     "test_pipeline.py",
+    "test_schemathesis.py",
     "test_batch.py",
     "test_experiments.py",
     "test_learning_curve_stage.py",
     "test_label_studio_server.py",
     "test_team_mlflow.py",
-    "test_schemathesis.py",
     "test_page.py",
     "test_invented_label.py",
     "test_serve_workers.py",
