@@ -6,9 +6,8 @@ and shown on the task page (a screenshot in headless Chromium), annotations crea
 deleted (/webhook), then `dvc repro` trains on what stands.
 
 Label Studio comes from CANDLE_ML_LABEL_STUDIO (its `label-studio` executable; .ci/run installs
-one); without it the test is skipped, or fails under CANDLE_ML_REQUIRE_SERVERS. Runs on its own
-git clone of the shared pipeline copy (conftest `pipeline`), sharing its DVC cache: it leaves the
-shared copy as it found it."""
+one); without it the test is skipped, or fails under CANDLE_ML_REQUIRE_SERVERS. Runs on this
+file's own fork of the built pipeline (conftest `pipeline`)."""
 
 from __future__ import annotations
 
@@ -54,7 +53,7 @@ def label_studio_exe() -> Path:
     pytest.skip("no Label Studio here (CANDLE_ML_LABEL_STUDIO: a label-studio 1.23 executable)")
 
 
-# decided before any fixture: the shared pipeline (a minute to build) is not built for a skip
+# decided before any fixture: the pipeline (a minute to build) is not built for a skip
 if _exe() is None and not os.environ.get("CANDLE_ML_REQUIRE_SERVERS"):
     pytest.skip(
         "no Label Studio here (CANDLE_ML_LABEL_STUDIO: a label-studio 1.23 executable)",
@@ -107,15 +106,6 @@ def label_studio():
         shutil.rmtree(data, ignore_errors=True)
 
 
-def clone_built(repo: Path, dest: Path) -> Path:
-    """A git clone of the built pipeline copy with its outputs checked out from its DVC cache."""
-    run(["git", "clone", "-q", str(repo), str(dest)], dest.parent)
-    shutil.copy2(repo / "dvc.lock", dest / "dvc.lock")  # the build's lock, not the committed one
-    run(["dvc", "cache", "dir", "--local", str(repo / ".dvc/cache")], dest)
-    run(["dvc", "checkout", "-q"], dest)
-    return dest
-
-
 def drive(python: Path, step: str, args: dict, tmp: Path) -> dict:
     (tmp / f"{step}.json").write_text(json.dumps(args))
     done = subprocess.run(
@@ -162,7 +152,7 @@ def screenshot_task(url: str, project: int, task: int, out: Path) -> np.ndarray 
 
 def test_label_studio_predicts_with_candle_ml_and_its_annotations_train(pipeline, label_studio, tmp_path):
     url, python = label_studio
-    repo = clone_built(pipeline[0], tmp_path / "clone")
+    repo, _ = pipeline
     labels = load_bundle(repo / "models").meta.label_names
     aapl = pl.read_parquet(repo / "data/candles/AAPL_1d.parquet")
     tasks = [

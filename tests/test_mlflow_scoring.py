@@ -2,7 +2,7 @@
 pipeline logged for the same bundle does: the same requests (the four JSON formats, CSV, params,
 and the errors) sent to both, the answers compared byte for byte.
 
-Reads the shared pipeline copy (conftest `pipeline`); writes nothing there."""
+Reads this file's fork of the built pipeline (conftest `pipeline`); writes nothing there."""
 
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 S3-compatible server on loopback (moto's), with two clones: one pushes what it built, the other
 pulls it and finds nothing to rebuild.
 
-Runs on the shared pipeline copy (conftest `pipeline`) after tests/test_pipeline.py; it commits
-that copy's state and points its default remote at the S3 server."""
+Runs on this file's fork of the built pipeline (conftest `pipeline`); it commits that fork's state
+and points its default remote at the S3 server."""
 
 from __future__ import annotations
 

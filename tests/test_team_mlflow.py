@@ -2,7 +2,7 @@
 backend store is PostgreSQL (Debian's, on loopback) and whose artifacts go to an S3-compatible
 store (moto's server), proxied by the tracking server so clients need no S3 credentials.
 
-`dvc repro` logs to it (`-s -f train evaluate` on the shared pipeline copy: the copy's
+`dvc repro` logs to it (`-s -f train evaluate` on this file's fork of the built pipeline: the fork's
 models.run.json then names a run on this server) and `candle-ml serve --model models:/…@candidate`
 loads the registered model from it and answers exactly as the DVC bundle does."""
 
