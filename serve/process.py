@@ -81,10 +81,11 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> ServerProcess:
+    def start(self, timeout: float = 60, ready: str = "/health") -> ServerProcess:
+        """Start it and wait until ``GET ready`` answers 200 (``/health`` is 503 without a model)."""
         with open(self.log, "ab") as out:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
-        wait_ready(self.port, "/health", self.proc, timeout)
+        wait_ready(self.port, ready, self.proc, timeout)
         return self
 
     def stop(self) -> None:

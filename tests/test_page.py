@@ -283,8 +283,10 @@ def test_scrolling_back_loads_earlier_candles_and_predicts_what_comes_into_view(
     info = page.evaluate("state.info")
     loaded = page.evaluate("state.times.length")
     assert loaded < info["candles"], "the whole series was loaded at once"
-    page.evaluate("chart.timeScale().setVisibleLogicalRange({from: 20, to: 170})")
-    first_seen = page.evaluate("state.times[20]")
+    # the candle at the view's left edge, read in the same task (before the next page can arrive)
+    first_seen = page.evaluate(
+        "() => { chart.timeScale().setVisibleLogicalRange({from: 20, to: 170}); return state.times[20]; }"
+    )
     wait_quiet(page)
     assert page.evaluate("state.times.length") > loaded
     view_from = "state.times[Math.round(chart.timeScale().getVisibleLogicalRange().from)]"
@@ -487,3 +489,50 @@ def test_a_chart_opened_from_a_file_is_drawn_and_a_broken_one_says_why(page, ser
     shot(page, "opened-chart-error")
     assert page.errors == []
     page.set_viewport_size({"width": 1400, "height": 800})
+
+
+def test_a_server_without_a_model_shows_its_candles_says_why_and_predicts_after_a_reload(
+    page, served_model, tmp_path
+):
+    """Opened before the first `dvc repro` has made a model: the chart still shows the candles and
+    the banner says no model is loaded (not "offline"); once the bundle is there, Reload model in the
+    page loads it and the predictions appear without reopening the page."""
+    bundle_dir, candles_dir = served_model
+    models = tmp_path / "models"
+    srv = ServerProcess(
+        "--model",
+        str(models),
+        "--candles-dir",
+        str(candles_dir),
+        "--log-level",
+        "warning",
+        log=tmp_path / "server.log",
+    ).start(ready="/series")  # /health is 503 until a model is loaded
+    empty = page.context.browser.new_page(viewport={"width": 1400, "height": 800})
+    try:
+        errors: list[str] = []
+        empty.on("pageerror", lambda e: errors.append(str(e)))
+        empty.add_init_script("""window.banners = []; document.addEventListener("DOMContentLoaded", () =>
+            new MutationObserver(() => banners.push(document.querySelector("#banner").textContent))
+                .observe(document.querySelector("#banner"), {childList: true}));""")  # every text it shows
+        empty.goto(f"{srv.url}/?series=AAPL|1d&poll=1")
+        empty.wait_for_function("state.times.length > 0", timeout=20_000)
+        banner = empty.locator("#banner")
+        banner.filter(has_text="No model loaded").wait_for(timeout=10_000)
+        empty.wait_for_timeout(2_500)  # a few health polls (one a second here)
+        assert "no bundle.json" in banner.inner_text()
+        assert not [b for b in empty.evaluate("banners") if "offline" in b]  # never said offline
+        assert (
+            empty.locator("#run-visible").is_disabled() and not empty.locator("#reload-model").is_disabled()
+        )
+        img = shot(empty, "no-model")
+        assert pixels_near(img[40:760, :1020], UP) > 400 and pixels_near(img[40:760, :1020], DOWN) > 400
+        assert empty.evaluate("markers.markers().length") == 0
+        shutil.copytree(bundle_dir, models)
+        empty.click("#reload-model")
+        empty.wait_for_function("markers.markers().length > 0", timeout=30_000)
+        assert banner.is_hidden() and empty.locator("#model-version").inner_text().startswith("model: ")
+        assert errors == []
+    finally:
+        empty.close()
+        srv.stop()

@@ -105,7 +105,7 @@ async function reconnected() {
   if (state.connectedOnce) status("Reconnected."); // not on the first load: nothing was lost
   state.connectedOnce = true;
   await flushPending();
-  await loadModel();
+  if (state.modelLoaded) await loadModel(); // a server without a model still serves its candles
   if (!state.series.length) { await loadSeries(); return; }
   state.cache.clear(); // answers sent meanwhile change the human spans and the disagreements
   await runReview(paddedVisibleRange());
@@ -507,7 +507,9 @@ async function selectSeries(value) {
   state.info = state.series.find((x) => x.pair === state.pair && x.timeframe === state.timeframe);
   state.candles = []; state.times = [];
   const last = state.info.last_time;
-  await prepend(await candlesBetween(last - pageSeconds(), last));
+  const page = await candlesBetween(last - pageSeconds(), last);
+  if (value !== shownSeries()) return; // another series was picked meanwhile: its own call draws it
+  await prepend(page);
   const n = state.times.length;
   chart.timeScale().setVisibleLogicalRange({ from: n - 150, to: n + 4 });
   drawPredictions();
@@ -771,11 +773,13 @@ $("reload-model").addEventListener("click", async () => {
 
 (async function start() {
   savePending(pending());
+  // Online, the first health poll loads the model and the series and sends what is pending
+  // (reconnected). Loading them here again would reset the chart to the newest candles a second
+  // time, under the trader's first scroll on a slow machine.
   await pollHealth();
+  if (state.series.length) return;
   try {
-    if (state.modelLoaded) await loadModel();
     await loadSeries();
-    await flushPending();
   } catch (err) {
     status(err.message);
   }
