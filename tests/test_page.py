@@ -519,7 +519,7 @@ def test_a_server_without_a_model_shows_its_candles_says_why_and_predicts_after_
         empty.wait_for_function("state.times.length > 0", timeout=20_000)
         banner = empty.locator("#banner")
         banner.filter(has_text="No model loaded").wait_for(timeout=10_000)
-        empty.wait_for_timeout(2_500)  # a few health polls (one a second here)
+        empty.wait_for_timeout(1_200)  # past the next health poll (one a second here)
         assert "no bundle.json" in banner.inner_text()
         assert not [b for b in empty.evaluate("banners") if "offline" in b]  # never said offline
         assert (

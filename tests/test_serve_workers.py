@@ -148,11 +148,13 @@ def test_two_workers_serve_one_version_through_reloads_crashes_and_sigterm(worke
     new_version_of(bundle)
     assert server.proc is not None
     server.proc.send_signal(signal.SIGHUP)
+    # (a round's commit reaches the workers one after the other and nobody waits on its answer:
+    # poll until no worker serves the old version, then they must all serve the same new one)
     deadline = time.monotonic() + 60
-    while len(set(versions_by_worker(port).values()) - {f"models@{new}"}) == 0:
+    while f"models@{new}" in (served := set(versions_by_worker(port).values())):
         assert time.monotonic() < deadline, "no reload after SIGHUP"
         time.sleep(0.3)
-    assert len(set(versions_by_worker(port).values())) == 1
+    assert len(served) == 1, served
     assert call(port, "GET", "/health")[1]["status"] == "ok"  # the failed reload's error is gone
 
     # A worker killed: replaced, on the version the other one serves.
