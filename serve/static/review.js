@@ -26,7 +26,7 @@ const state = {
   series: [], pair: null, timeframe: null, candles: [], times: [],
   model: null, labels: new Map(), enabled: new Set(), f1: {},
   review: null, cache: new Map(), selected: null, mark: null,
-  online: true, modelLoaded: false,
+  online: false, modelLoaded: false, // until the first health poll, whose reconnect loads everything
   answered: [], // this page's answers, newest last: what Undo takes back
 };
 
@@ -773,9 +773,9 @@ $("reload-model").addEventListener("click", async () => {
 
 (async function start() {
   savePending(pending());
-  // Online, the first health poll loads the model and the series and sends what is pending
+  // Online, the first health poll sends what is pending and loads the model and the series
   // (reconnected). Loading them here again would reset the chart to the newest candles a second
-  // time, under the trader's first scroll on a slow machine.
+  // time, under the trader's first scroll on a slow machine; offline, try the series anyway.
   await pollHealth();
   if (state.series.length) return;
   try {
