@@ -21,7 +21,12 @@ def test_a_label_only_traders_use_is_learned_and_served(tmp_path):
             if sp.label == "bullish_engulfing"
         ]
 
-    result, schema, series, meta = train_on_bundled(tmp_path, ["CDLDOJI"], exports, n_estimators=60)
+    # The marks are exact (the rule's ends): no end to learn (`dataset.end_tolerance: 0` skips the
+    # EM's 21 fits, 11 s; tests/test_own_labels.py covers marks off by a candle or two, and that
+    # exact ones stay where they are).
+    result, schema, series, meta = train_on_bundled(
+        tmp_path, ["CDLDOJI"], exports, n_estimators=60, end_tolerance=0
+    )
     assert "my_bull_wrap" in schema.labels and "my_bull_wrap" in meta.label_names
     assert next(x.color for x in meta.labels if x.name == "my_bull_wrap").startswith("#")
     bundle = Bundle(meta, result.model, tmp_path)

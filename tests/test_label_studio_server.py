@@ -3,7 +3,8 @@ environment) with candle-ml as its ML backend, driven with Label Studio's own SD
 (tests/label_studio_driver.py) as a team sets a project up: AAPL candles imported as tasks,
 candle-ml connected (Label Studio calls /health and /setup), predictions retrieved (/predict)
 and shown on the task page (a screenshot in headless Chromium), annotations created and one
-deleted (/webhook), then `dvc repro` trains on what stands.
+deleted (/webhook), then `dvc repro dataset` builds the training set from what stands (the review
+loop's test trains on answers: tests/test_pipeline.py).
 
 Label Studio comes from CANDLE_ML_LABEL_STUDIO (its `label-studio` executable; .ci/run installs
 one); without it the test is skipped, or fails under CANDLE_ML_REQUIRE_SERVERS. Runs on this
@@ -252,8 +253,8 @@ def test_label_studio_predicts_with_candle_ml_and_its_annotations_train(pipeline
         )
         assert got == sorted((s.pair, s.label, s.start_time, s.end_time) for s in spans), kind
 
-    rebuilt = run(["dvc", "repro", "train"], repo)
-    assert all(f"Running stage '{s}'" in rebuilt for s in ("ingest", "dataset", "train")), rebuilt[-3000:]
+    rebuilt = run(["dvc", "repro", "dataset"], repo)
+    assert all(f"Running stage '{s}'" in rebuilt for s in ("ingest", "dataset")), rebuilt[-3000:]
     report = json.loads((repo / "reports/dataset.json").read_text())
     assert report["feedback_spans"]["human"] == 2, report["feedback_spans"]
     assert report["human_annotations"] == 2 and report["skipped_annotations"]["unknown_series"] == 0

@@ -2,8 +2,9 @@
 
 The tests run in file order on this file's copy of the repository: the build, a no-op rerun,
 what a parameter change would rerun, a trader's export and the review loop (answers over HTTP,
-one real rerun, a reload), then a retrain that must give the same model. Queued experiments and
-the champion rule run on a copy of their own (tests/test_experiments.py), beside these.
+one real rerun, a reload). Queued experiments and the champion rule run on a copy of their own
+(tests/test_experiments.py), beside these; a retrain that must give the same model is the team
+MLflow test's forced `train` (tests/test_team_mlflow.py), which retrains the build's data.
 """
 
 from __future__ import annotations
@@ -289,35 +290,6 @@ def conf_at(review: dict, span: dict) -> tuple[str, float]:
     """The label and confidence of the first candle of ``span`` in a /review answer."""
     p = next(p for p in review["predictions"] if p["time"] == span["start_time"])
     return p["label"], round(p["confidence"], 4)
-
-
-def test_retraining_reproduces_the_model_byte_for_byte(pipeline):
-    """`models/` holds only what the data and params determine, so a clone that reruns `train`
-    gets the hash in dvc.lock (and `dvc pull` of any commit finds it); this run's time, MLflow run
-    and commit go in models.run.json beside it, which the server still reports. Leaves one more
-    MLflow run and registered version behind."""
-    import yaml
-
-    repo, _ = pipeline
-
-    def models_hash() -> str:
-        lock = yaml.safe_load((repo / "dvc.lock").read_text())
-        return next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"] == "models")
-
-    before, first_run = models_hash(), json.loads((repo / "models.run.json").read_text())
-    assert ran(run(["dvc", "repro", "--force", "--single-item", "train"], repo)) == ["train"]
-    again = json.loads((repo / "models.run.json").read_text())
-    assert models_hash() == before and "trained_at" not in (repo / "models/bundle.json").read_text()
-    assert again["run_id"] and again["run_id"] != first_run["run_id"] and again["trained_at"]
-    assert "models" not in run(["dvc", "status"], repo)
-    settings = ServeSettings(
-        model=str(repo / "models"),
-        candles_dir=str(repo / "data/candles"),
-        tracking_uri=f"sqlite:///{repo / 'mlflow.db'}",
-    )
-    with TestClient(app=create_app(settings), base_url="http://127.0.0.1") as c:
-        info = c.get("/model/info").json()
-    assert info["run_id"] == again["run_id"] and info["trained_at"] == again["trained_at"]
 
 
 def test_a_pandas_default_csv_in_data_raw_is_ingested(tmp_path):

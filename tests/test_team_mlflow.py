@@ -4,7 +4,12 @@ store (moto's server), proxied by the tracking server so clients need no S3 cred
 
 `dvc repro` logs to it (`-s -f train evaluate` on this file's fork of the built pipeline: the fork's
 models.run.json then names a run on this server) and `candle-ml serve --model models:/…@candidate`
-loads the registered model from it and answers exactly as the DVC bundle does."""
+loads the registered model from it and answers exactly as the DVC bundle does.
+
+The forced `train` retrains the build's data and params, so it also shows that retraining
+reproduces the model byte for byte: `models/` holds only what the data and params determine (a
+clone that reruns `train` gets the hash in dvc.lock, and `dvc pull` of any commit finds it); the
+run's time, MLflow run and commit go in models.run.json beside it, which the server reports."""
 
 from __future__ import annotations
 
@@ -17,9 +22,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
+from litestar.testing import TestClient
 
 from candle_ml.bundle import load_bundle
+from serve.app import create_app
 from serve.process import ServerProcess
+from serve.settings import ServeSettings
 
 from .conftest import ARTIFACTS, S3_KEY, S3_SECRET, free_loopback_port, run, s3_client, wait_listening
 
@@ -90,17 +99,34 @@ def test_repro_logs_to_the_team_server_and_serve_loads_from_it(pipeline, mlflow_
     repo, _ = pipeline
     url, s3, store, server_start_s = mlflow_server
     local_artifacts = sorted((repo / "mlartifacts").rglob("*"))  # the copy's own SQLite store's
+
+    def models_hash() -> str:
+        lock = yaml.safe_load((repo / "dvc.lock").read_text())
+        return next(o["md5"] for o in lock["stages"]["train"]["outs"] if o["path"] == "models")
+
+    built, built_run = models_hash(), json.loads((repo / "models.run.json").read_text())
     started = time.perf_counter()
     out = run(["dvc", "repro", "-s", "-f", "train", "evaluate"], repo, MLFLOW_TRACKING_URI=url)
     repro_s = time.perf_counter() - started
     assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
     assert "Running stage 'dataset'" not in out  # -s: only the stages named
     assert "cannot be reached" not in out and "MLflow: " not in out, out  # no tracking warning
+    # Retrained byte for byte; only models.run.json says it is another run.
+    run_record = json.loads((repo / "models.run.json").read_text())
+    assert models_hash() == built and "trained_at" not in (repo / "models/bundle.json").read_text()
+    assert run_record["run_id"] and run_record["run_id"] != built_run["run_id"] and run_record["trained_at"]
+    assert "models" not in run(["dvc", "status"], repo)
+    # The DVC bundle's server reports this run's record.
+    settings = ServeSettings(
+        model=str(repo / "models"), candles_dir=str(repo / "data/candles"), tracking_uri=url
+    )
+    with TestClient(app=create_app(settings), base_url="http://127.0.0.1") as c:
+        local = c.get("/model/info").json()
+    assert (local["run_id"], local["trained_at"]) == (run_record["run_id"], run_record["trained_at"])
 
     client = MlflowClient(tracking_uri=url)
     [experiment] = [e for e in client.search_experiments() if e.name == "candle-ml"]
     [run_] = client.search_runs([experiment.experiment_id])
-    run_record = json.loads((repo / "models.run.json").read_text())
     assert run_.info.run_id == run_record["run_id"] and run_.info.status == "FINISHED"
     params, metrics = run_.data.params, run_.data.metrics
     assert params["train.model_type"] == "xgboost" and "span_f1_macro" in metrics

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,15 @@ def pinned(*modules: str) -> list[str]:
     """pip requirements for an MLflow model: the installed distribution of each imported module at
     its version (by module, because one module ships under several names: ``xgboost`` is also
     the CPU-only ``xgboost-cpu``)."""
-    from importlib.metadata import packages_distributions, version
+    from importlib.metadata import version
 
-    dists = packages_distributions()
+    dists = _packages_distributions()
     return [f"{d}=={version(d)}" for d in (dists[m][0] for m in modules)]
+
+
+@cache
+def _packages_distributions() -> dict[str, list[str]]:
+    """Module -> distributions of every installed package (a scan of site-packages: ~1 s, once)."""
+    from importlib.metadata import packages_distributions
+
+    return packages_distributions()
