@@ -1,8 +1,9 @@
-"""No acknowledged answer is lost: 8 writers x 200 spans while the real server is kill -9ed and restarted.
+"""No acknowledged answer is lost: 8 writers x 100 spans while the real server is kill -9ed and restarted.
 
-Loopback only, bounded in requests and time. Every span that got a 201 must be in the log exactly
-as sent (a span retried after a kill may be there twice: the dataset keeps the latest per id),
-and the log must parse with no torn line.
+Loopback only, bounded in requests and time. The four kills are spread over the writing (one
+after each fifth of the spans is acknowledged), so each one cuts writers mid-request. Every span
+that got a 201 must be in the log exactly as sent (a span retried after a kill may be there
+twice: the dataset keeps the latest per id), and the log must parse with no torn line.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from serve.process import ServerProcess
 
 from .conftest import ARTIFACTS
 
-WRITERS, SPANS_EACH, KILLS, DEADLINE_S = 8, 200, 4, 180
+WRITERS, SPANS_EACH, KILLS, DEADLINE_S = 8, 100, 4, 180
 
 
 def test_acknowledged_spans_survive_kill_9(served_model, tmp_path):
@@ -43,6 +44,7 @@ def test_acknowledged_spans_survive_kill_9(served_model, tmp_path):
     lock = threading.Lock()
     deadline = time.monotonic() + DEADLINE_S
     errors = {"connection": 0}
+    writing: list[int] = []  # writers still sending at each kill
 
     def writer(k: int) -> None:
         rng = random.Random(k)
@@ -67,7 +69,9 @@ def test_acknowledged_spans_survive_kill_9(served_model, tmp_path):
                     response = conn.getresponse()
                     response.read()
                     conn.close()
-                except OSError:  # refused, reset, or cut by the kill: not acknowledged, send it again
+                # refused, reset, or cut by the kill (mid-answer: an HTTPException such as
+                # IncompleteRead): not acknowledged, send it again
+                except (OSError, http.client.HTTPException):
                     with lock:
                         errors["connection"] += 1
                     time.sleep(0.05)
@@ -83,8 +87,13 @@ def test_acknowledged_spans_survive_kill_9(served_model, tmp_path):
         t.start()
     try:
         rng = random.Random(0)
-        for _ in range(KILLS):  # at random moments, whatever the writers are doing
-            time.sleep(rng.uniform(0.5, 2.0))
+        # Spread over the writing (a kill at a fixed time may come after the writers are done), at a
+        # random moment within it, whatever the writers are doing.
+        for k in range(1, KILLS + 1):
+            while len(acked) < k * WRITERS * SPANS_EACH // (KILLS + 1) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0, 0.1))
+            writing.append(sum(t.is_alive() for t in threads))
             server.kill()
             server.start()
         for t in threads:
@@ -106,10 +115,12 @@ def test_acknowledged_spans_survive_kill_9(served_model, tmp_path):
         "lines": len(spans),
         "torn": torn,
         "kills": KILLS,
+        "writers_sending_at_each_kill": writing,
         "connection_errors": errors["connection"],
     }
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "durability.json").write_text(json.dumps(report, indent=1))
     print("durability:", report)
     assert len(acked) == WRITERS * SPANS_EACH
+    assert min(writing) > 0, f"a kill came after the writers were done: {writing}"
     assert missing == [] and changed == [] and torn == 0
