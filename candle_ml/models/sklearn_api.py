@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -41,7 +42,7 @@ def pinned(*modules: str) -> list[str]:
 
 
 @cache
-def _packages_distributions() -> dict[str, list[str]]:
+def _packages_distributions() -> Mapping[str, list[str]]:
     """Module -> distributions of every installed package (a scan of site-packages: ~1 s, once)."""
     from importlib.metadata import packages_distributions
 
