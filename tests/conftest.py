@@ -258,7 +258,6 @@ LONGEST_FIRST = (
     "test_label_studio_server.py",
     "test_team_mlflow.py",
     "test_page.py",
-    "test_invented_label.py",
     "test_serve_workers.py",
     "test_hardening.py",
     "test_durability.py",
