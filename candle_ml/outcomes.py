@@ -180,6 +180,14 @@ def params_block(ser: OutcomeSeries, h: int) -> int:
     return max(int(round(h * ser.spacing)), 1)
 
 
+def bootstrap_counts(rng: np.random.Generator, g: int, draws: int) -> np.ndarray:
+    """How often each of ``g`` clusters is taken in each of ``draws`` bootstrap samples of g with
+    replacement (multinomial counts, ``draws x g``), from one bincount over all the picks: 6-10x
+    faster than ``rng.multinomial`` per draw (bench/bootstrap.py)."""
+    picks = rng.integers(0, g, size=(draws, g)) + g * np.arange(draws)[:, None]
+    return np.bincount(picks.ravel(), minlength=draws * g).reshape(draws, g)
+
+
 def cluster_test(
     x: np.ndarray, clusters: np.ndarray, params: OutcomesParams, rng: np.random.Generator
 ) -> dict:
@@ -203,11 +211,7 @@ def cluster_test(
     se = float(np.sqrt(g / (g - 1) * np.sum(resid**2)) / n)
     # t with (clusters - 1) degrees of freedom: honest when there are few clusters
     p = float(2 * stats.t.sf(abs(mean) / se, df=g - 1)) if se > 0 else float(mean == 0)
-    # Each bootstrap draw takes g clusters with replacement: how often each is taken (multinomial
-    # counts, from one bincount over all draws: 6-10x faster than rng.multinomial per draw).
-    B = params.bootstrap
-    picks = rng.integers(0, g, size=(B, g)) + g * np.arange(B)[:, None]
-    weights = np.bincount(picks.ravel(), minlength=B * g).reshape(B, g).astype(float)
+    weights = bootstrap_counts(rng, g, params.bootstrap).astype(float)
     boot = (weights @ sums) / np.maximum(weights @ counts, 1)
     lo, hi = np.percentile(boot, [50 * params.alpha, 100 - 50 * params.alpha])
     z = stats.norm.ppf(1 - params.alpha / 2) + stats.norm.ppf(params.power)
