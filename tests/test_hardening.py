@@ -92,6 +92,12 @@ def test_posts_need_json_and_a_refused_write_stores_nothing(app_for, served_mode
             "/feedback", content=body, headers={"Content-Type": "application/json; charset=utf-8"}
         )
         assert r.status_code == 201, r.text
+        # A reload takes no body or {}; whitespace is no JSON document (schemathesis sent ' ').
+        json_type = {"Content-Type": "application/json"}
+        for content in [" ", "\n", '{"model": "elsewhere"}']:
+            r = client.post("/model/reload", content=content, headers=json_type)
+            assert r.status_code == 400, (content, r.text)
+        assert client.post("/model/reload", content="", headers=json_type).json()["reloaded"]
 
 
 # ------------------------------------------------------------------ work per request

@@ -70,8 +70,8 @@ class ModelController(Controller):
     ) -> Response[ReloadResult]:
         """The stored series are read again too: a rebuild that failed keeps the last good ones."""
         body = await request.body()
-        if body.strip():
-            decode_strictly(body, ReloadRequest)  # {} only: anything else is a 400 naming the field
+        if body:  # none, or {}: anything else (whitespace too, which is no JSON) is a 400 naming why
+            decode_strictly(body, ReloadRequest)
         link: WorkerLink | None = request.app.state.link
         if link is not None:  # every worker, one round: answered once all serve it (or none do)
             ok, error = await link.reload()
