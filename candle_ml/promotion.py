@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from candle_ml.bundle import Bundle
 from candle_ml.config import MlflowParams
-from candle_ml.loading import load_model_from
+from candle_ml.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    from candle_ml.bundle import Bundle
 
 log = logging.getLogger("candle_ml.promotion")
 
-Scorer = Callable[[Bundle], dict[str, Any]]  # a bundle -> its evaluation report on the current test split
+Scorer = Callable[["Bundle"], dict[str, Any]]  # a bundle -> its evaluation report on the current test split
 
 
 def compare(new: dict[str, Any], old: dict[str, Any], max_drop: float) -> tuple[bool, list[str]]:
@@ -59,13 +61,14 @@ def promote(
     cfg: MlflowParams,
     tracking_uri: str,
     version: str,
-    report: dict[str, Any],
+    report: Callable[[], dict[str, Any]],
     score: Scorer,
     force: bool = False,
 ) -> tuple[bool, list[str]]:
     """Move ``cfg.champion_alias`` to ``version`` if it beats the champion (or ``force``); returns
     (whether ``version`` is the champion now, the comparison): asking for the version that already
-    is the champion is no failure. ``report`` is ``version``'s evaluation on the current test split."""
+    is the champion is no failure. ``report()`` gives ``version``'s evaluation on the current test
+    split; it is called only when there is a champion to compare with (scoring is seconds)."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -76,11 +79,17 @@ def promote(
         champion = None
     if champion is not None and str(champion.version) == str(version):
         return True, [f"version {version} already is @{alias}; nothing to move"]
+    from candle_ml.loading import load_model_from, short  # the bundle's imports (seconds) only now
+
     if champion is None:
+        try:  # the one check a comparison would have made: that the version exists
+            client.get_model_version(name, str(version))
+        except Exception as exc:  # MLflow raises MlflowException for a missing version
+            raise ModelLoadError(f"models:/{name}/{version} from {tracking_uri}: {short(exc)}") from None
         better, lines = True, [f"no @{alias} yet: version {version} becomes it"]
     else:
         old = score(load_model_from(f"models:/{name}/{champion.version}", tracking_uri).bundle)
-        better, lines = compare(report, old, cfg.max_pattern_drop)
+        better, lines = compare(report(), old, cfg.max_pattern_drop)
         lines.insert(0, f"version {version} against @{alias} (version {champion.version}), same test split:")
     if better or force:
         client.set_registered_model_alias(name, alias, str(version))

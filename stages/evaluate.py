@@ -141,7 +141,7 @@ def promote_run(cfg: MlflowParams, run_id: str, report: dict[str, Any], score: S
     version = version_of_run(cfg, tracking_uri(), run_id)
     if version is None:
         return
-    _, lines = promote(cfg, tracking_uri(), version, report, score)
+    _, lines = promote(cfg, tracking_uri(), version, lambda: report, score)
     log.info("champion: %s", "\n  ".join(lines))
 
 
