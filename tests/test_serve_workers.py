@@ -67,9 +67,12 @@ def min_history(served_model) -> int:
     return load_bundle(served_model[0]).meta.min_history
 
 
-@pytest.fixture
-def workers_server(served_model, tmp_path):
+@pytest.fixture(scope="module")
+def workers_server(served_model, tmp_path_factory):
+    """One two-worker server for this file's tests (a start is three processes' imports): the
+    chart test first, then the one that ends it with SIGTERM."""
     bundle_dir, candles_dir = served_model
+    tmp_path = tmp_path_factory.mktemp("workers")
     bundle = tmp_path / "models"
     shutil.copytree(bundle_dir, bundle)
     server = ServerProcess(
@@ -84,6 +87,31 @@ def workers_server(served_model, tmp_path):
     server.start()
     yield server, bundle
     server.stop()
+
+
+@pytest.mark.servers
+def test_a_chart_opened_on_one_worker_is_served_by_every_worker(workers_server, aapl):
+    server, _ = workers_server
+    csv = aapl.slice(0, 120).with_columns(pl.from_epoch("time").dt.strftime("%Y-%m-%d")).write_csv()
+    status, opened = call(
+        server.port,
+        "POST",
+        "/charts",
+        {"name": "ACME_1d.csv", "content": base64.b64encode(csv.encode()).decode()},
+    )
+    assert status == 201 and opened["pair"] == "ACME", opened
+    seen = set()
+    for _ in range(40):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        conn.request("GET", "/health")
+        seen.add(json.loads(conn.getresponse().read())["worker"])
+        conn.request("GET", "/candles?pair=ACME&timeframe=1d")
+        resp = conn.getresponse()
+        assert resp.status == 200 and len(json.loads(resp.read())["candles"]) == 120
+        conn.close()
+        if seen == {1, 2}:
+            break
+    assert seen == {1, 2}
 
 
 @pytest.mark.servers
@@ -174,31 +202,6 @@ def test_two_workers_serve_one_version_through_reloads_crashes_and_sigterm(worke
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=30) == 0
     assert not [p for p in pids if Path(f"/proc/{p}").exists()]
-
-
-@pytest.mark.servers
-def test_a_chart_opened_on_one_worker_is_served_by_every_worker(workers_server, aapl):
-    server, _ = workers_server
-    csv = aapl.slice(0, 120).with_columns(pl.from_epoch("time").dt.strftime("%Y-%m-%d")).write_csv()
-    status, opened = call(
-        server.port,
-        "POST",
-        "/charts",
-        {"name": "ACME_1d.csv", "content": base64.b64encode(csv.encode()).decode()},
-    )
-    assert status == 201 and opened["pair"] == "ACME", opened
-    seen = set()
-    for _ in range(40):
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-        conn.request("GET", "/health")
-        seen.add(json.loads(conn.getresponse().read())["worker"])
-        conn.request("GET", "/candles?pair=ACME&timeframe=1d")
-        resp = conn.getresponse()
-        assert resp.status == 200 and len(json.loads(resp.read())["candles"]) == 120
-        conn.close()
-        if seen == {1, 2}:
-            break
-    assert seen == {1, 2}
 
 
 def test_a_round_commits_only_when_every_worker_loaded_the_same_version():
