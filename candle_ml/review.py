@@ -25,7 +25,7 @@ import numpy as np
 
 from candle_ml.errors import TimeframeError
 from candle_ml.patterns import NO_PATTERN
-from candle_ml.spans import LabelSpan, group_spans, match_one_to_one
+from candle_ml.spans import group_spans, match_ranges, span_means
 from candle_ml.timeframes import parse_timeframe
 
 Kind = Literal["missed_by_model", "missed_by_human", "label_mismatch"]
@@ -64,13 +64,16 @@ def timeframe_seconds(timeframe: str) -> int:
     return seconds
 
 
-def candle_range(span: TimedSpan, times: np.ndarray | None, step: int) -> LabelSpan:
-    """The candle indices a span covers: on stored candle times, else on a grid of ``step`` seconds."""
+def candle_ranges(
+    spans: Sequence[TimedSpan], times: np.ndarray | None, step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The candle indices each span covers, (first, last) arrays: on stored candle times (sorted),
+    else on a grid of ``step`` seconds."""
+    start = np.array([s.start_time for s in spans], dtype=np.int64)
+    end = np.array([s.end_time for s in spans], dtype=np.int64)
     if times is not None:
-        first = int(np.searchsorted(times, span.start_time, "left"))
-        last = int(np.searchsorted(times, span.end_time, "right")) - 1
-        return LabelSpan(first, last, span.label)
-    return LabelSpan(span.start_time // step, span.end_time // step, span.label)
+        return np.searchsorted(times, start, "left"), np.searchsorted(times, end, "right") - 1
+    return start // step, end // step
 
 
 def disagreements(
@@ -86,9 +89,8 @@ def disagreements(
     of ``step`` seconds. Predicted spans labeled ``O`` are ignored (they say nothing is there).
     """
     predicted = [p for p in predicted if p.label != NO_PATTERN]
-    h_ranges = [candle_range(s, times, step) for s in human]
-    p_ranges = [candle_range(s, times, step) for s in predicted]
-    pairs = match_one_to_one(h_ranges, p_ranges, min_overlap)
+    h_first, h_last = candle_ranges(human, times, step)
+    pairs = match_ranges(h_first, h_last, *candle_ranges(predicted, times, step), min_overlap)
     found: list[tuple[Kind, TimedSpan | None, TimedSpan | None]] = []
     agreements = 0
     for i, j in pairs:
@@ -118,10 +120,10 @@ def unanswered(
     min_overlap: float = 0.5,
 ) -> list[int]:
     """Indices of predicted spans that no human span corresponds to (nobody answered them)."""
-    p_ranges = [candle_range(s, times, step) for s in predicted]
-    h_ranges = [candle_range(s, times, step) for s in human]
     # Any corresponding human span answers a prediction, whatever its label.
-    answered = {j for _, j in match_one_to_one(h_ranges, p_ranges, min_overlap)}
+    h_first, h_last = candle_ranges(human, times, step)
+    pairs = match_ranges(h_first, h_last, *candle_ranges(predicted, times, step), min_overlap)
+    answered = {j for _, j in pairs}
     return [j for j in range(len(predicted)) if j not in answered]
 
 
@@ -158,6 +160,10 @@ def review_queue(
 ) -> list[QueueItem]:
     """Every unanswered predicted span of one series with its score: the mean margin over its
     candles, or the chart model's margin for a chart pattern (``GET /review/queue`` ranks them)."""
+    spans = group_spans(full.labels)
+    starts = np.array([s.start for s in spans], dtype=np.int64)
+    ends = np.array([s.end for s in spans], dtype=np.int64)
+    confidence, margin = span_means(full.confidence, starts, ends), span_means(full.margin, starts, ends)
     items = [
         QueueItem(
             pair,
@@ -165,11 +171,11 @@ def review_queue(
             int(full.times[s.start]),
             int(full.times[s.end]),
             s.label,
-            float(np.mean(full.confidence[s.start : s.end + 1])),
+            float(confidence[k]),
             s.length,
-            round(float(np.mean(full.margin[s.start : s.end + 1])), 6),
+            round(float(margin[k]), 6),
         )
-        for s in group_spans(full.labels)
+        for k, s in enumerate(spans)
     ]
     items += [
         QueueItem(

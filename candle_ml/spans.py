@@ -46,6 +46,18 @@ def group_spans(labels: np.ndarray | list[str | None]) -> list[LabelSpan]:
     return [LabelSpan(s, e, arr[s]) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
+def span_means(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The mean of ``values[s : e + 1]`` for each span (disjoint, in order), in one call: what
+    ``values[s : e + 1].mean()`` gives, to the last bit or one rounding unit, without ~150 numpy
+    calls per 500 candles (~1 ms of a request)."""
+    if not starts.size:
+        return np.empty(0)
+    cuts = np.empty(2 * starts.size, dtype=np.int64)
+    cuts[0::2], cuts[1::2] = starts, ends + 1
+    # (a 0 past the end, so a span ending on the last value has a cut to end at)
+    return np.add.reduceat(np.append(values, 0.0), cuts)[0::2] / (ends - starts + 1)
+
+
 def iou(a: tuple[int, int], b: tuple[int, int]) -> float:
     """Intersection over union of two inclusive candle ranges ``(first, last)``: the one overlap
     measure of spans (evaluation, review, the chart model's proposals, the learning curve)."""
@@ -53,8 +65,11 @@ def iou(a: tuple[int, int], b: tuple[int, int]) -> float:
     return inter / (a[1] - a[0] + b[1] - b[0] + 2 - inter) if inter > 0 else 0.0
 
 
-def iou_with(starts: np.ndarray, ends: np.ndarray, first: int, last: int) -> np.ndarray:
-    """``iou`` of ``(first, last)`` with each range ``(starts[i], ends[i])``, vectorised."""
+def iou_with(
+    starts: np.ndarray, ends: np.ndarray, first: int | np.ndarray, last: int | np.ndarray
+) -> np.ndarray:
+    """``iou`` of ``(first, last)`` with each range ``(starts[i], ends[i])``, vectorised (``first``
+    and ``last`` may be arrays too: one pair of ranges per element)."""
     inter = np.minimum(ends, last) - np.maximum(starts, first) + 1
     union = (ends - starts + 1) + (last - first + 1) - inter
     return np.where(inter > 0, inter / np.maximum(union, 1), 0.0)
@@ -70,18 +85,45 @@ def match_one_to_one(
 ) -> list[tuple[int, int]]:
     """One-to-one pairs (human index, predicted index) whose overlap exceeds ``min_overlap``,
     best first, whatever their labels (the review's disagreements; ``match_pairs`` matches per label)."""
-    p_start = np.array([p.start for p in predicted], dtype=np.int64)
-    p_end = np.array([p.end for p in predicted], dtype=np.int64)
-    candidates: list[tuple[float, int, int]] = []
-    for i, h in enumerate(human):
-        ratio = iou_with(p_start, p_end, h.start, h.end)
-        candidates += [(float(ratio[j]), i, int(j)) for j in np.flatnonzero(ratio > min_overlap)]
+    return match_ranges(
+        np.array([h.start for h in human], dtype=np.int64),
+        np.array([h.end for h in human], dtype=np.int64),
+        np.array([p.start for p in predicted], dtype=np.int64),
+        np.array([p.end for p in predicted], dtype=np.int64),
+        min_overlap,
+    )
+
+
+def match_ranges(
+    h_start: np.ndarray, h_end: np.ndarray, p_start: np.ndarray, p_end: np.ndarray, min_overlap: float = 0.5
+) -> list[tuple[int, int]]:
+    """``match_one_to_one`` on inclusive candle ranges given as arrays.
+
+    Only ranges that overlap can pass ``min_overlap`` (>= 0), so each human range is compared with
+    the predicted ranges starting from its start minus the longest predicted range to its end (one
+    ``searchsorted``), not with all of them: a series' queue has thousands of each."""
+    if min_overlap < 0:
+        raise ValueError(f"min_overlap {min_overlap} must be >= 0")
+    if not (h_start.size and p_start.size):
+        return []
+    order = np.argsort(p_start, kind="stable")
+    starts = p_start[order]
+    longest = int(np.max(p_end - p_start)) + 1
+    lo = np.searchsorted(starts, h_start - longest + 1, "left")
+    hi = np.searchsorted(starts, h_end, "right")
+    counts = np.maximum(hi - lo, 0)
+    i = np.repeat(np.arange(h_start.size), counts)  # every (human, nearby predicted) pair
+    j = order[np.repeat(lo, counts) + np.arange(i.size) - np.repeat(np.cumsum(counts) - counts, counts)]
+    ratio = iou_with(p_start[j], p_end[j], h_start[i], h_end[i])
+    keep = ratio > min_overlap
+    i, j, ratio = i[keep], j[keep], ratio[keep]
     pairs, used_h, used_p = [], set(), set()
-    for _, i, j in sorted(candidates, key=lambda c: (-c[0], c[1], c[2])):
-        if i not in used_h and j not in used_p:
-            pairs.append((i, j))
-            used_h.add(i)
-            used_p.add(j)
+    for k in np.lexsort((j, i, -ratio)).tolist():  # best overlap first; ties by human, then predicted
+        a, b = int(i[k]), int(j[k])
+        if a not in used_h and b not in used_p:
+            pairs.append((a, b))
+            used_h.add(a)
+            used_p.add(b)
     return pairs
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from candle_ml.spans import LabelSpan, group_spans, match_spans, overlap_ratio
+import numpy as np
+import pytest
+
+from candle_ml.spans import LabelSpan, group_spans, match_one_to_one, match_spans, overlap_ratio, span_means
 
 
 def test_group_spans_skips_o_and_missing_predictions():
@@ -44,10 +47,6 @@ def test_labels_must_agree_and_matching_is_one_to_one():
 
 
 def test_span_means_equal_each_spans_own_mean():
-    import numpy as np
-
-    from candle_ml.prediction import span_means
-
     rng = np.random.default_rng(0)
     for _ in range(300):
         values = rng.random(int(rng.integers(1, 60)))
@@ -61,3 +60,41 @@ def test_span_means_equal_each_spans_own_mean():
             rtol=1e-15,
         )
     assert span_means(np.arange(5.0), np.array([0, 4]), np.array([1, 4])).tolist() == [0.5, 4.0]
+
+
+def every_pair_matched(human: list[LabelSpan], predicted: list[LabelSpan], min_overlap: float) -> list:
+    """One-to-one matching the slow way: every pair's overlap, best first, ties by index."""
+    candidates = [
+        (overlap_ratio(h, p), i, j)
+        for i, h in enumerate(human)
+        for j, p in enumerate(predicted)
+        if overlap_ratio(h, p) > min_overlap
+    ]
+    pairs, used_h, used_p = [], set(), set()
+    for _, i, j in sorted(candidates, key=lambda c: (-c[0], c[1], c[2])):
+        if i not in used_h and j not in used_p:
+            pairs.append((i, j))
+            used_h.add(i)
+            used_p.add(j)
+    return pairs
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_one_to_one_matching_compares_only_nearby_spans_and_finds_every_pair(seed):
+    """The review's matching looks only at predicted spans near each human one: the same pairs, in
+    the same order, as comparing every pair (long and one-candle spans, ties, duplicates, and the
+    empty ranges a span between two stored candles maps to)."""
+    rng = np.random.default_rng(seed)
+
+    def spans(n: int) -> list[LabelSpan]:
+        start = rng.integers(0, 100, n)
+        length = rng.choice([0, 1, 1, 2, 3, 5, 40], n)  # 0: last < first, an empty range
+        return [LabelSpan(int(a), int(a + b - 1), "x") for a, b in zip(start, length, strict=True)]
+
+    most = 8 if seed % 2 else 150  # sparse: a pair's only partner may be a one-candle overlap
+    human, predicted = spans(int(rng.integers(0, most))), spans(int(rng.integers(0, most)))
+    for bar in (0.0, 0.3, 0.5):
+        assert match_one_to_one(human, predicted, bar) == every_pair_matched(human, predicted, bar)
+    # the edge of the window: a longest span that touches a human one by its last candle
+    touching = [LabelSpan(1, 40, "x"), LabelSpan(45, 46, "x")]
+    assert match_one_to_one([LabelSpan(40, 42, "x")], touching, 0.0) == [(0, 0)]
