@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -233,9 +234,40 @@ def human_spans(
     end: int | None = None,
 ) -> list[Span]:
     """What traders marked (exports, then the log; the latest per ``id``), optionally one
-    series and the spans that overlap ``start``..``end``; ordered by time."""
-    annotations, _ = read_human_annotations(human_dir, feedback_log)
-    return select_spans([a.span for a in latest_by_id(annotations, Skipped())], pair, timeframe, start, end)
+    series and the spans that overlap ``start``..``end``; ordered by time.
+
+    Parsed once per state of the files: every review request asks, and a log of thousands of
+    answers takes milliseconds to parse. The state (each file's inode, size and mtime) is taken
+    before reading, so a write during the read is seen by the next call."""
+    state = _files_state(human_dir, feedback_log)
+    with _parsed_lock:
+        cached = _parsed.get((human_dir, feedback_log))
+    if cached is not None and cached[0] == state:
+        spans = cached[1]
+    else:
+        annotations, _ = read_human_annotations(human_dir, feedback_log)
+        spans = [a.span for a in latest_by_id(annotations, Skipped())]
+        with _parsed_lock:
+            _parsed[(human_dir, feedback_log)] = (state, spans)
+    return select_spans(spans, pair, timeframe, start, end)
+
+
+_parsed: dict[tuple[Path, Path], tuple[tuple[Any, ...], list[Span]]] = {}
+_parsed_lock = threading.Lock()
+
+
+def _files_state(human_dir: Path, feedback_log: Path) -> tuple[Any, ...]:
+    """(name, inode, size, mtime) of each export and of the log: any write or replace changes it."""
+
+    def state(path: Path) -> tuple[Any, ...]:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return (path.name,)
+        return (path.name, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    files = sorted(human_dir.glob("*.json")) if human_dir.is_dir() else []
+    return (*(state(p) for p in files), state(feedback_log))
 
 
 def select_spans(

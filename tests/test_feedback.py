@@ -114,6 +114,45 @@ def test_human_spans_are_the_latest_per_id_in_the_range(tmp_path):
     ]  # the correction replaced the export
 
 
+def test_human_spans_parse_once_per_state_of_the_files(tmp_path, monkeypatch):
+    """Every review request asks for the human spans: the files are parsed again only after a
+    write, an undo-style append, a new export or an export replaced by another of the same size."""
+    import candle_ml.feedback as feedback
+
+    parsed = []
+    real = feedback.read_human_annotations
+    monkeypatch.setattr(feedback, "read_human_annotations", lambda *a: parsed.append(1) or real(*a))
+    human_dir, log = tmp_path / "human", tmp_path / "feedback.jsonl"
+
+    def ids() -> list[str | None]:
+        return [s.id for s in human_spans(human_dir, log)]
+
+    assert ids() == [] and ids() == [] and len(parsed) == 1  # no files yet: parsed once
+    append_spans(log, [span(0, 0, id="a")])
+    assert ids() == ["a"] and ids() == ["a"] and len(parsed) == 2
+    append_spans(log, [span(0, 0, "O", id="a", source="human_correction", model_prediction="doji")])
+    assert [s.label for s in human_spans(human_dir, log)] == ["O"] and len(parsed) == 3
+    human_dir.mkdir()
+    export = {
+        "annotations": [
+            {
+                "id": "e1",
+                "pair": "AAPL",
+                "timeframe": "1d",
+                "start_time": T0 + 5 * DAY,
+                "end_time": T0 + 5 * DAY,
+                "label": "doji",
+            }
+        ]
+    }
+    (human_dir / "trader.json").write_text(json.dumps(export))
+    assert ids() == ["a", "e1"] and len(parsed) == 4
+    export["annotations"][0]["id"] = "e2"  # same size, written to a new file that replaces it
+    (human_dir / "new.tmp").write_text(json.dumps(export))
+    (human_dir / "new.tmp").replace(human_dir / "trader.json")
+    assert ids() == ["a", "e2"] and ids() == ["a", "e2"] and len(parsed) == 5
+
+
 # ------------------------------------------------------------ disagreements: "correspond" means IoU > 0.5
 
 
