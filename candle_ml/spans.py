@@ -80,24 +80,12 @@ def overlap_ratio(a: LabelSpan, b: LabelSpan) -> float:
     return iou((a.start, a.end), (b.start, b.end))
 
 
-def match_one_to_one(
-    human: list[LabelSpan], predicted: list[LabelSpan], min_overlap: float = 0.5
-) -> list[tuple[int, int]]:
-    """One-to-one pairs (human index, predicted index) whose overlap exceeds ``min_overlap``,
-    best first, whatever their labels (the review's disagreements; ``match_pairs`` matches per label)."""
-    return match_ranges(
-        np.array([h.start for h in human], dtype=np.int64),
-        np.array([h.end for h in human], dtype=np.int64),
-        np.array([p.start for p in predicted], dtype=np.int64),
-        np.array([p.end for p in predicted], dtype=np.int64),
-        min_overlap,
-    )
-
-
 def match_ranges(
     h_start: np.ndarray, h_end: np.ndarray, p_start: np.ndarray, p_end: np.ndarray, min_overlap: float = 0.5
 ) -> list[tuple[int, int]]:
-    """``match_one_to_one`` on inclusive candle ranges given as arrays.
+    """One-to-one pairs (human index, predicted index) of inclusive candle ranges given as arrays,
+    whose overlap exceeds ``min_overlap``, best first, whatever their labels (the review's
+    disagreements; ``match_pairs`` matches per label).
 
     Only ranges that overlap can pass ``min_overlap`` (>= 0), so each human range is compared with
     the predicted ranges starting from its start minus the longest predicted range to its end (one

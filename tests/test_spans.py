@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from candle_ml.spans import LabelSpan, group_spans, match_one_to_one, match_spans, overlap_ratio, span_means
+from candle_ml.spans import LabelSpan, group_spans, match_ranges, match_spans, overlap_ratio, span_means
 
 
 def test_group_spans_skips_o_and_missing_predictions():
@@ -79,6 +79,17 @@ def every_pair_matched(human: list[LabelSpan], predicted: list[LabelSpan], min_o
     return pairs
 
 
+def matched(human: list[LabelSpan], predicted: list[LabelSpan], min_overlap: float) -> list:
+    """``match_ranges`` on the spans' first and last candles."""
+
+    def column(spans: list[LabelSpan], k: int) -> np.ndarray:
+        return np.array([s[k] for s in spans], dtype=np.int64)
+
+    return match_ranges(
+        column(human, 0), column(human, 1), column(predicted, 0), column(predicted, 1), min_overlap
+    )
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_one_to_one_matching_compares_only_nearby_spans_and_finds_every_pair(seed):
     """The review's matching looks only at predicted spans near each human one: the same pairs, in
@@ -94,7 +105,7 @@ def test_one_to_one_matching_compares_only_nearby_spans_and_finds_every_pair(see
     most = 8 if seed % 2 else 150  # sparse: a pair's only partner may be a one-candle overlap
     human, predicted = spans(int(rng.integers(0, most))), spans(int(rng.integers(0, most)))
     for bar in (0.0, 0.3, 0.5):
-        assert match_one_to_one(human, predicted, bar) == every_pair_matched(human, predicted, bar)
+        assert matched(human, predicted, bar) == every_pair_matched(human, predicted, bar)
     # the edge of the window: a longest span that touches a human one by its last candle
     touching = [LabelSpan(1, 40, "x"), LabelSpan(45, 46, "x")]
-    assert match_one_to_one([LabelSpan(40, 42, "x")], touching, 0.0) == [(0, 0)]
+    assert matched([LabelSpan(40, 42, "x")], touching, 0.0) == [(0, 0)]
