@@ -25,7 +25,7 @@ import numpy as np
 
 from candle_ml.errors import TimeframeError
 from candle_ml.patterns import NO_PATTERN
-from candle_ml.spans import group_spans, match_ranges, span_means
+from candle_ml.spans import match_ranges, span_bounds, span_means
 from candle_ml.timeframes import parse_timeframe
 
 Kind = Literal["missed_by_model", "missed_by_human", "label_mismatch"]
@@ -160,22 +160,20 @@ def review_queue(
 ) -> list[QueueItem]:
     """Every unanswered predicted span of one series with its score: the mean margin over its
     candles, or the chart model's margin for a chart pattern (``GET /review/queue`` ranks them)."""
-    spans = group_spans(full.labels)
-    starts = np.array([s.start for s in spans], dtype=np.int64)
-    ends = np.array([s.end for s in spans], dtype=np.int64)
+    starts, ends = span_bounds(full.labels)
     confidence, margin = span_means(full.confidence, starts, ends), span_means(full.margin, starts, ends)
     items = [
         QueueItem(
             pair,
             timeframe,
-            int(full.times[s.start]),
-            int(full.times[s.end]),
-            s.label,
-            float(confidence[k]),
-            s.length,
-            round(float(margin[k]), 6),
+            int(full.times[a]),
+            int(full.times[b]),
+            full.labels[a],
+            float(c),
+            b - a + 1,
+            round(float(m), 6),
         )
-        for k, s in enumerate(spans)
+        for a, b, c, m in zip(starts.tolist(), ends.tolist(), confidence, margin, strict=True)
     ]
     items += [
         QueueItem(

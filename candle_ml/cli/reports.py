@@ -183,6 +183,8 @@ def promote(
 
     Exits 0 when the version is the champion afterwards (moved, or already was), 1 when it is not
     (the comparison says why)."""
+    import polars as pl
+
     from candle_ml.config import EvaluateParams, MlflowParams, parse_section, read_params
     from candle_ml.promotion import promote as promote_version
     from candle_ml.stageio import require_file
@@ -193,15 +195,13 @@ def promote(
         all_params = read_params(params_file)
         cfg = parse_section(all_params, "mlflow", MlflowParams, params_file)
         min_overlap = parse_section(all_params, "evaluate", EvaluateParams, params_file).min_overlap
-        reference_file = require_file(paths.REFERENCE, "dataset")
+        reference = pl.read_parquet(require_file(paths.REFERENCE, "dataset"))
         uri = tracking_uri()
 
         def score(bundle: Bundle) -> dict[str, Any]:  # imported here: the champion itself needs no score
-            import polars as pl
-
             from candle_ml.evaluation import score_bundle
 
-            return score_bundle(bundle, paths.CANDLES_DIR, pl.read_parquet(reference_file), min_overlap)[0]
+            return score_bundle(bundle, paths.CANDLES_DIR, reference, min_overlap)[0]
 
         def candidate() -> dict[str, Any]:
             from candle_ml.loading import load_model_from
