@@ -81,11 +81,13 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60, ready: str = "/health") -> ServerProcess:
-        """Start it and wait until ``GET ready`` answers 200 (``/health`` is 503 without a model)."""
+    def start(self, timeout: float = 60, ready: str | None = "/health") -> ServerProcess:
+        """Start it and wait until ``GET ready`` answers 200 (``/health`` is 503 without a model);
+        ``ready=None`` returns once it is spawned (the caller sees it serve some other way)."""
         with open(self.log, "ab") as out:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
-        wait_ready(self.port, ready, self.proc, timeout)
+        if ready is not None:
+            wait_ready(self.port, ready, self.proc, timeout)
         return self
 
     def stop(self) -> None:
