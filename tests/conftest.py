@@ -306,9 +306,13 @@ def run(cmd: list[str], cwd: Path, **env_vars: str) -> str:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
     env |= env_vars
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
+    # Output to files, not pipes: a pipe stays open while a daemon the command started holds it (DVC's
+    # queue worker idles ~11 s after `dvc exp run --run-all` returns), and a terminal waits for no daemon.
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=err, timeout=900)
+        stdout, stderr = (f.seek(0) or f.read().decode(errors="replace") for f in (out, err))
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{stdout}\n{stderr}"
+    return stdout + stderr
 
 
 def ran(output: str) -> list[str]:
