@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 # One core's worth of threads per pytest-xdist worker (its fair share), set before NumPy, polars
 # and XGBoost start their pools and inherited by the stages and servers a test starts: with every
@@ -310,9 +311,15 @@ def run(cmd: list[str], cwd: Path, **env_vars: str) -> str:
     # queue worker idles ~11 s after `dvc exp run --run-all` returns), and a terminal waits for no daemon.
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=err, timeout=900)
-        stdout, stderr = (f.seek(0) or f.read().decode(errors="replace") for f in (out, err))
+        stdout, stderr = _text(out), _text(err)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{stdout}\n{stderr}"
     return stdout + stderr
+
+
+def _text(file: IO[bytes]) -> str:
+    """What ``text=True`` would have read from a pipe: decoded, with universal newlines."""
+    file.seek(0)
+    return file.read().decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def ran(output: str) -> list[str]:
